@@ -1,0 +1,14 @@
+"""stmoe: spatio-temporal expert prefetching for MoE inference, modelled and measured.
+
+Data flow: trace -> analysis -> predictor -> buffer -> timing and energy -> charts and widgets.
+"""
+
+from stmoe.datasets import load_trace
+from stmoe.errors import StmoeError, TraceError
+from stmoe.synthetic import synthetic_trace
+from stmoe.trace import DECODE, PREFILL, Trace
+
+__version__ = "0.1.0"
+
+__all__ = ["DECODE", "PREFILL", "StmoeError", "Trace", "TraceError", "load_trace",
+           "synthetic_trace", "__version__"]

@@ -1,0 +1,3 @@
+from stmoe.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""The `stmoe` command. Each subcommand lives in its own module with `register(subparsers)`;
+bad input exits 2 with one line naming the file and the problem, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stmoe.errors import StmoeError
+
+# Subcommand modules, in the order `stmoe --help` lists them.
+COMMANDS = ["info", "datasets"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    from stmoe import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="stmoe",
+        description="Spatio-temporal expert prefetching for MoE inference: traces, predictors, "
+                    "buffers and timing.")
+    parser.add_argument("--version", action="version", version=f"stmoe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"stmoe.cli.{name}_command").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except StmoeError as exc:
+        print(f"stmoe: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stmoe: interrupted", file=sys.stderr)
+        return 130

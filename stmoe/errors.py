@@ -1,0 +1,9 @@
+"""Errors raised by stmoe: every one names the file or field and the offending value."""
+
+
+class StmoeError(ValueError):
+    """Base class for bad input detected by stmoe (a ValueError, so callers can catch either)."""
+
+
+class TraceError(StmoeError):
+    """A routing trace is malformed, cannot be read, or cannot be found."""

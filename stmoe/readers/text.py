@@ -1,0 +1,26 @@
+"""Reading a text trace file with errors that say what is wrong with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stmoe.errors import TraceError
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """The file's lines; a clear TraceError for a missing, empty or binary file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TraceError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data.strip():
+        raise TraceError(f"{path}: file is empty")
+    if b"\x00" in data[:65536]:
+        raise TraceError(f"{path}: binary file, not a text trace")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    return text.splitlines()

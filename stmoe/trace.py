@@ -1,0 +1,367 @@
+"""The routing trace: one token-major record of which experts the router picked.
+
+Shapes (T tokens, L MoE layers, k experts per token, m lookahead candidates):
+
+- ``expert_ids[T, L, k]`` int16, router rank order, -1 where a cell was not routed
+- ``weights[T, L, k]`` float32 gate weights, optional
+- ``phase[T]`` uint8, ``PREFILL`` (0) or ``DECODE`` (1)
+- ``sequence[T]`` int32, which prompt/request a token belongs to; each sequence is one
+  contiguous run of tokens in time order
+- ``token_ids[T]`` int32, optional
+- ``lookahead[T, L, m]`` int16, optional: layer l's router ranking applied to the hidden state
+  entering layer l-1 (row l=0 is -1)
+- ``meta``: a JSON-serialisable dict (model, num_experts, top_k, domain, source, license,
+  caveats, synthetic, ...)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from stmoe.errors import TraceError
+
+PREFILL = 0
+DECODE = 1
+PHASE_NAMES = {PREFILL: "prefill", DECODE: "decode"}
+_PHASE_CODES = {"prefill": PREFILL, "decode": DECODE}
+
+NATIVE_FORMAT = "stmoe-trace"
+NATIVE_VERSION = 1
+
+
+def phase_code(phase: str | int) -> int:
+    """Map 'prefill'/'decode' (or 0/1) to the stored code, with a clear error otherwise."""
+    if isinstance(phase, str) and phase in _PHASE_CODES:
+        return _PHASE_CODES[phase]
+    if isinstance(phase, (int, np.integer)) and int(phase) in PHASE_NAMES:
+        return int(phase)
+    raise TraceError(f"phase: unknown phase {phase!r}; expected 'prefill' or 'decode'")
+
+
+class Trace:
+    """A validated routing trace. Construction checks every field and names what is wrong."""
+
+    def __init__(
+        self,
+        expert_ids: Any,
+        *,
+        num_experts: int,
+        phase: Any = None,
+        sequence: Any = None,
+        weights: Any = None,
+        token_ids: Any = None,
+        lookahead: Any = None,
+        meta: dict | None = None,
+        origin: str = "trace",
+    ):
+        self.origin = origin  # prefixed to error messages: a file name or "trace"
+        ids = self._int_array("expert_ids", expert_ids, ndim=3)
+        if ids.shape[0] == 0 or ids.shape[1] == 0 or ids.shape[2] == 0:
+            self._fail("expert_ids", f"needs at least one token, layer and slot; shape is {ids.shape}")
+        T, L, k = ids.shape
+        E = int(num_experts)
+        if E < 1:
+            self._fail("num_experts", f"must be >= 1, got {num_experts!r}")
+        if k > E:
+            self._fail("expert_ids", f"top-k {k} exceeds num_experts {E}")
+        self._check_ids("expert_ids", ids, E)
+        self.expert_ids = ids.astype(np.int16, copy=False)
+
+        if phase is None:
+            phase = np.full(T, DECODE, dtype=np.uint8)
+        ph = np.asarray(phase)
+        if ph.dtype.kind in "US":
+            bad = ~np.isin(ph, list(_PHASE_CODES))
+            if bad.any():
+                self._fail("phase", f"unknown value {str(ph[bad][0])!r} at token {int(np.argmax(bad))}")
+            ph = np.where(ph == "prefill", PREFILL, DECODE)
+        ph = self._int_array("phase", ph, ndim=1, length=T)
+        bad = (ph != PREFILL) & (ph != DECODE)
+        if bad.any():
+            self._fail("phase", f"value {int(ph[bad][0])} at token {int(np.argmax(bad))} is not 0 (prefill) or 1 (decode)")
+        self.phase = ph.astype(np.uint8, copy=False)
+
+        seq = np.zeros(T, dtype=np.int32) if sequence is None else sequence
+        seq = self._int_array("sequence", seq, ndim=1, length=T).astype(np.int32, copy=False)
+        starts = np.flatnonzero(np.diff(seq)) + 1
+        run_ids = seq[np.concatenate([[0], starts])]
+        if len(np.unique(run_ids)) != len(run_ids):
+            dup = run_ids[np.flatnonzero(np.bincount(np.unique(run_ids, return_inverse=True)[1]) > 1)[0]]
+            self._fail("sequence", f"sequence {int(dup)} is not one contiguous run of tokens")
+        self.sequence = seq
+
+        if weights is not None:
+            w = np.asarray(weights)
+            if w.dtype.kind not in "fiu":
+                self._fail("weights", f"must be numeric, got dtype {w.dtype}")
+            w = w.astype(np.float32, copy=False)
+            if w.shape != ids.shape:
+                self._fail("weights", f"shape {w.shape} does not match expert_ids {ids.shape}")
+            routed = ids >= 0
+            bad = routed & ~np.isfinite(w)
+            if bad.any():
+                t, l, s = (int(x) for x in np.argwhere(bad)[0])
+                self._fail("weights", f"non-finite value {w[t, l, s]} at token {t}, layer {l}, slot {s}")
+        self.weights = None if weights is None else w
+
+        if token_ids is not None:
+            token_ids = self._int_array("token_ids", token_ids, ndim=1, length=T).astype(np.int32, copy=False)
+        self.token_ids = token_ids
+
+        if lookahead is not None:
+            la = self._int_array("lookahead", lookahead, ndim=3)
+            if la.shape[:2] != (T, L):
+                self._fail("lookahead", f"shape {la.shape} does not match (tokens, layers) = {(T, L)}")
+            self._check_ids("lookahead", la, E)
+            lookahead = la.astype(np.int16, copy=False)
+        self.lookahead = lookahead
+
+        self.meta = dict(meta or {})
+        self.meta["num_experts"] = E
+        self.meta["top_k"] = int(self.meta.get("top_k", k))
+        if self.meta["top_k"] != k:
+            self._fail("meta.top_k", f"{self.meta['top_k']} does not match expert_ids slots {k}")
+        self.meta.setdefault("caveats", [])
+        try:
+            json.dumps(self.meta)
+        except TypeError as exc:
+            self._fail("meta", f"not JSON-serialisable ({exc})")
+
+    # ----------------------------------------------------------------- validation helpers
+    def _fail(self, field: str, problem: str) -> None:
+        raise TraceError(f"{self.origin}: {field}: {problem}")
+
+    def _int_array(self, field, value, ndim, length=None) -> np.ndarray:
+        arr = np.asarray(value)
+        if arr.dtype.kind == "f":
+            if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+                self._fail(field, "must hold integers")
+            arr = arr.astype(np.int64)
+        elif arr.dtype.kind not in "iub":
+            self._fail(field, f"must hold integers, got dtype {arr.dtype}")
+        if arr.ndim != ndim:
+            self._fail(field, f"must have {ndim} dimension(s), got shape {arr.shape}")
+        if length is not None and arr.shape[0] != length:
+            self._fail(field, f"has {arr.shape[0]} entries for {length} tokens")
+        return arr
+
+    def _check_ids(self, field: str, ids: np.ndarray, E: int) -> None:
+        bad = (ids < -1) | (ids >= E)
+        if bad.any():
+            t, l, s = (int(x) for x in np.argwhere(bad)[0])
+            self._fail(field, f"expert id {int(ids[t, l, s])} at token {t}, layer {l}, slot {s} "
+                              f"is outside 0..{E - 1} (or -1 for not routed)")
+        # Pairwise slot comparisons: k(k-1)/2 vector compares beat sorting every cell.
+        k = ids.shape[2]
+        for i in range(k - 1):
+            a = ids[:, :, i]
+            for j in range(i + 1, k):
+                dup = (a == ids[:, :, j]) & (a >= 0)
+                if dup.any():
+                    t, l = (int(x) for x in np.argwhere(dup)[0])
+                    self._fail(field, f"expert id {int(a[t, l])} appears twice at token {t}, layer {l}")
+
+    # ----------------------------------------------------------------- shape and summary
+    @property
+    def num_tokens(self) -> int:
+        return int(self.expert_ids.shape[0])
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.expert_ids.shape[1])
+
+    @property
+    def top_k(self) -> int:
+        return int(self.expert_ids.shape[2])
+
+    @property
+    def num_experts(self) -> int:
+        return int(self.meta["num_experts"])
+
+    @property
+    def is_synthetic(self) -> bool:
+        return bool(self.meta.get("synthetic", False))
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.meta.get("model") or self.origin)
+
+    @property
+    def label(self) -> str:
+        """A display name that says 'synthetic' for generated traces."""
+        return f"{self.name} (synthetic)" if self.is_synthetic else self.name
+
+    def sequence_ids(self) -> np.ndarray:
+        """Sequence ids in the order they appear."""
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(self.sequence)) + 1])
+        return self.sequence[starts]
+
+    def previous_token(self) -> np.ndarray:
+        """Index of the previous token of the same sequence, or -1 at a sequence start."""
+        prev = np.arange(self.num_tokens) - 1
+        prev[0] = -1
+        prev[1:][self.sequence[1:] != self.sequence[:-1]] = -1
+        return prev
+
+    def summary(self) -> dict:
+        """What `stmoe info` prints: sizes, tokens per phase, optional fields, caveats."""
+        n_prefill = int(np.sum(self.phase == PREFILL))
+        return {
+            "name": self.name,
+            "model": self.meta.get("model"),
+            "synthetic": self.is_synthetic,
+            "num_layers": self.num_layers,
+            "num_experts": self.num_experts,
+            "top_k": self.top_k,
+            "tokens": self.num_tokens,
+            "prefill_tokens": n_prefill,
+            "decode_tokens": self.num_tokens - n_prefill,
+            "sequences": int(len(self.sequence_ids())),
+            "unrouted_cells": int(np.sum(self.expert_ids[:, :, 0] < 0)),
+            "fields": {
+                "weights": self.weights is not None,
+                "token_ids": self.token_ids is not None,
+                "lookahead": self.lookahead is not None,
+            },
+            "domain": self.meta.get("domain"),
+            "source": self.meta.get("source"),
+            "license": self.meta.get("license"),
+            "caveats": list(self.meta.get("caveats", [])),
+        }
+
+    def __repr__(self) -> str:
+        return (f"Trace({self.label!r}, tokens={self.num_tokens}, layers={self.num_layers}, "
+                f"experts={self.num_experts}, top_k={self.top_k})")
+
+    # ----------------------------------------------------------------- selection
+    def select(self, *, phase: str | int | None = None, sequences: Iterable[int] | None = None,
+               layers: tuple[int, int] | slice | None = None, tokens: Any = None) -> "Trace":
+        """A new trace restricted to a phase, some sequences, a layer range [lo, hi) and/or
+        a boolean or index token mask. Errors name the bad selector."""
+        mask = np.ones(self.num_tokens, dtype=bool)
+        if phase is not None:
+            mask &= self.phase == phase_code(phase)
+        if sequences is not None:
+            wanted = np.asarray(list(sequences), dtype=np.int64)
+            unknown = np.setdiff1d(wanted, self.sequence)
+            if unknown.size:
+                raise TraceError(f"{self.origin}: sequences: no sequence {int(unknown[0])} in this trace")
+            mask &= np.isin(self.sequence, wanted)
+        if tokens is not None:
+            tok = np.asarray(tokens)
+            if tok.dtype == bool:
+                if tok.shape != (self.num_tokens,):
+                    raise TraceError(f"{self.origin}: tokens: mask of shape {tok.shape} for {self.num_tokens} tokens")
+                mask &= tok
+            else:
+                m2 = np.zeros(self.num_tokens, dtype=bool)
+                m2[tok] = True
+                mask &= m2
+        if layers is None:
+            lsl = slice(None)
+        else:
+            lo, hi = (layers.start or 0, self.num_layers if layers.stop is None else layers.stop) \
+                if isinstance(layers, slice) else layers
+            if not (0 <= lo < hi <= self.num_layers):
+                raise TraceError(f"{self.origin}: layers: range [{lo}, {hi}) is outside 0..{self.num_layers}")
+            lsl = slice(lo, hi)
+        if not mask.any():
+            raise TraceError(f"{self.origin}: selection is empty (phase={phase!r}, sequences={sequences!r})")
+
+        def take(a, per_layer=False):
+            if a is None:
+                return None
+            a = a[mask]
+            return a[:, lsl] if per_layer else a
+
+        return Trace(
+            take(self.expert_ids, True), num_experts=self.num_experts, phase=take(self.phase),
+            sequence=take(self.sequence), weights=take(self.weights, True),
+            token_ids=take(self.token_ids), lookahead=take(self.lookahead, True),
+            meta=self.meta, origin=self.origin,
+        )
+
+    # ----------------------------------------------------------------- native format
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the native format (compressed .npz + JSON metadata) atomically."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise TraceError(f"{path}: native traces are saved as .npz")
+        arrays = {"expert_ids": self.expert_ids, "phase": self.phase, "sequence": self.sequence}
+        for name in ("weights", "token_ids", "lookahead"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        if self.num_experts <= 255:
+            # Ids shifted by one fit a byte (-1 -> 0): half the bytes to inflate on load.
+            for name in ("expert_ids", "lookahead"):
+                if name in arrays:
+                    arrays[name] = (arrays[name] + 1).astype(np.uint8)
+        header = {"format": NATIVE_FORMAT, "version": NATIVE_VERSION, "meta": self.meta}
+        arrays["header_json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                _write_npz(fh, arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
+    """An .npz that `np.load` reads, deflating each array unless that saves under 10%: inflating
+    incompressible gate weights would dominate load time for no gain in size."""
+    with zipfile.ZipFile(fh, "w") as zf:
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+            raw = buf.getvalue()
+            packed = zlib.compress(raw, 6)
+            method = zipfile.ZIP_DEFLATED if len(packed) < 0.9 * len(raw) else zipfile.ZIP_STORED
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), raw,
+                        compress_type=method, compresslevel=6)
+
+
+def read_native(path: str | os.PathLike) -> Trace:
+    """Read a trace written by `Trace.save`."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = set(z.files)
+            if "header_json" not in files:
+                raise TraceError(f"{path}: not an stmoe trace (no header_json array)")
+            header = json.loads(bytes(z["header_json"]).decode())
+            if header.get("format") != NATIVE_FORMAT:
+                raise TraceError(f"{path}: format {header.get('format')!r} is not {NATIVE_FORMAT!r}")
+            if header.get("version") != NATIVE_VERSION:
+                raise TraceError(f"{path}: format version {header.get('version')!r} is not supported "
+                                 f"(this stmoe reads version {NATIVE_VERSION})")
+            missing = {"expert_ids", "phase", "sequence"} - files
+            if missing:
+                raise TraceError(f"{path}: missing array(s) {', '.join(sorted(missing))}")
+            arrays = {name: z[name] for name in ("expert_ids", "phase", "sequence", "weights",
+                                                 "token_ids", "lookahead") if name in files}
+            for name in ("expert_ids", "lookahead"):
+                if name in arrays and arrays[name].dtype == np.uint8:
+                    arrays[name] = arrays[name].astype(np.int16) - 1
+    except TraceError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as exc:
+        raise TraceError(f"{path}: cannot read as an .npz trace ({exc})") from None
+    meta = header.get("meta") or {}
+    if "num_experts" not in meta:
+        raise TraceError(f"{path}: meta.num_experts is missing")
+    return Trace(arrays.pop("expert_ids"), num_experts=meta["num_experts"], meta=meta,
+                 origin=str(path), **arrays)
+
