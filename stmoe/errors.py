@@ -7,3 +7,11 @@ class StmoeError(ValueError):
 
 class TraceError(StmoeError):
     """A routing trace is malformed, cannot be read, or cannot be found."""
+
+
+class ConfigError(StmoeError):
+    """An argument or knob has a value outside what the model accepts."""
+
+
+class HardwareError(ConfigError):
+    """A hardware description is invalid (non-positive bandwidth, a buffer too small, ...)."""
