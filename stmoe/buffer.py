@@ -200,6 +200,13 @@ def replay(objs, capacity: int, policy: str = "lru", *, part=None, num_objects=N
     return int(replay_kernel(new_state(n, slots), objs, next_request(objs), part, POLICIES[policy]))
 
 
+def request_stream(expert_ids: np.ndarray, num_experts: int) -> np.ndarray:
+    """Expert requests [T, L, k] in time order as object ids layer * E + expert (-1 skipped)."""
+    L = expert_ids.shape[1]
+    objs = np.arange(L, dtype=np.int32)[None, :, None] * num_experts + expert_ids.astype(np.int32)
+    return objs[expert_ids >= 0]
+
+
 def next_request(objs: np.ndarray) -> np.ndarray:
     """For each request i, the index of the next request to the same object (or NEVER)."""
     n = objs.shape[0]

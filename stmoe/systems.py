@@ -66,7 +66,11 @@ class System:
         elif self.prefetch == "all":
             pred = np.broadcast_to(np.arange(trace.num_experts, dtype=np.int16), (T, L, trace.num_experts))
         else:
-            from stmoe.predictors import predict   # the predict branch owns this
+            try:
+                from stmoe.predictors import predict   # the predict branch owns this
+            except ImportError as exc:
+                raise ConfigError(f"system {self.name!r} needs stmoe.predictors, which is not "
+                                  f"installed here ({exc}); pass predictions= instead") from exc
 
             pred = _check_predictions(predict(trace, predictor, budget=budget or k, profile=profile,
                                               lookahead=lookahead), trace)

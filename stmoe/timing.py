@@ -21,10 +21,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numba import njit
 
-from stmoe.buffer import (CACHE, K_NEXT, K_SOON, POLICIES, STAGE, BufferSpec, admit, new_state, next_request,
-                          touch, unlink, victim)
+from stmoe.buffer import (CACHE, K_NEXT, K_SOON, POLICIES, STAGE, BufferSpec, admit, new_state,
+                          next_request, request_stream, touch, unlink, victim)
 from stmoe.errors import ConfigError
 from stmoe.hardware import Hardware, ModelDims, model_dims, preset
+from stmoe.trace import phase_code
 
 # indices of the kernel's statistics vector
 (S_REQ, S_HIT, S_LATE, S_MISS, S_ISSUED, S_USEFUL, S_WASTED, S_CANCELLED, S_PF_BYTES,
@@ -276,9 +277,11 @@ class SimulationResult:
 
 def decode_tokens(trace, phase: str | None):
     """The tokens simulated, and which of them start a sequence."""
-    sel = trace if phase in (None, "all") else trace.select(phase=phase)
-    if sel.num_tokens == 0:
-        raise ConfigError(f"trace {trace.name!r} has no {phase} tokens to simulate")
+    if phase not in (None, "all"):
+        if not np.any(trace.phase == phase_code(phase)):
+            raise ConfigError(f"trace {trace.name!r} has no {phase} tokens to simulate")
+        trace = trace.select(phase=phase)
+    sel = trace
     seq = sel.sequence
     first = np.ones(sel.num_tokens, np.bool_)
     first[1:] = seq[1:] != seq[:-1]
@@ -297,8 +300,7 @@ def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardwar
     if preload:
         slots[CACHE], slots[STAGE] = L * E, 0
     part = (np.arange(L * E, dtype=np.int32) // E) if buffer.per_layer else np.zeros(L * E, np.int32)
-    valid = ids >= 0
-    objs = (np.arange(L, dtype=np.int32)[None, :, None] * E + ids.astype(np.int32))[valid]
+    objs = request_stream(ids, E)
     nreq = next_request(objs)
     first_req = np.full(L * E, np.iinfo(np.int64).max // 2, np.int64)
     np.minimum.at(first_req, objs, np.arange(objs.size, dtype=np.int64))
