@@ -24,8 +24,10 @@ POLICIES = {"lru": 0, "fifo": 1, "lfu": 2, "belady": 3, "predictive": 4}
 LRU, FIFO, LFU, BELADY, PREDICTIVE = range(5)
 CACHE, STAGE = 0, 1          # region index; `where` stores region + 1 (0 = absent)
 NEVER = np.int64(2 ** 62)    # "next request" of an expert that is never requested again
-# rows of the int64 key array kept per expert
-K_LAST, K_FREQ, K_FTIME, K_NEXT, K_SOON = range(5)
+# rows of the per-expert state S and of the per-region state H (see new_state)
+WHERE, PRV, NXT, K_LAST, K_FREQ, K_FTIME, K_NEXT, K_SOON, PREFETCHED, QPOS = range(10)
+N_ROWS = 10
+HEAD, TAIL, CNT, CAP = range(4)
 
 
 @dataclass(frozen=True)
@@ -73,113 +75,107 @@ class BufferSpec:
 
 
 def new_state(num_objects: int, slots: np.ndarray):
-    """Empty buffer state for objects 0..num_objects-1 (tuple of arrays used by the kernels)."""
-    parts = slots.shape[1]
-    keys = np.zeros((5, num_objects), np.int64)
-    keys[K_NEXT] = NEVER
-    keys[K_SOON] = -1
-    return (np.zeros(num_objects, np.int8),            # where: 0 absent, 1 cache, 2 staging
-            np.full(num_objects, -1, np.int32),        # prev in its region's list
-            np.full(num_objects, -1, np.int32),        # next in its region's list
-            np.full((2, parts), -1, np.int32),         # list heads (oldest)
-            np.full((2, parts), -1, np.int32),         # list tails (newest)
-            np.zeros((2, parts), np.int32),            # occupancy
-            slots.astype(np.int32),                    # capacity
-            keys)
+    """Empty buffer state for objects 0..num_objects-1: (S, H) used by the kernels.
+
+    S int64 [8, N]: per expert, its region (0 absent, 1 cache, 2 staging), the neighbours in its
+    region's list (oldest first), the policy keys, and for the timing model whether it was
+    prefetched and not yet used and its place in the link queue. H int64 [4, 2, P]: per region
+    and partition, list head and tail, occupancy and capacity. Two arrays rather than many:
+    each array handed to a numba helper costs reference counting on every call.
+    """
+    S = np.zeros((N_ROWS, num_objects), np.int64)
+    S[PRV], S[NXT], S[K_NEXT], S[K_SOON], S[QPOS] = -1, -1, NEVER, -1, -1
+    H = np.zeros((4, 2, slots.shape[1]), np.int64)
+    H[HEAD], H[TAIL], H[CAP] = -1, -1, slots
+    return S, H
 
 
 @njit(cache=True)
-def unlink(st, o, p):
-    where, prv, nxt, head, tail, cnt = st[0], st[1], st[2], st[3], st[4], st[5]
-    r = where[o] - 1
-    a, b = prv[o], nxt[o]
+def unlink(S, H, o, p):
+    r = S[WHERE, o] - 1
+    a, b = S[PRV, o], S[NXT, o]
     if a >= 0:
-        nxt[a] = b
+        S[NXT, a] = b
     else:
-        head[r, p] = b
+        H[HEAD, r, p] = b
     if b >= 0:
-        prv[b] = a
+        S[PRV, b] = a
     else:
-        tail[r, p] = a
-    cnt[r, p] -= 1
-    where[o] = 0
+        H[TAIL, r, p] = a
+    H[CNT, r, p] -= 1
+    S[WHERE, o] = 0
 
 
 @njit(cache=True)
-def append(st, o, r, p):
-    where, prv, nxt, head, tail, cnt = st[0], st[1], st[2], st[3], st[4], st[5]
-    t = tail[r, p]
-    prv[o], nxt[o] = t, -1
+def append(S, H, o, r, p):
+    t = H[TAIL, r, p]
+    S[PRV, o], S[NXT, o] = t, -1
     if t >= 0:
-        nxt[t] = o
+        S[NXT, t] = o
     else:
-        head[r, p] = o
-    tail[r, p] = o
-    cnt[r, p] += 1
-    where[o] = r + 1
+        H[HEAD, r, p] = o
+    H[TAIL, r, p] = o
+    H[CNT, r, p] += 1
+    S[WHERE, o] = r + 1
 
 
 @njit(cache=True)
-def victim(st, r, p, policy, cell):
+def victim(S, H, r, p, policy, cell):
     """The expert to evict from region r of partition p (the region is full, so non-empty)."""
-    nxt, head, keys = st[2], st[3], st[7]
-    o = head[r, p]
+    o = H[HEAD, r, p]
     if r == STAGE or policy == LRU or policy == FIFO:
         return o
     best, bk1, bk2 = o, np.int64(0), np.int64(0)
     first = True
     while o >= 0:
         if policy == LFU:
-            k1, k2 = keys[K_FREQ, o], keys[K_FTIME, o]
+            k1, k2 = S[K_FREQ, o], S[K_FTIME, o]
         elif policy == BELADY:
-            k1, k2 = -keys[K_NEXT, o], np.int64(0)
+            k1, k2 = -S[K_NEXT, o], np.int64(0)
         else:  # PREDICTIVE: experts predicted for a layer not yet run are kept longest
-            k1 = np.int64(1) if keys[K_SOON, o] >= cell else np.int64(0)
-            k2 = keys[K_LAST, o]
+            k1 = np.int64(1) if S[K_SOON, o] >= cell else np.int64(0)
+            k2 = S[K_LAST, o]
         if first or k1 < bk1 or (k1 == bk1 and k2 < bk2):
             best, bk1, bk2, first = o, k1, k2, False
-        o = nxt[o]
+        o = S[NXT, o]
     return best
 
 
 @njit(cache=True)
-def touch(st, o, p, policy, stamp):
+def touch(S, H, o, p, policy, stamp):
     """A demand request hit expert o in the cache region."""
-    keys = st[7]
-    keys[K_LAST, o] = stamp
-    keys[K_FREQ, o] += 1
-    keys[K_FTIME, o] = stamp
-    if policy == LRU or policy == PREDICTIVE:
-        unlink(st, o, p)
-        append(st, o, CACHE, p)
+    S[K_LAST, o] = stamp
+    S[K_FREQ, o] += 1
+    S[K_FTIME, o] = stamp
+    if (policy == LRU or policy == PREDICTIVE) and H[TAIL, CACHE, p] != o:
+        unlink(S, H, o, p)
+        append(S, H, o, CACHE, p)
 
 
 @njit(cache=True)
-def admit(st, o, r, p, stamp):
+def admit(S, H, o, r, p, stamp):
     """Place expert o (absent) at the newest end of region r; the caller made room."""
-    keys = st[7]
-    keys[K_LAST, o] = stamp
-    keys[K_FREQ, o] = 1
-    keys[K_FTIME, o] = stamp
-    append(st, o, r, p)
+    S[K_LAST, o] = stamp
+    S[K_FREQ, o] = 1
+    S[K_FTIME, o] = stamp
+    append(S, H, o, r, p)
 
 
 @njit(cache=True)
-def replay_kernel(st, objs, next_req, part, policy):
+def replay_kernel(S, H, objs, next_req, part, policy):
     """Demand-only replay of a request stream through the cache region; returns the hits."""
-    where, cnt, cap, keys = st[0], st[5], st[6], st[7]
     hits = 0
     for i in range(objs.shape[0]):
         o = objs[i]
         p = part[o]
-        keys[K_NEXT, o] = next_req[i]
-        if where[o] != 0:
+        S[K_NEXT, o] = next_req[i]
+        if S[WHERE, o] != 0:
             hits += 1
-            touch(st, o, p, policy, i)
+            touch(S, H, o, p, policy, i)
         else:
-            if cnt[CACHE, p] >= cap[CACHE, p]:
-                unlink(st, victim(st, CACHE, p, policy, 0), p)
-            admit(st, o, CACHE, p, i)
+            if H[CNT, CACHE, p] >= H[CAP, CACHE, p]:
+                unlink(S, H, victim(S, H, CACHE, p, policy, 0), p)
+            admit(S, H, o, CACHE, p, i)
     return hits
 
 
@@ -197,7 +193,9 @@ def replay(objs, capacity: int, policy: str = "lru", *, part=None, num_objects=N
         raise HardwareError(f"buffer capacity must be at least one object, got {capacity!r}")
     slots = np.zeros((2, int(part.max()) + 1), np.int32)
     slots[CACHE] = capacity
-    return int(replay_kernel(new_state(n, slots), objs, next_request(objs), part, POLICIES[policy]))
+    # only Belady looks at the future; the others skip the O(n log n) look-ahead
+    nxt = next_request(objs) if policy == "belady" else np.zeros(objs.size, np.int64)
+    return int(replay_kernel(*new_state(n, slots), objs, nxt, part, POLICIES[policy]))
 
 
 def request_stream(expert_ids: np.ndarray, num_experts: int) -> np.ndarray:

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numba import njit
 
-from stmoe.buffer import (CACHE, K_NEXT, K_SOON, POLICIES, STAGE, BufferSpec, admit, new_state,
-                          next_request, request_stream, touch, unlink, victim)
+from stmoe.buffer import (CACHE, CAP, CNT, K_NEXT, K_SOON, NEVER, POLICIES, PREFETCHED, QPOS, STAGE, WHERE,
+                          BufferSpec, admit, new_state, next_request, request_stream, touch, unlink,
+                          victim)
 from stmoe.errors import ConfigError
 from stmoe.hardware import Hardware, ModelDims, model_dims, preset
 from stmoe.trace import phase_code
@@ -46,45 +47,46 @@ def _routed(ids, t, l, o, E):
 
 
 @njit(cache=True)
-def _evict_for(st, r, p, policy, cell, E, nbytes, qobj, qpos, Q, prefetched, stats):
+def _evict_for(S, H, r, p, policy, cell, E, nbytes, queue, stats):
     """Make room in region r of partition p, accounting for what the evicted expert was."""
-    if st[5][r, p] < st[6][r, p]:
+    if H[CNT, r, p] < H[CAP, r, p]:
         return
-    v = victim(st, r, p, policy, cell)
-    if qpos[v] >= 0:                      # queued, never started: no bytes moved
-        qobj[qpos[v] % Q] = -1
-        qpos[v] = -1
+    v = victim(S, H, r, p, policy, cell)
+    if S[QPOS, v] >= 0:                   # queued, never started: no bytes moved
+        queue[0, S[QPOS, v] % queue.shape[1]] = -1
+        S[QPOS, v] = -1
         stats[S_CANCELLED] += 1
-    elif prefetched[v]:                   # fetched but never used
+    elif S[PREFETCHED, v]:                # fetched but never used
         stats[S_WASTED] += 1
         stats[S_WASTED_BYTES] += nbytes[v // E]
-    prefetched[v] = False
-    unlink(st, v, p)
+    S[PREFETCHED, v] = 0
+    unlink(S, H, v, p)
 
 
 @njit(cache=True)
-def _issue(st, c, now, pred, L, E, part, policy, stamp, nbytes, ready, prefetched,
-           qobj, qcell, qissue, qpos, qh, qt, Q, stats):
+def _issue(S, H, c, now, pred, L, E, part, policy, stamp, nbytes, ready, queue, qissue, qh, qt, stats):
+    """Queue the prefetches predicted for cell c (token c // L, layer c % L); returns the new tail."""
+    Q = queue.shape[1]
     tt, ll = c // L, c % L
     for s in range(pred.shape[2]):
         e = pred[tt, ll, s]
         if e < 0:
             continue
         o = ll * E + e
-        st[7][K_SOON, o] = c
-        if st[0][o] != 0:
+        S[K_SOON, o] = c
+        if S[WHERE, o] != 0:
             continue
         p = part[o]
-        r = STAGE if st[6][STAGE, p] > 0 else CACHE
-        _evict_for(st, r, p, policy, c, E, nbytes, qobj, qpos, Q, prefetched, stats)
-        admit(st, o, r, p, stamp)
-        prefetched[o] = True
+        r = STAGE if H[CAP, STAGE, p] > 0 else CACHE
+        _evict_for(S, H, r, p, policy, c, E, nbytes, queue, stats)
+        admit(S, H, o, r, p, stamp)
+        S[PREFETCHED, o] = 1
         ready[o] = INF
         if qt - qh >= Q:
             raise RuntimeError("prefetch queue overflow")
-        j = qt % Q
-        qobj[j], qcell[j], qissue[j] = o, c, now
-        qpos[o] = qt
+        queue[0, qt % Q], queue[1, qt % Q] = o, c
+        qissue[qt % Q] = now
+        S[QPOS, o] = qt
         qt += 1
         stats[S_ISSUED] += 1
     return qt
@@ -92,23 +94,19 @@ def _issue(st, c, now, pred, L, E, part, policy, stamp, nbytes, ready, prefetche
 
 @njit(cache=True)
 def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, latency,
-               st, part, policy, next_req, first_req, preload):
+               S, H, part, policy, next_req, first_req, preload):
     T, L, k = ids.shape
     N = L * E
-    where, cap, keys = st[0], st[6], st[7]
     stats = np.zeros(N_STATS)
     ready = np.zeros(N)
-    prefetched = np.zeros(N, np.bool_)
-    qpos = np.full(N, -1, np.int64)
     Q = (lookahead + 2) * max(pred.shape[2], 1) + 1
-    qobj = np.full(Q, -1, np.int64)
-    qcell = np.zeros(Q, np.int64)
+    queue = np.full((2, Q), -1, np.int64)    # expert, target cell; -1 expert = cancelled
     qissue = np.zeros(Q)
     qh, qt = 0, 0
-    keys[K_NEXT, :] = first_req
+    S[K_NEXT, :] = first_req
     if preload:
         for o in range(N):
-            admit(st, o, CACHE, part[o], 0)
+            admit(S, H, o, CACHE, part[o], 0)
     rt = np.empty(k)
     now, link_free = 0.0, 0.0
     pf_obj = -1    # the expert whose prefetch started last (-1: the last transfer was a demand)
@@ -116,8 +114,8 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
     for t in range(T):
         if first[t]:   # no earlier token of this sequence could have issued these cells
             for c in range(t * L, t * L + min(lookahead, L)):
-                qt = _issue(st, c, now, pred, L, E, part, policy, i, nbytes, ready, prefetched,
-                            qobj, qcell, qissue, qpos, qh, qt, Q, stats)
+                qt = _issue(S, H, c, now, pred, L, E, part, policy, i, nbytes, ready, queue, qissue,
+                            qh, qt, stats)
         for l in range(L):
             now += t_attn[l]
             stats[S_ATTN] += t_attn[l]
@@ -125,20 +123,20 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
             # start every queued prefetch the link reaches by now
             while qh < qt:
                 j = qh % Q
-                q = qobj[j]
+                q = queue[0, j]
                 if q >= 0:
                     start = max(link_free, qissue[j])
                     if start > now:
                         break
                     link_free = start + xfer[q // E]
                     ready[q] = link_free + latency
-                    pf_obj = q
-                    qpos[q] = -1
+                    S[QPOS, q] = -1
                     stats[S_PF_BYTES] += nbytes[q // E]
                     stats[S_LINK_BUSY] += xfer[q // E]
+                    pf_obj = q
                 qh += 1
-            if (pf_obj >= 0 and link_free > now and where[pf_obj] != 0 and prefetched[pf_obj]
-                    and qpos[pf_obj] < 0 and not _routed(ids, t, l, pf_obj, E)):
+            if (pf_obj >= 0 and link_free > now and S[WHERE, pf_obj] != 0 and S[PREFETCHED, pf_obj]
+                    and S[QPOS, pf_obj] < 0 and not _routed(ids, t, l, pf_obj, E)):
                 # a demand preempts the prefetch on the wire: its bytes so far are wasted
                 q = pf_obj
                 unsent = link_free - now
@@ -149,8 +147,8 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
                 stats[S_WASTED_BYTES] += nbytes[q // E] - unsent_bytes
                 stats[S_PREEMPTED] += 1
                 link_free = now
-                prefetched[q] = False
-                unlink(st, q, part[q])
+                S[PREFETCHED, q] = 0
+                unlink(S, H, q, part[q])
                 pf_obj = -1
             nd = 0
             for s in range(k):
@@ -159,34 +157,34 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
                     continue
                 o = l * E + e
                 p = part[o]
-                keys[K_NEXT, o] = next_req[i]
+                S[K_NEXT, o] = next_req[i]
                 stats[S_REQ] += 1
                 demand = False
-                if where[o] != 0:
-                    if qpos[o] >= 0:        # prefetch still queued: fetch it as a demand
-                        qobj[qpos[o] % Q] = -1
-                        qpos[o] = -1
-                        prefetched[o] = False
+                if S[WHERE, o] != 0:
+                    if S[QPOS, o] >= 0:     # prefetch still queued: fetch it as a demand
+                        queue[0, S[QPOS, o] % Q] = -1
+                        S[QPOS, o] = -1
+                        S[PREFETCHED, o] = 0
                         stats[S_CANCELLED] += 1
                         demand = True
                     elif ready[o] <= now:
                         stats[S_HIT] += 1
                     else:
                         stats[S_LATE] += 1
-                    if prefetched[o]:
+                    if S[PREFETCHED, o]:
                         stats[S_USEFUL] += 1
                         stats[S_USEFUL_BYTES] += nbytes[l]
-                        prefetched[o] = False
-                    if where[o] == STAGE + 1:
-                        unlink(st, o, p)
-                        _evict_for(st, CACHE, p, policy, g, E, nbytes, qobj, qpos, Q, prefetched, stats)
-                        admit(st, o, CACHE, p, i)
+                        S[PREFETCHED, o] = 0
+                    if S[WHERE, o] == STAGE + 1:
+                        unlink(S, H, o, p)
+                        _evict_for(S, H, CACHE, p, policy, g, E, nbytes, queue, stats)
+                        admit(S, H, o, CACHE, p, i)
                     else:
-                        touch(st, o, p, policy, i)
+                        touch(S, H, o, p, policy, i)
                 else:
                     demand = True
-                    _evict_for(st, CACHE, p, policy, g, E, nbytes, qobj, qpos, Q, prefetched, stats)
-                    admit(st, o, CACHE, p, i)
+                    _evict_for(S, H, CACHE, p, policy, g, E, nbytes, queue, stats)
+                    admit(S, H, o, CACHE, p, i)
                 if demand:
                     pf_obj = -1
                     stats[S_MISS] += 1
@@ -200,31 +198,36 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
             # prefetches for this layer that the router did not choose
             for jj in range(qh, qt):
                 j = jj % Q
-                q = qobj[j]
-                if q >= 0 and qcell[j] == g:
-                    qobj[j] = -1
-                    qpos[q] = -1
-                    prefetched[q] = False
-                    unlink(st, q, part[q])
+                q = queue[0, j]
+                if q >= 0 and queue[1, j] == g:
+                    queue[0, j] = -1
+                    S[QPOS, q] = -1
+                    S[PREFETCHED, q] = 0
+                    unlink(S, H, q, part[q])
                     stats[S_CANCELLED] += 1
             c = g + lookahead
             tt = c // L
             if tt < T and (tt == t or not first[tt]):
-                qt = _issue(st, c, now, pred, L, E, part, policy, i, nbytes, ready, prefetched,
-                            qobj, qcell, qissue, qpos, qh, qt, Q, stats)
-            arrivals = np.sort(rt[:nd])
+                qt = _issue(S, H, c, now, pred, L, E, part, policy, i, nbytes, ready, queue, qissue,
+                            qh, qt, stats)
+            for j in range(1, nd):           # arrival order (insertion sort: nd <= k is small)
+                x, m = rt[j], j - 1
+                while m >= 0 and rt[m] > x:
+                    rt[m + 1] = rt[m]
+                    m -= 1
+                rt[m + 1] = x
             cur = now
             for j in range(nd):
-                if arrivals[j] > cur:
-                    stats[S_STALL] += arrivals[j] - cur
-                    cur = arrivals[j]
+                if rt[j] > cur:
+                    stats[S_STALL] += rt[j] - cur
+                    cur = rt[j]
                 cur += t_exp[l]
             stats[S_EXPERT] += nd * t_exp[l]
             now = cur
     # fetched prefetches never used by the end count as wasted; queued ones never moved
     for o in range(N):
-        if prefetched[o]:
-            if qpos[o] >= 0:
+        if S[PREFETCHED, o]:
+            if S[QPOS, o] >= 0:
                 stats[S_CANCELLED] += 1
             else:
                 stats[S_WASTED] += 1
@@ -300,13 +303,17 @@ def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardwar
     if preload:
         slots[CACHE], slots[STAGE] = L * E, 0
     part = (np.arange(L * E, dtype=np.int32) // E) if buffer.per_layer else np.zeros(L * E, np.int32)
-    objs = request_stream(ids, E)
-    nreq = next_request(objs)
-    first_req = np.full(L * E, np.iinfo(np.int64).max // 2, np.int64)
-    np.minimum.at(first_req, objs, np.arange(objs.size, dtype=np.int64))
+    first_req = np.full(L * E, NEVER, np.int64)
+    if buffer.policy == "belady":    # only Belady looks at the future
+        objs = request_stream(ids, E)
+        nreq = next_request(objs)
+        first_seen, where_first = np.unique(objs, return_index=True)
+        first_req[first_seen] = where_first
+    else:
+        nreq = np.zeros(int((ids >= 0).sum()), np.int64)
     return run_kernel(np.ascontiguousarray(ids, np.int16), np.ascontiguousarray(pred, np.int16),
                       first, int(lookahead), E, *_layer_times(hardware, dims), hardware.link_latency,
-                      new_state(L * E, slots), part, POLICIES[buffer.policy], nreq, first_req, preload)
+                      *new_state(L * E, slots), part, POLICIES[buffer.policy], nreq, first_req, preload)
 
 
 def _layer_times(hw: Hardware, dims: ModelDims):
