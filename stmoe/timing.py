@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numba import njit
 
-from stmoe.buffer import (CACHE, CAP, CNT, K_NEXT, K_SOON, NEVER, POLICIES, PREFETCHED, QPOS, STAGE, WHERE,
+from stmoe.buffer import (CACHE, CAP, CNT, HEAD, K_NEXT, K_SOON, NEVER, POLICIES, PREFETCHED, QPOS, STAGE, WHERE,
                           BufferSpec, admit, new_state, next_request, request_stream, touch, unlink,
                           victim)
 from stmoe.errors import ConfigError
@@ -31,8 +31,8 @@ from stmoe.trace import phase_code
 # indices of the kernel's statistics vector
 (S_REQ, S_HIT, S_LATE, S_MISS, S_ISSUED, S_USEFUL, S_WASTED, S_CANCELLED, S_PF_BYTES,
  S_USEFUL_BYTES, S_WASTED_BYTES, S_DEMAND_BYTES, S_LINK_BUSY, S_TIME, S_STALL, S_ATTN,
- S_EXPERT, S_PREEMPTED) = range(18)
-N_STATS = 18
+ S_EXPERT, S_PREEMPTED, S_DROPPED) = range(19)
+N_STATS = 19
 INF = np.inf
 
 
@@ -64,8 +64,9 @@ def _evict_for(S, H, r, p, policy, cell, E, nbytes, queue, stats):
 
 
 @njit(cache=True)
-def _issue(S, H, c, now, pred, L, E, part, policy, stamp, nbytes, ready, queue, qissue, qh, qt, stats):
-    """Queue the prefetches predicted for cell c (token c // L, layer c % L); returns the new tail."""
+def _issue(S, H, g, c, now, pred, L, E, part, policy, stamp, nbytes, ready, queue, qissue, qh, qt, stats):
+    """Queue the prefetches predicted for cell c (token c // L, layer c % L) right after cell g
+    was routed; returns the new queue tail."""
     Q = queue.shape[1]
     tt, ll = c // L, c % L
     for s in range(pred.shape[2]):
@@ -78,6 +79,9 @@ def _issue(S, H, c, now, pred, L, E, part, policy, stamp, nbytes, ready, queue, 
             continue
         p = part[o]
         r = STAGE if H[CAP, STAGE, p] > 0 else CACHE
+        if r == STAGE and H[CNT, STAGE, p] >= H[CAP, STAGE, p] and S[K_SOON, H[HEAD, STAGE, p]] > g:
+            stats[S_DROPPED] += 1   # staging is full of prefetches for nearer layers: keep those
+            continue
         _evict_for(S, H, r, p, policy, c, E, nbytes, queue, stats)
         admit(S, H, o, r, p, stamp)
         S[PREFETCHED, o] = 1
@@ -114,8 +118,8 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
     for t in range(T):
         if first[t]:   # no earlier token of this sequence could have issued these cells
             for c in range(t * L, t * L + min(lookahead, L)):
-                qt = _issue(S, H, c, now, pred, L, E, part, policy, i, nbytes, ready, queue, qissue,
-                            qh, qt, stats)
+                qt = _issue(S, H, t * L - 1, c, now, pred, L, E, part, policy, i, nbytes, ready, queue,
+                            qissue, qh, qt, stats)
         for l in range(L):
             now += t_attn[l]
             stats[S_ATTN] += t_attn[l]
@@ -208,7 +212,7 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
             c = g + lookahead
             tt = c // L
             if tt < T and (tt == t or not first[tt]):
-                qt = _issue(S, H, c, now, pred, L, E, part, policy, i, nbytes, ready, queue, qissue,
+                qt = _issue(S, H, g, c, now, pred, L, E, part, policy, i, nbytes, ready, queue, qissue,
                             qh, qt, stats)
             for j in range(1, nd):           # arrival order (insertion sort: nd <= k is small)
                 x, m = rt[j], j - 1
@@ -260,6 +264,8 @@ class SimulationResult:
     useful_prefetches: int
     wasted_prefetches: int
     cancelled_prefetches: int
+    dropped_prefetches: int
+    preempted_prefetches: int
     energy_breakdown_j: dict = field(default_factory=dict)
     speedup_vs_on_demand: float | None = None
     energy_efficiency_vs_on_demand: float | None = None
@@ -350,6 +356,7 @@ def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: Model
         useful_bytes=s[S_USEFUL_BYTES], wasted_bytes=s[S_WASTED_BYTES],
         prefetches_issued=int(s[S_ISSUED]), useful_prefetches=int(s[S_USEFUL]),
         wasted_prefetches=int(s[S_WASTED]), cancelled_prefetches=int(s[S_CANCELLED]),
+        dropped_prefetches=int(s[S_DROPPED]), preempted_prefetches=int(s[S_PREEMPTED]),
         energy_breakdown_j={k: v / tokens for k, v in energy.items()}, notes=list(notes))
 
 
