@@ -41,7 +41,9 @@ class Hardware:
     link_*: the path experts are fetched over (DRAM->SRAM, host->GPU, flash->DRAM).
     buffer_bytes: the fast memory that holds experts (split into cache and prefetch staging by
     `stmoe.buffer.BufferSpec.prefetch_share`). local_bandwidth: how fast compute reads weights
-    that are already in fast memory. macs_per_cycle x clock_hz: peak multiply-accumulates/s.
+    that are already in fast memory. dense_bandwidth: how fast attention and router weights
+    are read (default: local_bandwidth; they never use the expert link).
+    macs_per_cycle x clock_hz: peak multiply-accumulates/s.
     """
 
     name: str
@@ -55,13 +57,15 @@ class Hardware:
     buffer_pj_per_byte: float
     mac_pj: float
     static_w: float
+    dense_bandwidth: float | None = None
     notes: str = ""
 
     def __post_init__(self):
-        positive = ("link_bandwidth", "buffer_bytes", "local_bandwidth", "macs_per_cycle", "clock_hz")
+        positive = ("link_bandwidth", "buffer_bytes", "local_bandwidth", "macs_per_cycle", "clock_hz",
+                    "dense_bandwidth")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name in ("name", "notes"):
+            if f.name in ("name", "notes") or (f.name == "dense_bandwidth" and v is None):
                 continue
             if not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v):
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must be a finite number, got {v!r}")
@@ -69,6 +73,10 @@ class Hardware:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must be positive, got {v!r}")
             if v < 0:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must not be negative, got {v!r}")
+
+    @property
+    def dense_read_bandwidth(self) -> float:
+        return self.local_bandwidth if self.dense_bandwidth is None else self.dense_bandwidth
 
     @property
     def peak_macs(self) -> float:
@@ -110,7 +118,11 @@ PRESETS = {
         mac_pj=HOROWITZ_FP16_MAC_PJ,
         # ASSUMPTION: 5 W leakage and clocking for a ~100 mm^2 accelerator die.
         static_w=5.0,
-        notes="paper-like accelerator: SRAM expert buffer fed from HBM2, 128x128 PE array"),
+        # Attention weights of a 30B model (hundreds of MB) cannot sit on chip: a second HBM2
+        # stack (JESD235, 256 GB/s) streams them, separate from the experts' stack.
+        dense_bandwidth=256e9,
+        notes="paper-like accelerator: SRAM expert buffer fed from HBM2, 128x128 PE array, "
+              "attention weights streamed from a second HBM2 stack"),
     "gpu-pcie": Hardware(
         name="gpu-pcie",
         # PCI-SIG PCIe 4.0: 16 GT/s x 16 lanes, 128b/130b = 31.5 GB/s per direction; ~25 GB/s

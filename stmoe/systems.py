@@ -77,18 +77,22 @@ class System:
             notes.append(f"predictions: {predictor}, budget {budget or k}, lookahead {lookahead}, "
                          f"{'profiled on ' + profile.name if profile is not None else 'no profile'}")
         if buffer is None:
-            buffer = self._buffer(hardware, dims, k, trace.num_experts)
+            buffer = self._buffer(hardware, dims, k, trace.num_experts, lookahead)
         return Plan(np.asarray(ids, np.int16), np.asarray(pred, np.int16), int(lookahead), buffer,
                     self.preload, notes)
 
-    def _buffer(self, hardware, dims, k, E) -> BufferSpec:
+    def _buffer(self, hardware, dims, k, E, lookahead) -> BufferSpec:
+        total = int(hardware.buffer_bytes // float(np.max(dims.expert_bytes)))
         if self.working_set_only:   # the current layer's k experts (+ the next layer's k)
             share = 0.5 if self.prefetch != "none" else 0.0
-            return BufferSpec(k / (1 - share), "experts", prefetch_share=share, policy=self.policy)
-        share = self.prefetch_share if self.prefetch != "none" else 0.0
-        if self.prefetch == "all":  # staging must hold a whole layer, or prefetches evict each other
-            total = hardware.buffer_bytes / float(np.max(dims.expert_bytes))
+            return BufferSpec(max(min(k / (1 - share), total), 1), "experts", prefetch_share=share,
+                              policy=self.policy)
+        if self.prefetch == "none":
+            share = 0.0
+        elif self.prefetch == "all":  # staging must hold a whole layer, or prefetches evict each other
             share = min(E / total, 0.9) if total > 1 else 0.0
+        else:   # room for the predictions in flight (k per layer ahead), up to half the buffer
+            share = max(self.prefetch_share, min(0.5, k * lookahead / max(total, 1)))
         return BufferSpec(hardware.buffer_bytes, "bytes", prefetch_share=share, policy=self.policy)
 
 

@@ -8,9 +8,10 @@ cancelled (bytes already on the wire are wasted); (3) the predictor's experts fo
 issued); (4) the experts are computed in arrival order, so compute stalls on late data.
 
 The link is one FIFO queue: latency + bytes / bandwidth per expert, demand fetches jumping the
-queue of not-yet-started prefetches. Compute is a roofline (max of MACs / peak and weight bytes
-/ local bandwidth). Attention and router weights are taken to be resident in fast memory (a
-stated simplification: they never use the expert link). Energy: bytes over the link, bytes
+queue of not-yet-started prefetches and preempting the prefetch on the wire. Compute is a
+roofline (max of MACs / peak and weight bytes / bandwidth): experts are read from the buffer at
+local bandwidth, attention and router weights at the hardware's dense bandwidth, over a path of
+their own (a stated simplification: they never contend with the expert link). Energy: bytes over the link, bytes
 written to and read from the buffer, MACs, and static power x time.
 """
 
@@ -140,8 +141,9 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
                     pf_obj = q
                 qh += 1
             if (pf_obj >= 0 and link_free > now and S[WHERE, pf_obj] != 0 and S[PREFETCHED, pf_obj]
-                    and S[QPOS, pf_obj] < 0 and not _routed(ids, t, l, pf_obj, E)):
-                # a demand preempts the prefetch on the wire: its bytes so far are wasted
+                    and S[QPOS, pf_obj] < 0 and S[K_SOON, pf_obj] <= g and not _routed(ids, t, l, pf_obj, E)):
+                # the prefetch on the wire was for this layer (or earlier) and the router did not
+                # choose it: demands preempt it, and its bytes so far are wasted
                 q = pf_obj
                 unsent = link_free - now
                 unsent_bytes = unsent / xfer[q // E] * nbytes[q // E]
@@ -209,11 +211,13 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
                     S[PREFETCHED, q] = 0
                     unlink(S, H, q, part[q])
                     stats[S_CANCELLED] += 1
-            c = g + lookahead
-            tt = c // L
-            if tt < T and (tt == t or not first[tt]):
-                qt = _issue(S, H, g, c, now, pred, L, E, part, policy, i, nbytes, ready, queue, qissue,
-                            qh, qt, stats)
+            # the new prediction (cell g + lookahead), and again those for nearer cells that a
+            # full staging region made us drop: the prefetcher keeps staging the nearest cells
+            for c in range(g + 1, g + lookahead + 1):
+                tt = c // L
+                if tt < T and (tt == t or not first[tt]):
+                    qt = _issue(S, H, g, c, now, pred, L, E, part, policy, i, nbytes, ready, queue,
+                                qissue, qh, qt, stats)
             for j in range(1, nd):           # arrival order (insertion sort: nd <= k is small)
                 x, m = rt[j], j - 1
                 while m >= 0 and rt[m] > x:
@@ -323,7 +327,7 @@ def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardwar
 
 
 def _layer_times(hw: Hardware, dims: ModelDims):
-    t_attn = np.maximum(dims.dense_macs / hw.peak_macs, dims.dense_bytes / hw.local_bandwidth)
+    t_attn = np.maximum(dims.dense_macs / hw.peak_macs, dims.dense_bytes / hw.dense_read_bandwidth)
     t_exp = np.maximum(dims.expert_macs / hw.peak_macs, dims.expert_bytes / hw.local_bandwidth)
     return t_attn, t_exp, dims.expert_bytes / hw.link_bandwidth, dims.expert_bytes.astype(np.float64)
 

@@ -55,3 +55,11 @@ def test_expert_bytes_from_recorder_or_dims(qwen_csv):
     assert d.expert_bytes.tolist() == [3 * 1024 * 512] * 4
     with pytest.raises(ConfigError, match="unknown dtype 'fp7'"):
         model_dims(syn, hidden=1024, ffn=512, dtype="fp7")
+
+
+def test_dense_bandwidth_defaults_to_local_and_is_validated():
+    gpu = preset("gpu-pcie")
+    assert gpu.dense_bandwidth is None and gpu.dense_read_bandwidth == gpu.local_bandwidth
+    assert preset("accelerator").dense_read_bandwidth == 256e9
+    with pytest.raises(HardwareError, match="dense_bandwidth must be positive"):
+        preset("gpu-pcie", dense_bandwidth=0.0)

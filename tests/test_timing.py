@@ -109,3 +109,13 @@ def test_bad_arguments(qwen_csv, granite_sglang):
         simulate(tr, "accelerator", "oracle", lookahead=0)
     with pytest.raises(ConfigError, match="needs gate weights"):
         simulate(stmoe.load_trace(granite_sglang), "accelerator", "adap-gating")
+
+
+def test_deeper_lookahead_keeps_nearer_prefetches(qwen_csv):
+    """With perfect predictions issued 3 layers ahead, staging holds the nearest layers first;
+    the prefetches still arrive and are used."""
+    tr = stmoe.load_trace(qwen_csv)
+    dec = tr.select(phase="decode")
+    r = simulate(tr, "gpu-pcie", "st-moe", predictions=dec.expert_ids, lookahead=3)
+    assert r.useful_prefetches > 0 and r.wasted_bytes == 0
+    assert r.latency_per_token_s < simulate(tr, "gpu-pcie", "on-demand").latency_per_token_s
