@@ -10,7 +10,7 @@ class TraceError(StmoeError):
 
 
 class ConfigError(StmoeError):
-    """An argument or knob has a value outside what the model accepts."""
+    """A bad argument or setting: unknown predictor or knob, budget or lookahead out of range."""
 
 
 class HardwareError(ConfigError):
