@@ -7,3 +7,11 @@ class StmoeError(ValueError):
 
 class TraceError(StmoeError):
     """A routing trace is malformed, cannot be read, or cannot be found."""
+
+
+class ConfigError(StmoeError):
+    """A bad argument or setting: unknown predictor or knob, budget or lookahead out of range."""
+
+
+class HardwareError(ConfigError):
+    """A hardware description is invalid (non-positive bandwidth, a buffer too small, ...)."""

@@ -1,0 +1,105 @@
+"""The predictor interface and the checks every predictor shares.
+
+A predictor is profiled once (`fit`) on tokens other than the ones it will be scored on, then
+`predict_trace` returns P(t, l) for every cell of a trace: the `budget` experts it would stage
+for layer l of token t, best first, -1 padded. The causal contract (module docstring of
+`stmoe.predictors`) says what a prediction may depend on; `issue_point` says when it exists.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stmoe.errors import ConfigError
+from stmoe.trace import Trace
+
+
+def issue_point(num_layers: int, lookahead: int) -> tuple[np.ndarray, np.ndarray]:
+    """When the prediction for layer l is issued: right after the routing of layer
+    ``layer[l]`` of token ``t + token_offset[l]`` (offset 0 = the same token, -1 = the previous
+    token of the sequence). ``layer[l] = l - lookahead`` when that is >= 0, else
+    ``num_layers + l - lookahead`` of the previous token."""
+    check_lookahead(lookahead, num_layers)
+    target = np.arange(num_layers)
+    source = target - lookahead
+    offset = np.where(source < 0, -1, 0)
+    return offset.astype(np.int64), np.where(source < 0, source + num_layers, source).astype(np.int64)
+
+
+def check_budget(budget, num_experts: int) -> int:
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 1 <= budget <= num_experts:
+        raise ConfigError(f"budget: must be an integer from 1 to the number of experts "
+                          f"({num_experts}), got {budget!r}")
+    return int(budget)
+
+
+def check_lookahead(lookahead, num_layers: int) -> int:
+    if isinstance(lookahead, bool) or not isinstance(lookahead, (int, np.integer)) \
+            or not 1 <= lookahead <= num_layers - 1:
+        raise ConfigError(f"lookahead: must be an integer from 1 to {num_layers - 1} (the trace has "
+                          f"{num_layers} layers), got {lookahead!r}")
+    return int(lookahead)
+
+
+def check_compatible(profile: Trace, trace: Trace, what: str = "profile") -> None:
+    """A table profiled on one model's routing cannot score another's."""
+    if (profile.num_layers, profile.num_experts) != (trace.num_layers, trace.num_experts):
+        raise ConfigError(f"{what}: {profile.label} has {profile.num_layers} layers x "
+                          f"{profile.num_experts} experts but {trace.label} has "
+                          f"{trace.num_layers} x {trace.num_experts}")
+
+
+class Predictor:
+    """Base class. Subclasses set `name`, `KNOBS` (knob -> default) and implement `_predict`."""
+
+    name = "predictor"
+    KNOBS: dict = {}
+    trained = False  # True for predictors whose parameters are learned by optimisation
+
+    def __init__(self, **knobs):
+        unknown = sorted(set(knobs) - set(self.KNOBS))
+        if unknown:
+            valid = ", ".join(sorted(self.KNOBS)) or "none"
+            raise ConfigError(f"predictor {self.name!r}: unknown knob {unknown[0]!r}; valid knobs: {valid}")
+        self.knobs = {**self.KNOBS, **knobs}
+        self._check_knobs()
+        self.profile: Trace | None = None
+
+    def _check_knobs(self) -> None:
+        """Subclasses raise ConfigError naming a knob whose value is out of range."""
+
+    def _knob_range(self, name, lo, hi, *, integer=False, lo_open=False) -> None:
+        v = self.knobs[name]
+        ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+            and np.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi
+        if integer:
+            ok = ok and float(v) == int(v)
+        if not ok:
+            bound = f"{'(' if lo_open else '['}{lo}, {hi}]"
+            raise ConfigError(f"predictor {self.name!r}: knob {name} must be "
+                              f"{'an integer' if integer else 'a number'} in {bound}, got {v!r}")
+
+    def fit(self, profile: Trace | None) -> "Predictor":
+        """Profile on `profile` (tokens that will not be scored), or start empty with None."""
+        if profile is not None and not isinstance(profile, Trace):
+            raise ConfigError(f"profile: expected a Trace or None, got {type(profile).__name__}")
+        self.profile = profile
+        return self
+
+    def predict_trace(self, trace: Trace, budget: int, lookahead: int = 1) -> np.ndarray:
+        """P(t, l) for every cell: int16 [T, L, budget], best first, -1 padded."""
+        if not isinstance(trace, Trace):
+            raise ConfigError(f"trace: expected a Trace, got {type(trace).__name__}")
+        budget = check_budget(budget, trace.num_experts)
+        lookahead = check_lookahead(lookahead, trace.num_layers)
+        if self.profile is not None:
+            check_compatible(self.profile, trace)
+        out = self._predict(trace, budget, lookahead)
+        assert out.shape == (trace.num_tokens, trace.num_layers, budget)
+        return out.astype(np.int16, copy=False)
+
+    def _predict(self, trace: Trace, budget: int, lookahead: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.knobs.items())})"

@@ -1,0 +1,237 @@
+"""The one compiled loop behind every table-based predictor (popularity, previous-token, history,
+cct, st-moe): walk the tokens in time order, score the E experts of every cell from the tables
+as they stand, take the top m, then update the tables with the token just routed.
+
+Why compiled: the tables change after every token, and the score of a cell depends on the
+table state at that token, so the work is inherently sequential over tokens (numba, see
+pyproject). Everything here is exact with respect to the causal contract of
+`stmoe.predictors`: cell (t, l) sees the tables after tokens < t, plus the expert ids of its
+*source* cell (the cell after whose routing the prediction is issued).
+
+Tables, all counts in "raw" units: the true count is raw / scale, and every update adds
+`scale`, which grows by 1/decay per token. That applies an exponential decay `decay ** age`
+to every past observation without touching the whole table each token.
+
+- ``pop[l, j]``: how often expert j was routed at layer l
+- ``cross[l, i, j]``: how often j was routed at layer l when i was routed at the source cell
+  of (t, l) (the layer `lookahead` above, possibly in the previous token)
+- ``trans[l, i, j]``: how often j was routed at (t, l) when i was routed at (t-1, l)
+
+Scores of one cell, with the smoothed prior p_j = (pop_j + beta) / (sum pop + E beta):
+
+- spatial   S_j = mean over sources i of (cross_ij + alpha p_j) / (sum_j cross_ij + alpha)
+- transition Q_j = the same with `trans` and the previous token's experts at this layer
+- history   H_j = sum over the last `hist_len` tokens s of the sequence of
+                  hist_decay ** (age - 1) * [j in R(s, l)], normalised to sum 1
+- previous  V_j = 1 + (k - slot) / k if j was routed by the previous token at this layer
+
+combined either linearly, w_prior p + w_sp S + w_tr Q + w_h H + w_prev V (mode 0), or as a
+product of experts in log space (mode 1),
+
+    log p + w_sp (log S - log p) + w_tr (log Q - log p) + w_h (log H' - log p) + w_prev V,
+
+where H' = (H_raw + alpha p) / (sum H_raw + alpha) smooths the history the same way.
+Ties go to the lower expert id.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_RENORMALISE_AT = 1e100
+
+
+@numba.njit(cache=True)
+def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode, alpha, beta,
+               decay, hist_len, hist_decay, budget, predict, update):
+    """Predict (if `predict`) and update (if `update`) over the tokens of `ids` [T, L, k].
+
+    `prev[t]`: previous token of t's sequence or -1. Target layer l's source cell is
+    (t, src_layer[l]) when src_prev[l] == 0, else (prev[t], src_layer[l]).
+    `pop`, `cross`, `trans` are updated in place (raw units, scale 1 on entry and exit).
+    Returns the predictions [T, L, budget] int16 (all -1 when not `predict`).
+    """
+    T, L, k = ids.shape
+    E = pop.shape[1]
+    out = np.full((T, L, budget), -1, np.int16)
+    w_prior, w_sp, w_tr, w_h, w_prev = weights[0], weights[1], weights[2], weights[3], weights[4]
+    use_sp, use_tr = w_sp != 0.0, w_tr != 0.0
+    use_h, use_prev = w_h != 0.0, w_prev != 0.0
+    pop_sum = np.zeros(L)
+    cross_sum = np.zeros((L, E))
+    trans_sum = np.zeros((L, E))
+    for l in range(L):
+        pop_sum[l] = pop[l].sum()
+        if use_sp:
+            for i in range(E):
+                cross_sum[l, i] = cross[l, i].sum()
+        if use_tr:
+            for i in range(E):
+                trans_sum[l, i] = trans[l, i].sum()
+    scale = 1.0
+    p = np.empty(E)
+    S = np.empty(E)
+    Q = np.empty(E)
+    H = np.empty(E)
+    score = np.empty(E)
+    for t in range(T):
+        pt = prev[t]
+        inv = 1.0 / scale
+        if predict:
+            for l in range(L):
+                norm = 1.0 / (pop_sum[l] * inv + E * beta)
+                for j in range(E):
+                    p[j] = (pop[l, j] * inv + beta) * norm
+                if mode == 0:
+                    for j in range(E):
+                        score[j] = w_prior * p[j]
+                else:
+                    for j in range(E):
+                        score[j] = np.log(p[j])
+                st = t if src_prev[l] == 0 else pt
+                if use_sp:
+                    _mixture(S, p, cross[l], cross_sum[l], ids, st, src_layer[l], inv, alpha)
+                    _combine(score, S, p, w_sp, mode)
+                if use_tr:
+                    _mixture(Q, p, trans[l], trans_sum[l], ids, pt, l, inv, alpha)
+                    _combine(score, Q, p, w_tr, mode)
+                if use_h:
+                    H[:] = 0.0
+                    total = 0.0
+                    wgt = 1.0
+                    u = pt
+                    for _ in range(hist_len):
+                        if u < 0:
+                            break
+                        for s in range(k):
+                            j = ids[u, l, s]
+                            if j >= 0:
+                                H[j] += wgt
+                                total += wgt
+                        wgt *= hist_decay
+                        u = prev[u]
+                    if mode == 0:
+                        if total > 0.0:
+                            for j in range(E):
+                                H[j] /= total
+                    else:
+                        for j in range(E):
+                            H[j] = (H[j] + alpha * p[j]) / (total + alpha)
+                    _combine(score, H, p, w_h, mode)
+                if use_prev and pt >= 0:
+                    for s in range(k):
+                        j = ids[pt, l, s]
+                        if j >= 0:
+                            score[j] += w_prev * (1.0 + (k - s) / k)
+                _top(score, budget, out[t, l])
+        if update:
+            for l in range(L):
+                for s in range(k):
+                    j = ids[t, l, s]
+                    if j >= 0:
+                        pop[l, j] += scale
+                        pop_sum[l] += scale
+                if use_sp:
+                    st = t if src_prev[l] == 0 else pt
+                    _count_pairs(cross[l], cross_sum[l], ids, st, src_layer[l], t, l, scale)
+                if use_tr:
+                    _count_pairs(trans[l], trans_sum[l], ids, pt, l, t, l, scale)
+            scale /= decay
+            if scale > _RENORMALISE_AT:
+                pop /= scale
+                pop_sum /= scale
+                cross /= scale
+                cross_sum /= scale
+                trans /= scale
+                trans_sum /= scale
+                scale = 1.0
+    if scale != 1.0:
+        pop /= scale
+        cross /= scale
+        trans /= scale
+    return out
+
+
+@numba.njit(cache=True, inline="always")
+def _mixture(dest, p, table, row_sum, ids, st, sl, inv, alpha):
+    """dest_j = mean over routed source experts i of the smoothed row P(j | i); p if none."""
+    E = p.shape[0]
+    dest[:] = 0.0
+    n = 0
+    if st >= 0:
+        for s in range(ids.shape[2]):
+            i = ids[st, sl, s]
+            if i < 0:
+                continue
+            n += 1
+            c = 1.0 / (row_sum[i] * inv + alpha)
+            row = table[i]
+            for j in range(E):
+                dest[j] += (row[j] * inv + alpha * p[j]) * c
+    if n == 0:
+        dest[:] = p
+    else:
+        dest /= n
+
+
+@numba.njit(cache=True, inline="always")
+def _combine(score, comp, p, w, mode):
+    E = p.shape[0]
+    if mode == 0:
+        for j in range(E):
+            score[j] += w * comp[j]
+    else:
+        for j in range(E):
+            score[j] += w * (np.log(comp[j]) - np.log(p[j]))
+
+
+@numba.njit(cache=True, inline="always")
+def _count_pairs(table, row_sum, ids, st, sl, t, l, amount):
+    if st < 0:
+        return
+    k = ids.shape[2]
+    for a in range(k):
+        i = ids[st, sl, a]
+        if i < 0:
+            continue
+        for b in range(k):
+            j = ids[t, l, b]
+            if j >= 0:
+                table[i, j] += amount
+                row_sum[i] += amount
+
+
+@numba.njit(cache=True, inline="always")
+def _top(score, m, dest):
+    """The m highest scores' indices in decreasing order (lower index first on ties)."""
+    E = score.shape[0]
+    taken = np.zeros(E, np.bool_)
+    for r in range(min(m, E)):
+        best = -1
+        for j in range(E):
+            if not taken[j] and (best < 0 or score[j] > score[best]):
+                best = j
+        taken[best] = True
+        dest[r] = best
+
+
+@numba.njit(cache=True)
+def merge_cells(primary, filler):
+    """Per cell, primary's experts (-1 = none) first, then filler's in order, without repeats,
+    up to primary's width m. Both [T, L, *]; returns a new [T, L, m] array."""
+    T, L, m = primary.shape
+    out = np.full((T, L, m), -1, np.int16)
+    have = np.zeros(max(primary.max(), filler.max()) + 1, np.bool_)
+    for t in range(T):
+        for l in range(L):
+            n = 0
+            for src in (primary[t, l], filler[t, l]):
+                for j in src:
+                    if n < m and j >= 0 and not have[j]:
+                        have[j] = True
+                        out[t, l, n] = j
+                        n += 1
+            for r in range(n):
+                have[out[t, l, r]] = False
+    return out
