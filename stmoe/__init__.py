@@ -5,10 +5,11 @@ Data flow: trace -> analysis -> predictor -> buffer -> timing and energy -> char
 
 from stmoe.datasets import load_trace
 from stmoe.errors import StmoeError, TraceError
+from stmoe.recorder import record
 from stmoe.synthetic import synthetic_trace
 from stmoe.trace import DECODE, PREFILL, Trace
 
 __version__ = "0.1.0"
 
-__all__ = ["DECODE", "PREFILL", "StmoeError", "Trace", "TraceError", "load_trace",
+__all__ = ["DECODE", "PREFILL", "StmoeError", "Trace", "TraceError", "load_trace", "record",
            "synthetic_trace", "__version__"]
