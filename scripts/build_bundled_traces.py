@@ -232,24 +232,72 @@ def heldout_sequences(tok, docs: list[tuple[str, str]], length: int, count: int)
     return out
 
 
-def record_domain(build: Path, cfg: dict, tok, domain: str, docs, summary: dict):
+def record_domain(model, cfg: dict, tok, domain: str, docs, name: str, training: dict):
+    """Record `model` on the held-out sequences of one domain; returns (trace, held-out loss)."""
     import stmoe
-    from transformers import Qwen3MoeForCausalLM
     r = cfg["recording"]
     seqs = heldout_sequences(tok, docs, r["sequence_tokens"], r["sequences_per_domain"])
-    model = Qwen3MoeForCausalLM.from_pretrained(build / "model", dtype="float32")
     model.eval()
     loss = heldout_loss(model, seqs[:8])
     source = ("Python %s standard library source (held-out modules)" % sys.version.split()[0]
               if domain == "code" else "King James Bible (held-out books), Debian bible-kjv-text")
     trace = stmoe.record(model, [s.tolist() for s in seqs], prompt_tokens=r["prompt_tokens"],
                          model_id="stmoe-bundled-qwen3moe-8x32", prompt_source=source,
-                         meta={"domain": domain,
+                         progress=False,
+                         meta={"name": name, "domain": domain, "source": source,
                                "license": ("PSF-2.0 (Python standard library)" if domain == "code"
                                            else "public domain (King James Version, 1611)"),
-                               "training": {**summary, "heldout_loss": loss},
-                               "synthetic": False})
+                               "training": {**training, "heldout_loss": loss}})
     return trace, loss
+
+
+# ---------------------------------------------------------------------------------------- catalog
+
+NAMES = {"code": "tiny-moe-code", "prose": "tiny-moe-prose"}
+DESCRIPTIONS = {
+    "code": "held-out Python standard library modules, routed by the project's small Qwen3-MoE "
+            "(8 layers, top-4 of 32), 64 prefill + 448 teacher-forced decode tokens per sequence",
+    "prose": "held-out books of the King James Bible, routed by the project's small Qwen3-MoE "
+             "(8 layers, top-4 of 32), 64 prefill + 448 teacher-forced decode tokens per sequence",
+}
+
+
+def write_data_dir(traces: dict, baselines: list, cfg: dict, summary: dict, losses: dict,
+                   build_seconds: float) -> None:
+    from scripts.measure_structure import markdown, measure
+    from stmoe.datasets import CATALOG, DATA_DIR, sha256_of
+    DATA_DIR.mkdir(exist_ok=True)
+    catalog = []
+    for domain, trace in traces.items():
+        name = NAMES[domain]
+        path = trace.save(DATA_DIR / f"{name}.npz")
+        catalog.append({"name": name, "file": path.name, "sha256": sha256_of(path),
+                        "description": DESCRIPTIONS[domain], "domain": domain})
+    tmp = CATALOG.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(catalog, indent=2) + "\n")
+    tmp.replace(CATALOG)
+    rows = [measure(t) for t in [*traces.values(), *baselines]]
+    try:
+        from stmoe import load_trace
+        rows.append(measure(load_trace("qwen3-30b-a3b")))
+    except Exception as exc:  # the reference trace is optional for a rebuild elsewhere
+        log(f"qwen3-30b-a3b not measured: {exc}")
+    sums = [(e["file"], e["sha256"]) for e in catalog]
+    sums.append(("datasets.json", sha256_of(CATALOG)))
+    template = Path(__file__).with_name("bundled_readme.md.in").read_text()
+    readme = template.format(
+        model=json.dumps(cfg["model"], indent=2), training=json.dumps(cfg["training"], indent=2),
+        python=sys.version.split()[0], steps=summary["steps"], tokens=summary["tokens_seen"],
+        loss=summary["final_loss_last50"], train_min=summary["train_seconds"] / 60,
+        build_min=build_seconds / 60, params=summary["parameters"] / 1e6,
+        loss_code=losses["code"], loss_prose=losses["prose"], seed=cfg["seed"],
+        every=cfg["corpora"]["heldout_every"], table=markdown(rows),
+        counts="\n".join(f"- `{NAMES[d]}`: {t.num_tokens} tokens in "
+                         f"{len(np.unique(t.sequence))} sequences, "
+                         f"{int((t.phase == 1).sum())} of them decode" for d, t in traces.items()),
+        sha256="\n".join(f"{digest}  {f}" for f, digest in sums))
+    (DATA_DIR / "README.md").write_text(readme)
+    log("wrote data/: " + ", ".join(f for f, _ in sums) + ", README.md")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="delete the build dir first")
     ap.add_argument("--stop-after", choices=["corpora", "tokenizer", "train", "record"])
     args = ap.parse_args(argv)
+    started = time.time()
     cfg = json.loads(CONFIG.read_text())
     if args.fresh and args.build_dir.exists():
         shutil.rmtree(args.build_dir)
@@ -274,12 +323,24 @@ def main(argv: list[str] | None = None) -> int:
     summary = train(args.build_dir, cfg, streams)
     if args.stop_after == "train":
         return 0
-    from scripts.bundled_catalog import write_catalog
-    traces = {}
+    import torch
+    from transformers import Qwen3MoeForCausalLM
+    torch.set_num_threads(cfg["training"]["threads"])
+    trained = Qwen3MoeForCausalLM.from_pretrained(args.build_dir / "model", dtype="float32")
+    torch.manual_seed(cfg["seed"])
+    untrained = build_model(cfg)  # the same initial weights training started from
+    traces, losses, baselines = {}, {}, []
     for domain, parts in split.items():
-        traces[domain], loss = record_domain(args.build_dir, cfg, tok, domain, parts["heldout"], summary)
-        log(f"recorded {domain}: {traces[domain].summary()} held-out loss {loss:.3f}")
-    write_catalog(traces, cfg, summary)
+        traces[domain], losses[domain] = record_domain(trained, cfg, tok, domain, parts["heldout"],
+                                                       NAMES[domain], summary)
+        log(f"recorded {domain}: {traces[domain].num_tokens} tokens, held-out loss "
+            f"{losses[domain]:.3f}")
+        baselines.append(record_domain(untrained, cfg, tok, domain, parts["heldout"],
+                                       f"untrained-{domain} (calibration, not shipped)",
+                                       {"steps": 0})[0])
+    if args.stop_after == "record":
+        return 0
+    write_data_dir(traces, baselines, cfg, summary, losses, time.time() - started)
     return 0
 
 
