@@ -7,11 +7,31 @@ from typing import Callable
 
 from stmoe.trace import DECODE, Trace
 
+# Expert geometry used when a trace's own model sizes are unknown (synthetic traces, or routing
+# from a model stmoe has no config for): Qwen3-30B-A3B's (hidden 2048, expert FFN 768, bf16),
+# from its public config.json. The routing stays the trace's; only the bytes per expert change.
+REFERENCE_MODEL = "Qwen3-30B-A3B"
+
 PREDICTORS = ("popularity", "previous-token", "history", "cct", "st-moe", "random", "oracle")
 PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
 SYSTEM_FIELDS = ("system", "changes_routing", "latency_per_token_s", "speedup_vs_on_demand",
                  "energy_per_token_j", "energy_efficiency_vs_on_demand", "hit_rate", "stall_share",
                  "link_utilisation", "wasted_bytes")
+
+
+def dims_for(trace: Trace):
+    """The trace's own model sizes, or the reference model's with a note saying so."""
+    from stmoe.errors import ConfigError
+    from stmoe.hardware import KNOWN_MODELS, model_dims
+
+    try:
+        return model_dims(trace), []
+    except ConfigError:
+        ref = KNOWN_MODELS[REFERENCE_MODEL]
+        dims = model_dims(trace, hidden=ref["hidden"], ffn=ref["ffn"], heads=ref["heads"],
+                          kv_heads=ref["kv_heads"], head_dim=ref["head_dim"], dtype="bfloat16")
+        return dims, [f"model sizes of {trace.label} unknown: its routing is replayed with "
+                      f"{REFERENCE_MODEL}'s expert sizes (bf16)"]
 
 
 def compare_systems(trace: Trace, hardware: str, systems=None, **knobs) -> tuple[list[dict], list[str]]:
@@ -22,9 +42,10 @@ def compare_systems(trace: Trace, hardware: str, systems=None, **knobs) -> tuple
     from stmoe.timing import simulate
 
     hw = preset(hardware)
-    dims = knobs.pop("dims", None) or model_dims(trace)
+    dims, notes = knobs.pop("dims", None), []
+    if dims is None:
+        dims, notes = dims_for(trace)
     names = list(systems or SYSTEMS)
-    notes = []
     if "adap-gating" in names and trace.weights is None:
         names.remove("adap-gating")
         notes.append("adap-gating skipped: the trace has no gate weights")
