@@ -343,7 +343,8 @@ def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: Model
     pj = 1e-12
     energy = {
         "link": moved * hardware.link_pj_per_byte * pj,
-        "buffer": (moved + expert_read + dense_read) * hardware.buffer_pj_per_byte * pj,
+        "buffer": (moved + expert_read) * hardware.buffer_pj_per_byte * pj,
+        "dense weights": dense_read * hardware.dense_read_pj_per_byte * pj,
         "compute": macs * hardware.mac_pj * pj,
         "static": s[S_TIME] * hardware.static_w,
     }
