@@ -75,7 +75,7 @@ def run(args) -> int:
                                 | {"changes_routing": r.changes_routing} for r in results],
                     "notes": notes})
         return 0
-    print(f"{trace.label if hasattr(trace, 'label') else trace.name} on {hw.name} "
+    print(f"{trace.label} on {hw.name} "
           f"({hw.notes}); {results[0].tokens} decode tokens; model sizes from {dims.source}")
     rows = [{"system": r.system + (" *" if r.changes_routing else ""),
              "ms/token": r.latency_per_token_s * 1e3, "speedup": r.speedup_vs_on_demand,
