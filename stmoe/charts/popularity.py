@@ -1,0 +1,52 @@
+"""How a layer's requests spread over its experts, and the popularity statistics per layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stmoe.charts.base import rows_data
+
+
+def expert_share_rows(counts: np.ndarray) -> list[dict]:
+    """One layer's experts, most requested first: {rank, expert, share} (share of the layer's
+    requests; all zero when the layer has none)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    order = np.argsort(-counts, kind="stable")
+    return [{"rank": i + 1, "expert": int(e), "share": float(counts[e] / total) if total else 0.0}
+            for i, e in enumerate(order)]
+
+
+def expert_share_chart(counts: np.ndarray, title: str):
+    """Bars of each expert's share of one layer's requests, sorted, with the uniform share 1/E as
+    a dashed rule."""
+    import altair as alt
+
+    rows = expert_share_rows(counts)
+    bars = alt.Chart(rows_data(rows)).mark_bar().encode(
+        x=alt.X("rank:O", title="experts, most requested first", axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("share:Q", title="share of the layer's requests"),
+        tooltip=["expert:N", alt.Tooltip("share:Q", format=".3f")])
+    uniform = alt.Chart(rows_data([{"share": 1.0 / len(rows)}])).mark_rule(
+        color="#a00", strokeDash=[4, 3]).encode(y="share:Q")
+    return alt.layer(bars, uniform).properties(
+        title=title, width=460, height=220, usermeta={"embedOptions": {"renderer": "svg"}})
+
+
+def layer_stat_chart(rows: list[dict], stat: str, title: str, baselines: dict | None = None):
+    """One popularity statistic per layer, a line per group (rows: {group, layer, <stat>}, e.g.
+    trace and phase), with each group's chance level as a dashed rule when `baselines` maps
+    group -> value."""
+    import altair as alt
+
+    data = [{"group": r["group"], "layer": r["layer"], stat: r[stat]} for r in rows]
+    color = alt.Color("group:N", title=None)
+    lines = alt.Chart(rows_data(data)).mark_line(point=True).encode(
+        x=alt.X("layer:Q", title="MoE layer"), y=alt.Y(f"{stat}:Q", title=stat.replace("_", " ")),
+        color=color, tooltip=["group:N", "layer:Q", alt.Tooltip(f"{stat}:Q", format=".3f")])
+    layers = [lines]
+    if baselines:
+        base = [{"group": g, stat: v} for g, v in baselines.items()]
+        layers.append(alt.Chart(rows_data(base)).mark_rule(strokeDash=[4, 3]).encode(
+            y=f"{stat}:Q", color=color))
+    return alt.layer(*layers).properties(title=title, width=460, height=220)

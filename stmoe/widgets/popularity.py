@@ -1,0 +1,77 @@
+"""The trace explorer of notebook 01: pick a trace, a phase and a layer -> how that layer's
+requests spread over its experts. Counts are computed once per (trace, phase) in the factory."""
+
+from __future__ import annotations
+
+from stmoe.charts.popularity import expert_share_chart
+from stmoe.popularity import expert_counts, layer_stats
+from stmoe.widgets.explorer import Explorer
+
+PHASES = ("decode", "prefill", "all")
+
+
+def popularity_explorer(traces, *, trace: str | None = None, phase: str = "decode",
+                        layer: int = 0) -> Explorer:
+    """`traces`: names or Trace objects (loaded with `stmoe.load_trace`). The layer slider's
+    range follows the chosen trace."""
+    import ipywidgets as widgets
+
+    import stmoe
+
+    loaded = {t.label: t for t in (stmoe.load_trace(x) for x in traces)}
+    tables = {}
+    for label, tr in loaded.items():
+        for ph in PHASES:
+            if ph == "all" or (tr.phase == stmoe.trace.phase_code(ph)).any():
+                counts = expert_counts(tr, ph)
+                tables[label, ph] = (counts, layer_stats(counts))
+    first = trace or next(iter(loaded))
+    layer_slider = widgets.IntSlider(value=layer, min=0, max=loaded[first].num_layers - 1,
+                                     description="layer")
+    trace_menu = widgets.Dropdown(options=list(loaded), value=first, description="trace")
+
+    def follow(change):   # registered before the explorer's own observer: range first
+        layer_slider.max = loaded[change["new"]].num_layers - 1
+
+    trace_menu.observe(follow, names="value")
+    controls = {"trace": trace_menu,
+                "phase": widgets.Dropdown(options=list(PHASES), value=phase, description="phase"),
+                "layer": layer_slider}
+
+    def compute(trace, phase, layer):
+        if (trace, phase) not in tables:
+            return {"trace": trace, "phase": phase, "layer": layer, "missing": True}
+        counts, stats = tables[trace, phase]
+        layer = min(layer, counts.shape[0] - 1)
+        return {"trace": trace, "phase": phase, "layer": layer, "missing": False,
+                "counts": counts[layer], "requests": int(counts[layer].sum()),
+                **{s: float(v[layer]) for s, v in stats.items()}}
+
+    def draw(res):
+        if res["missing"]:
+            return expert_share_chart([0, 0], f"{res['trace']} has no {res['phase']} tokens")
+        return expert_share_chart(res["counts"], f"{res['trace']}, layer {res['layer']} ({res['phase']}): "
+                                  f"top 10% of experts take {res['top10_share']:.2f} of requests, "
+                                  f"Gini {res['gini']:.2f}")
+
+    def describe(res):
+        if res["missing"]:
+            return f"{res['trace']} has no {res['phase']} tokens"
+        return (f"{res['requests']} requests; entropy {res['entropy_bits']:.2f} bits "
+                f"(normalised {res['normalised_entropy']:.2f}); Gini {res['gini']:.2f}; "
+                f"top-10% share {res['top10_share']:.2f}")
+
+    return Explorer(controls, compute, draw, describe, title="Expert popularity of one layer")
+
+
+def _bench_factory():
+    from stmoe.datasets import bundled
+
+    names = [n for n in ("tiny-moe-code", "tiny-moe-prose") if n in bundled()] + ["qwen3-30b-a3b"]
+    return popularity_explorer(names)
+
+
+BENCHMARK_CASES = [
+    ("trace analysis: expert popularity", _bench_factory,
+     [{"layer": 3}, {"phase": "prefill"}, {"trace": "qwen3-30b-a3b"}, {"layer": 40}, {"phase": "all"}]),
+]

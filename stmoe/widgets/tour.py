@@ -1,0 +1,97 @@
+"""The tour's explorer: link bandwidth and buffer size -> latency per token of on-demand,
+st-moe, oracle and all-resident, from a grid simulated once (`stmoe.stalls.latency_grid`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stmoe.charts.tour import latency_chart, latency_rows
+from stmoe.stalls import TOUR_SYSTEMS, latency_grid
+from stmoe.widgets.explorer import Explorer
+
+BANDWIDTH_STEPS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16)
+BUFFER_SHARES = (0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def gbs(bandwidth: float) -> str:
+    return f"{bandwidth / 1e9:.3g} GB/s"
+
+
+def headline(grid: list[dict], buffer_share: float, bandwidth: float) -> tuple[str, dict]:
+    """(chart title, {system: row}) at one grid point."""
+    at = {r["system"]: r for r in latency_rows(grid, buffer_share)
+          if abs(r["bandwidth_gbs"] - bandwidth / 1e9) < 1e-9}
+    gains = ", ".join(f"{s} {at[s]['speedup']:.2f}x" for s in at if s != "on-demand")
+    title = f"{gbs(bandwidth)}, {buffer_share:.0%} of experts buffered: {gains} over on-demand"
+    return title, at
+
+
+def latency_explorer(trace, hardware="gpu-pcie", *, dims=None, profile=None, systems=TOUR_SYSTEMS,
+                     steps=BANDWIDTH_STEPS, buffer_shares=BUFFER_SHARES, bandwidth=None,
+                     buffer_share=None, note: str = "") -> Explorer:
+    """Sliders for link bandwidth (multiples of the preset's) and buffer size (share of all
+    experts). Everything is simulated here, once; a slider change only looks rows up."""
+    import ipywidgets as widgets
+
+    from stmoe.hardware import preset
+
+    hw = preset(hardware)
+    bandwidths = [float(hw.link_bandwidth * s) for s in steps]
+    grid = latency_grid(trace, hw, bandwidths=bandwidths, buffer_shares=buffer_shares,
+                        systems=systems, dims=dims, profile=profile)
+    controls = {
+        "bandwidth": widgets.SelectionSlider(
+            options=[(gbs(b), b) for b in bandwidths],
+            value=bandwidth if bandwidth is not None else float(hw.link_bandwidth),
+            description="link"),
+        "buffer_share": widgets.SelectionSlider(
+            options=[(f"{s:.0%}", float(s)) for s in buffer_shares],
+            value=buffer_share if buffer_share is not None else float(buffer_shares[1]),
+            description="buffer"),
+    }
+
+    def compute(bandwidth, buffer_share):
+        title, at = headline(grid, buffer_share, bandwidth)
+        return {"grid": grid, "bandwidth": bandwidth, "buffer_share": buffer_share, "title": title, "at": at}
+
+    def draw(res):
+        return latency_chart(res["grid"], res["buffer_share"], res["bandwidth"], res["title"])
+
+    def describe(res):
+        cells = "; ".join(f"{s} {r['latency_ms']:.3g} ms (hit rate {r['hit_rate']:.2f})"
+                          for s, r in res["at"].items())
+        return f"{trace.label} on {hw.name}, decode tokens: {cells}" + (f" ({note})" if note else "")
+
+    explorer = Explorer(controls, compute, draw, describe,
+                        title=f"Latency per decode token: {trace.label} on {hw.name}")
+    explorer.grid = grid
+    return explorer
+
+
+def tour_explorer(trace="tiny-moe-code", hardware="gpu-pcie", *, max_sequences: int = 8,
+                  dims=None, **kw) -> Explorer:
+    """The notebook's explorer: a trace by name or object, its first `max_sequences` sequences
+    simulated with the predictor profiled on the rest (`stmoe.stalls.simulation_split`)."""
+    import stmoe
+    from stmoe.comparison import dims_for
+    from stmoe.stalls import simulation_split
+
+    trace = stmoe.load_trace(trace)
+    simulated, profile = simulation_split(trace, max_sequences)
+    notes = []
+    if dims is None:
+        dims, notes = dims_for(trace)
+    return latency_explorer(simulated, hardware, dims=dims, profile=profile, note="; ".join(notes), **kw)
+
+
+def _bench_factory():
+    from stmoe.datasets import bundled
+
+    return tour_explorer("tiny-moe-code" if "tiny-moe-code" in bundled() else "qwen3-30b-a3b", "gpu-pcie")
+
+
+BENCHMARK_CASES = [
+    ("tour: latency vs link and buffer", _bench_factory,
+     [{"bandwidth": 25e9 * 4}, {"buffer_share": 0.5}, {"bandwidth": 25e9 / 4}, {"buffer_share": 0.05},
+      {"buffer_share": 1.0}]),
+]

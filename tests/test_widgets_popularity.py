@@ -1,0 +1,38 @@
+"""The popularity explorer: trace, phase and layer controls drive the chart and the readout."""
+
+import pytest
+
+import stmoe
+from stmoe.popularity import expert_counts, layer_stats
+from stmoe.widgets.popularity import popularity_explorer
+
+
+@pytest.fixture(scope="module")
+def traces():
+    a = stmoe.synthetic_trace(400, 6, 16, 2, popularity_skew=1.0, seed=1)
+    a.meta["name"] = "six-layers"
+    b = stmoe.synthetic_trace(400, 3, 16, 2, seed=2)
+    b.meta["name"] = "three-layers"
+    return a, b
+
+
+def test_controls_drive_chart_and_readout(traces):
+    a, b = traces
+    ex = popularity_explorer([a, b])
+    ex.set(layer=4, phase="all")
+    stats = layer_stats(expert_counts(a, "all"))
+    title = ex.jchart.chart.to_dict()["title"]
+    assert title.startswith(f"{a.label}, layer 4 (all)")
+    assert f"Gini {stats['gini'][4]:.2f}" in title
+    assert f"top-10% share {stats['top10_share'][4]:.2f}" in ex.readout.value
+    bars = ex.jchart.chart.to_dict()["layer"][0]["data"]["values"]
+    counts = expert_counts(a, "all")[4]
+    assert bars[0]["share"] == pytest.approx(counts.max() / counts.sum())
+
+
+def test_layer_range_follows_the_trace(traces):
+    a, b = traces
+    ex = popularity_explorer([a, b], layer=5)
+    ex.set(trace=b.label)
+    assert ex.controls["layer"].max == 2 and ex.result["layer"] == 2
+    assert f"{b.label}, layer 2" in ex.jchart.chart.to_dict()["title"]
