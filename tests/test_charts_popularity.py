@@ -5,7 +5,7 @@ import numpy as np
 import stmoe
 from stmoe.charts.base import render_svg
 from stmoe.charts.popularity import expert_share_chart, layer_stat_chart
-from stmoe.popularity import expert_counts, layer_popularity
+from stmoe.popularity import layer_popularity, phase_popularity
 
 
 def test_expert_share_chart_is_sorted_shares_with_uniform_rule():
@@ -25,4 +25,4 @@ def test_layer_stat_chart_holds_each_layers_value():
     lines, rule = chart.to_dict()["layer"]
     assert [r["gini"] for r in lines["data"]["values"]] == [r["gini"] for r in rows]
     assert rule["data"]["values"] == [{"group": "a", "gini": 0.1}]
-    assert expert_counts(tr, "decode").sum() == sum(r["requests"] for r in rows)
+    assert phase_popularity(tr, "decode")["counts"].sum() == sum(r["requests"] for r in rows)

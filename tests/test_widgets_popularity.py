@@ -3,7 +3,7 @@
 import pytest
 
 import stmoe
-from stmoe.popularity import expert_counts, layer_stats
+from stmoe.popularity import phase_popularity
 from stmoe.widgets.popularity import popularity_explorer
 
 
@@ -20,13 +20,13 @@ def test_controls_drive_chart_and_readout(traces):
     a, b = traces
     ex = popularity_explorer([a, b])
     ex.set(layer=4, phase="all")
-    stats = layer_stats(expert_counts(a, "all"))
+    stats = phase_popularity(a, "all")
     title = ex.jchart.chart.to_dict()["title"]
     assert title.startswith(f"{a.label}, layer 4 (all)")
     assert f"Gini {stats['gini'][4]:.2f}" in title
     assert f"top-10% share {stats['top10_share'][4]:.2f}" in ex.readout.value
     bars = ex.jchart.chart.to_dict()["layer"][0]["data"]["values"]
-    counts = expert_counts(a, "all")[4]
+    counts = stats["counts"][4]
     assert bars[0]["share"] == pytest.approx(counts.max() / counts.sum())
 
 

@@ -4,7 +4,7 @@ requests spread over its experts. Counts are computed once per (trace, phase) in
 from __future__ import annotations
 
 from stmoe.charts.popularity import expert_share_chart
-from stmoe.popularity import expert_counts, layer_stats
+from stmoe.popularity import STATS, phase_popularity
 from stmoe.widgets.explorer import Explorer
 
 PHASES = ("decode", "prefill", "all")
@@ -23,8 +23,7 @@ def popularity_explorer(traces, *, trace: str | None = None, phase: str = "decod
     for label, tr in loaded.items():
         for ph in PHASES:
             if ph == "all" or (tr.phase == stmoe.trace.phase_code(ph)).any():
-                counts = expert_counts(tr, ph)
-                tables[label, ph] = (counts, layer_stats(counts))
+                tables[label, ph] = phase_popularity(tr, ph)
     first = trace or next(iter(loaded))
     layer_slider = widgets.IntSlider(value=layer, min=0, max=loaded[first].num_layers - 1,
                                      description="layer")
@@ -41,11 +40,11 @@ def popularity_explorer(traces, *, trace: str | None = None, phase: str = "decod
     def compute(trace, phase, layer):
         if (trace, phase) not in tables:
             return {"trace": trace, "phase": phase, "layer": layer, "missing": True}
-        counts, stats = tables[trace, phase]
-        layer = min(layer, counts.shape[0] - 1)
+        pop = tables[trace, phase]
+        layer = min(layer, pop["counts"].shape[0] - 1)
         return {"trace": trace, "phase": phase, "layer": layer, "missing": False,
-                "counts": counts[layer], "requests": int(counts[layer].sum()),
-                **{s: float(v[layer]) for s, v in stats.items()}}
+                "counts": pop["counts"][layer], "requests": int(pop["requests"][layer]),
+                **{s: float(pop[s][layer]) for s in STATS}}
 
     def draw(res):
         if res["missing"]:
