@@ -21,11 +21,11 @@ def test_controls_drive_chart_and_readout(traces):
     ex = popularity_explorer([a, b])
     ex.set(layer=4, phase="all")
     stats = phase_popularity(a, "all")
-    title = ex.jchart.chart.to_dict()["title"]
+    title = ex.jchart.spec["title"]
     assert title.startswith(f"{a.label}, layer 4 (all)")
     assert f"Gini {stats['gini'][4]:.2f}" in title
     assert f"top-10% share {stats['top10_share'][4]:.2f}" in ex.readout.value
-    bars = ex.jchart.chart.to_dict()["layer"][0]["data"]["values"]
+    bars = ex.jchart.spec["layer"][0]["data"]["values"]
     counts = stats["counts"][4]
     assert bars[0]["share"] == pytest.approx(counts.max() / counts.sum())
 
@@ -35,4 +35,4 @@ def test_layer_range_follows_the_trace(traces):
     ex = popularity_explorer([a, b], layer=5)
     ex.set(trace=b.label)
     assert ex.controls["layer"].max == 2 and ex.result["layer"] == 2
-    assert f"{b.label}, layer 2" in ex.jchart.chart.to_dict()["title"]
+    assert f"{b.label}, layer 2" in ex.jchart.spec["title"]

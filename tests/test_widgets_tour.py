@@ -17,11 +17,11 @@ def explorer():
 def test_slider_changes_drive_chart_and_readout(explorer):
     explorer.set(bandwidth=50e9, buffer_share=1.0)
     at = {r["system"]: r for r in explorer.grid if r["value"] == 50e9 and r["buffer_share"] == 1.0}
-    title = explorer.jchart.spec["title"] if hasattr(explorer.jchart, "spec") else explorer.jchart.chart.title
+    title = explorer.jchart.spec["title"]
     assert title.startswith("50 GB/s, 100% of experts buffered")
     assert f"oracle {at['oracle']['speedup_vs_on_demand']:.2f}x" in title
     assert f"on-demand {at['on-demand']['latency_per_token_s'] * 1e3:.3g} ms" in explorer.readout.value
-    points = [l for l in explorer.jchart.chart.to_dict()["layer"] if l["mark"]["type"] == "point"][0]
+    points = [l for l in explorer.jchart.spec["layer"] if l["mark"]["type"] == "point"][0]
     assert {r["system"]: r["latency_ms"] for r in points["data"]["values"]} == \
         {s: r["latency_per_token_s"] * 1e3 for s, r in at.items()}
 
