@@ -218,6 +218,9 @@ class STMoE(History):
         online = bool(self.knobs["online"])
         if self.profile is not None or not self._tuning() or not online:
             weights = self.tuned_weights.get((lookahead, budget))
+            if weights is not None:  # a table the tuned weights never read need not be kept
+                tables = (tables[0],) + tuple(t if weights[:, col].any() else np.zeros((t.shape[0], 1, 1), t.dtype)
+                                              for t, col in ((tables[1], 1), (tables[2], 2)))
             return self._run(trace, tables, budget, lookahead, weights=weights, update=online)
         # No profile: tune on the trace's own past, again each time it doubles (64, 128, ...
         # tokens); a segment's weights come only from tokens before it.
