@@ -6,10 +6,11 @@ Data flow: trace -> analysis -> predictor -> buffer -> timing and energy -> char
 from stmoe.datasets import load_trace
 from stmoe.errors import ConfigError, StmoeError, TraceError
 from stmoe.evaluation import evaluate
+from stmoe.recorder import record
 from stmoe.synthetic import synthetic_trace
 from stmoe.trace import DECODE, PREFILL, Trace
 
 __version__ = "0.1.0"
 
 __all__ = ["DECODE", "PREFILL", "ConfigError", "StmoeError", "Trace", "TraceError", "evaluate",
-           "load_trace", "synthetic_trace", "__version__"]
+           "load_trace", "record", "synthetic_trace", "__version__"]

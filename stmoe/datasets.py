@@ -27,6 +27,21 @@ def bundled() -> dict[str, dict]:
     return {e["name"]: e for e in entries}
 
 
+def catalog() -> list[dict]:
+    """Every trace loadable by name: bundled ones, then public ones, with where each comes from
+    and whether it is available without the network."""
+    from stmoe.public_traces import PUBLIC, availability, url
+    rows = [{"name": n, "kind": "bundled", "domain": e.get("domain", ""), "offline": "yes",
+             "source": f"data/{e['file']}", "description": e.get("description", "")}
+            for n, e in bundled().items()]
+    for n, e in PUBLIC.items():
+        where = availability(n)
+        rows.append({"name": n, "kind": "public", "domain": e["domain"],
+                     "offline": {"shared": "yes (shared copy)", "cached": "yes (cached)"}.get(where, "no"),
+                     "source": url(n), "description": e["description"]})
+    return rows
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -48,15 +63,18 @@ def load_bundled(name: str) -> Trace:
 
 
 def load_trace(path_or_name: str | os.PathLike) -> Trace:
-    """Load a trace from a file (format detected from extension and content) or by the name of
-    a bundled trace (see `stmoe datasets`)."""
+    """Load a trace from a file (format detected from extension and content) or by name: a
+    bundled trace or a public one (fetched and cached on first use; see `stmoe datasets`)."""
     if isinstance(path_or_name, Trace):
         return path_or_name
+    from stmoe.public_traces import PUBLIC, load_public
     text = str(path_or_name)
     if text in bundled():
         return load_bundled(text)
+    if text in PUBLIC:
+        return load_public(text)
     path = Path(text)
     if path.suffix == "" and not path.exists():
-        names = ", ".join(bundled()) or "none bundled yet"
+        names = ", ".join([*bundled(), *PUBLIC])
         raise TraceError(f"{text}: neither a trace file nor a known trace name (known: {names})")
     return read_trace_file(path)

@@ -11,3 +11,7 @@ class TraceError(StmoeError):
 
 class ConfigError(StmoeError):
     """A bad argument or setting: unknown predictor or knob, budget or lookahead out of range."""
+
+
+class HardwareError(ConfigError):
+    """A hardware description is invalid (non-positive bandwidth, a buffer too small, ...)."""

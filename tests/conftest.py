@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -33,3 +40,119 @@ def granite_sglang() -> Path:
 @pytest.fixture
 def granite_hf() -> Path:
     return _shared(GRANITE_HF)
+
+
+# ---------------------------------------------------------------- real-browser fixtures
+# Real-browser fixtures: JupyterLab on 127.0.0.1 and Debian's chromium driven by Playwright.
+
+#
+# The recipe (DESIGN.md): never `playwright install` (no CDN here), use /usr/bin/chromium;
+# `--ServerApp.allow_root=True` because CI runs as root; `autoStartDefaultKernel` so no kernel
+# dialog appears; wait for the debugger button to be enabled before Run All. Every request that
+# leaves loopback is blocked and recorded, so a test can prove the page needs no network.
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "build" / "browser-artifacts"
+
+
+def _require_browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (apt-get install chromium); browser tests need it")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("python playwright is not installed (the `browser` extra)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory):
+    """A JupyterLab server whose root is a scratch copy of the project's notebooks."""
+    _require_browser()
+    root = Path(__file__).resolve().parents[1]
+    work = tmp_path_factory.mktemp("lab")
+    shutil.copytree(root / "notebooks", work / "notebooks")
+    settings = work / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"autoStartDefaultKernel": True}))
+    port, token = _free_port(), "stmoe-test"
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               JUPYTERLAB_SETTINGS_DIR=str(work / "settings"), JUPYTER_CONFIG_DIR=str(work / "config"))
+    log = open(work / "lab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", "--ServerApp.allow_root=True",
+         f"--ServerApp.root_dir={work}", "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited: {(work / 'lab.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("JupyterLab did not start within 60 s")
+    yield {"base": base, "token": token, "root": work}
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A page whose every non-loopback request is blocked and listed in `page.outside_requests`."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    outside: list[str] = []
+
+    def guard(route):
+        url = route.request.url
+        host = url.split("://", 1)[-1].split("/", 1)[0].split(":")[0]
+        if url.startswith(("data:", "blob:", "file:")) or host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    context.route("**/*", guard)
+    pg = context.new_page()
+    pg.outside_requests = outside
+    yield pg
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)

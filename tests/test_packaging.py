@@ -5,7 +5,9 @@ import tomllib
 
 import yaml
 
-from conftest import ROOT
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONDA_NAMES = {"torch": "pytorch"}  # PyPI name -> conda-forge name where they differ
 

@@ -1,4 +1,4 @@
-"""`stmoe datasets [--json]`: the bundled traces."""
+"""`stmoe datasets [--json]`: every trace loadable by name (bundled and public)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,17 @@ from stmoe.cli.output import format_table, print_json
 
 
 def register(sub) -> None:
-    p = sub.add_parser("datasets", help="list the bundled traces")
+    p = sub.add_parser("datasets", help="list the traces loadable by name (bundled and public)")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from stmoe.datasets import bundled
+    from stmoe.datasets import catalog
 
-    entries = list(bundled().values())
+    entries = catalog()
     if args.json:
         print_json(entries)
-    elif not entries:
-        print("no bundled traces yet (data/datasets.json is absent)")
     else:
-        print(format_table(entries, ["name", "domain", "file", "description"]))
+        print(format_table(entries, ["name", "kind", "domain", "offline", "description"]))
     return 0

@@ -1,0 +1,97 @@
+"""Speed of the hardware model, each figure against a baseline measured in the same run.
+
+1. The whole simulation (predictor, buffer, timing) of the st-moe system on a synthetic
+   Qwen3-30B-A3B-shaped trace (48 layers, 128 experts, top-8): expert requests per second,
+   against the target of 2 million per second on one core.
+2. The LRU buffer alone against libCacheSim's LRU (C, its own trace reader) on the same request
+   stream and cache size: our time / libCacheSim's time, against the target of at most 2.
+
+    python benchmarks/bench_simulate.py [--tokens N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import stmoe
+from stmoe.buffer import NEVER, next_request, replay, request_stream
+from stmoe.hardware import model_dims
+from stmoe.timing import simulate
+
+
+def best_of(fn, repeat=3):
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def predictions(trace):
+    """st-moe predictions for the decode tokens from the predict branch's predictor, else a
+    vectorised previous-token stand-in (said in the output)."""
+    dec = trace.select(phase="decode")
+    try:
+        from stmoe.predictors import predict
+    except ImportError:
+        prev = dec.previous_token()
+        pred = np.full_like(dec.expert_ids, -1)
+        pred[prev >= 0] = dec.expert_ids[prev[prev >= 0]]
+        return "previous-token stand-in (stmoe.predictors absent)", pred
+    return "stmoe.predictors st-moe", predict(dec, "st-moe")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=int, default=8000)
+    args = ap.parse_args()
+    trace = stmoe.synthetic_trace(args.tokens, 48, 128, 8, num_sequences=8, prompt_tokens=16, seed=0)
+    dims = model_dims(trace, hidden=2048, ffn=768, dtype="bfloat16")
+    small = stmoe.synthetic_trace(200, 48, 128, 8, num_sequences=2, prompt_tokens=16, seed=1)
+    simulate(small, "accelerator", "st-moe", dims=dims, predictions=predictions(small)[1])  # compile
+    t_pred = best_of(lambda: predictions(trace))
+    label, pred = predictions(trace)
+    run = lambda: simulate(trace, "accelerator", "st-moe", dims=dims, predictions=pred)  # noqa: E731
+    requests = run().requests
+    t_sim = best_of(run)
+    rate = requests / (t_pred + t_sim)
+    print(f"whole simulation ({label}): {requests:,} expert requests in {t_pred:.3f} s predicting + "
+          f"{t_sim:.3f} s buffer and timing = {rate / 1e6:.2f} M requests/s; target 2 M/s -> ratio "
+          f"{rate / 2e6:.2f} (>= 1 passes); buffer and timing alone {requests / t_sim / 1e6:.2f} M/s")
+
+    import libcachesim as lcs
+
+    objs = request_stream(trace.expert_ids, trace.num_experts)
+    capacity = 48 * 128 // 4
+    nxt = next_request(objs)
+    rec = np.zeros(objs.size, np.dtype([("t", "<u4"), ("id", "<u8"), ("size", "<u4"), ("next", "<i8")]))
+    rec["t"], rec["id"], rec["size"] = np.arange(objs.size), objs.astype(np.uint64) + 1, 1
+    rec["next"] = np.where(nxt == NEVER, -1, nxt)
+    replay(objs[:1000], capacity, "lru")                 # compile / load the numba cache
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "stream.oracleGeneral"
+        rec.tofile(path)
+        theirs = {}
+
+        def lcs_lru():
+            reader = lcs.TraceReader(str(path), lcs.TraceType.ORACLE_GENERAL_TRACE)
+            theirs["miss"] = lcs.LRU(capacity).process_trace(reader)[0]
+
+        t_lcs = best_of(lcs_lru)
+    ours = {}
+    t_ours = best_of(lambda: ours.setdefault("hits", replay(objs, capacity, "lru")))
+    same = round((1 - theirs["miss"]) * objs.size) == ours["hits"]
+    print(f"LRU buffer alone: {objs.size:,} requests, {capacity} slots: ours {t_ours:.3f} s "
+          f"({objs.size / t_ours / 1e6:.1f} M/s), libCacheSim {t_lcs:.3f} s "
+          f"({objs.size / t_lcs / 1e6:.1f} M/s); ours/libCacheSim time = {t_ours / t_lcs:.2f} "
+          f"(<= 2 passes); same hit count: {same}")
+
+
+if __name__ == "__main__":
+    main()

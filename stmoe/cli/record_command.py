@@ -1,0 +1,71 @@
+"""`stmoe record MODEL -o OUT.npz (--text FILE | --prompt TEXT)...`: record a routing trace from
+a Hugging Face transformers MoE model (a hub id or a local directory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stmoe.cli.output import print_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("record", help="record a routing trace from a Hugging Face MoE model",
+                       description=__doc__)
+    p.add_argument("model", help="model id on the Hugging Face hub or a local model directory")
+    p.add_argument("-o", "--output", required=True, type=Path, help="trace file to write (.npz)")
+    p.add_argument("--text", type=Path, action="append", default=[],
+                   help="text file, teacher-forced in windows of --sequence-tokens (repeatable)")
+    p.add_argument("--prompt", action="append", default=[],
+                   help="a prompt (all prefill), usually with --generate (repeatable)")
+    p.add_argument("--sequence-tokens", type=int, default=512,
+                   help="tokens per window of --text (default 512)")
+    p.add_argument("--prompt-tokens", type=int, default=64,
+                   help="leading tokens of each --text window marked prefill (default 64)")
+    p.add_argument("--max-sequences", type=int, default=None, help="stop after this many windows")
+    p.add_argument("--generate", type=int, default=0, help="tokens to generate greedily per prompt")
+    p.add_argument("--revision", help="model revision (branch, tag or commit)")
+    p.add_argument("--dtype", help="torch dtype to load the model in (default: the model's own)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--domain", help="domain label stored in the trace (e.g. code, prose)")
+    p.add_argument("--no-lookahead", action="store_true", help="skip the lookahead field")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def _windows(ids: list[int], width: int) -> list[list[int]]:
+    return [ids[i:i + width] for i in range(0, len(ids) - width + 1, width)]
+
+
+def run(args) -> int:
+    from stmoe.recorder import RecordError, record
+
+    if bool(args.text) == bool(args.prompt):
+        raise RecordError("give either --text FILE or --prompt TEXT (not both, not neither)")
+    if args.sequence_tokens < 2 or not 0 <= args.prompt_tokens < args.sequence_tokens:
+        raise RecordError(f"--prompt-tokens {args.prompt_tokens} must be in [0, --sequence-tokens "
+                          f"{args.sequence_tokens})")
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(args.model, revision=args.revision)
+    if args.prompt:
+        inputs, prompt_tokens, source = args.prompt, None, "prompts given on the command line"
+    else:
+        inputs = []
+        for path in args.text:
+            if not path.is_file():
+                raise RecordError(f"--text {path}: no such file")
+            ids = tokenizer(path.read_text(encoding="utf-8", errors="replace"))["input_ids"]
+            windows = _windows(ids, args.sequence_tokens)
+            if not windows:
+                raise RecordError(f"--text {path}: {len(ids)} tokens, fewer than --sequence-tokens "
+                                  f"{args.sequence_tokens}")
+            inputs += windows
+        inputs = inputs[:args.max_sequences]
+        prompt_tokens = args.prompt_tokens
+        source = ", ".join(str(p) for p in args.text)
+    meta = {"domain": args.domain} if args.domain else None
+    trace = record(args.model, inputs, tokenizer=tokenizer, prompt_tokens=prompt_tokens,
+                   generate=args.generate, lookahead=not args.no_lookahead,
+                   revision=args.revision, dtype=args.dtype, device=args.device,
+                   prompt_source=source, meta=meta, progress=not args.quiet, path=args.output)
+    print_json({"output": str(args.output), **trace.summary()})
+    return 0

@@ -1,0 +1,87 @@
+"""`stmoe simulate TRACE [--hardware PRESET] [--system NAME ...] [--json]`: latency, energy,
+hit rate, stalls and link use of each system on a trace (decode tokens), relative to on-demand;
+`--sweep PARAM=V1,V2,...` varies one knob instead."""
+
+from __future__ import annotations
+
+from stmoe.cli.output import format_table, print_json
+from stmoe.errors import ConfigError
+
+
+def register(sub) -> None:
+    from stmoe.hardware import PRESETS
+    from stmoe.systems import SYSTEMS
+
+    p = sub.add_parser("simulate", help="simulate expert loading, stalls and energy per system")
+    p.add_argument("trace", metavar="TRACE", help="a trace file or the name of a bundled trace")
+    p.add_argument("--hardware", default="accelerator", metavar="PRESET",
+                   help=f"hardware preset: {', '.join(PRESETS)} (default accelerator)")
+    p.add_argument("--system", action="append", metavar="NAME",
+                   help=f"a system to simulate (repeatable; default all): {', '.join(SYSTEMS)}")
+    p.add_argument("--lookahead", type=int, default=1, help="layers ahead a prediction is issued")
+    p.add_argument("--budget", type=int, default=None, help="experts predicted per layer (default k)")
+    p.add_argument("--predictor", default="st-moe", help="predictor behind the st-moe system")
+    p.add_argument("--profile", default=None, metavar="TRACE",
+                   help="trace the predictor is profiled on (other tokens than the simulated ones)")
+    p.add_argument("--hidden", type=int, help="model hidden size, for models stmoe does not know")
+    p.add_argument("--ffn", type=int, help="expert FFN size, for models stmoe does not know")
+    p.add_argument("--dtype", help="weight data type, e.g. bfloat16, int8")
+    p.add_argument("--sweep", metavar="PARAM=V1,V2,...",
+                   help="vary one knob (link_bandwidth, buffer_bytes, lookahead, prefetch_share, ...)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from stmoe.datasets import load_trace
+    from stmoe.comparison import compare_systems, dims_for
+    from stmoe.hardware import preset
+    from stmoe.sweeps import sweep
+    from stmoe.systems import SYSTEMS
+    from stmoe.timing import SimulationResult
+
+    trace = load_trace(args.trace)
+    hw = preset(args.hardware)
+    dims, notes = dims_for(trace, hidden=args.hidden, ffn=args.ffn, dtype=args.dtype)
+    profile = load_trace(args.profile) if args.profile else None
+    knobs = dict(lookahead=args.lookahead, budget=args.budget, profile=profile,
+                 predictor=args.predictor)
+    names = args.system or list(SYSTEMS)
+    if args.sweep:
+        if not args.system and trace.weights is None:
+            names.remove("adap-gating")
+            notes.append("adap-gating skipped: the trace has no gate weights")
+        param, _, vals = args.sweep.partition("=")
+        try:
+            values = [float(v) for v in vals.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--sweep values must be numbers, got {vals!r}") from None
+        rows = sweep(trace, param.strip(), values, systems=names, hardware=hw, dims=dims, **knobs)
+        if args.json:
+            print_json({"trace": trace.name, "hardware": hw.name, "sweep": param, "rows": rows})
+        else:
+            print(format_table(rows, ["value", "system", "latency_per_token_s", "speedup_vs_on_demand",
+                                      "energy_efficiency_vs_on_demand", "hit_rate", "stall_share",
+                                      "link_utilisation"]))
+        return 0
+    results, more = compare_systems(trace, hw, args.system, dims=dims, **knobs)
+    notes += more
+    if args.json:
+        print_json({"trace": trace.name, "hardware": hw.name, "model_dims": dims.source,
+                    "results": [{f: getattr(r, f) for f in SimulationResult.JSON_FIELDS}
+                                | {"changes_routing": r.changes_routing} for r in results],
+                    "notes": notes})
+        return 0
+    print(f"{trace.label} on {hw.name} "
+          f"({hw.notes}); {results[0].tokens} decode tokens; model sizes from {dims.source}")
+    rows = [{"system": r.system + (" *" if r.changes_routing else ""),
+             "ms/token": r.latency_per_token_s * 1e3, "speedup": r.speedup_vs_on_demand,
+             "mJ/token": r.energy_per_token_j * 1e3, "energy eff.": r.energy_efficiency_vs_on_demand,
+             "hit rate": r.hit_rate, "stall share": r.stall_share, "link util.": r.link_utilisation,
+             "wasted MB": r.wasted_bytes / 1e6} for r in results]
+    print(format_table(rows))
+    if any(r.changes_routing for r in results):
+        print("* changes the model's routing (replayed here on the trace's routing)")
+    for n in dict.fromkeys(notes):
+        print(f"note: {n}")
+    return 0

@@ -1,0 +1,40 @@
+"""The whole study on one trace: what it holds, how predictable it is, and what each system
+gains on each hardware preset. Plain data out (JSON-serialisable), for the report and the CLI."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from stmoe.trace import DECODE, Trace
+
+PREDICTORS = ("popularity", "previous-token", "history", "cct", "st-moe", "random", "oracle")
+PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
+
+
+def compare_systems(trace: Trace, hardware: str, systems=None, **knobs) -> tuple[list[dict], list[str]]:
+    """Rows (one dict per system, relative to on-demand) and notes; see stmoe.comparison."""
+    from stmoe.comparison import compare_systems as compare, result_rows
+
+    results, notes = compare(trace, hardware, systems, **knobs)
+    return result_rows(results), notes
+
+
+def study(trace: Trace, *, presets=PRESETS, predictors=PREDICTORS,
+          progress: Callable[[str], None] = lambda msg: None) -> dict:
+    from stmoe.evaluation import evaluate
+
+    out: dict = {"summary": trace.summary(), "label": trace.label, "meta": trace.meta}
+    progress(f"{trace.label}: scoring {len(predictors)} predictors")
+    phases = ("decode",) if (trace.phase == DECODE).any() else ("prefill",)
+    result = evaluate(trace, predictors, protocol="split", phases=phases)
+    out["prediction"] = {"protocol": result.info, "rows": result.rows, "per_layer": result.per_layer}
+    if (trace.phase == DECODE).any():
+        out["systems"] = {}
+        for name in presets:
+            progress(f"{trace.label}: simulating systems on {name}")
+            rows, notes = compare_systems(trace, name)
+            out["systems"][name] = {"rows": rows, "notes": notes}
+    else:
+        out["systems"] = {}
+        out.setdefault("notes", []).append("no decode tokens: systems are simulated on decode only")
+    return out

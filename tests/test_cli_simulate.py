@@ -1,0 +1,60 @@
+"""`stmoe simulate`: the table, the JSON contract, errors."""
+
+import json
+
+import numpy as np
+
+from stmoe.cli import main
+
+FIELDS = {"system", "latency_per_token_s", "speedup_vs_on_demand", "energy_per_token_j",
+          "energy_efficiency_vs_on_demand", "hit_rate", "stall_share", "link_utilisation",
+          "wasted_bytes"}
+
+
+def test_json_contract(qwen_csv, capsys):
+    rc = main(["simulate", str(qwen_csv), "--json", "--system", "on-demand", "--system", "oracle",
+               "--system", "pre-gated", "--hardware", "edge-flash"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert [r["system"] for r in out["results"]] == ["on-demand", "oracle", "pre-gated"]
+    for r in out["results"]:
+        assert FIELDS <= set(r)
+    assert out["results"][0]["speedup_vs_on_demand"] == 1.0
+    assert out["results"][1]["speedup_vs_on_demand"] > 1.0
+    assert out["results"][2]["changes_routing"] is True
+
+
+def test_table_and_sweep(qwen_csv, capsys):
+    assert main(["simulate", str(qwen_csv), "--system", "lru-cache", "--hardware", "gpu-pcie"]) == 0
+    out = capsys.readouterr().out
+    assert "lru-cache" in out and "speedup" in out and "on gpu-pcie" in out
+    assert main(["simulate", str(qwen_csv), "--system", "oracle", "--sweep",
+                 "link_bandwidth=1e10,1e12", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["value"] for r in rows] == [1e10, 1e12]
+    assert rows[1]["latency_per_token_s"] < rows[0]["latency_per_token_s"]
+
+
+def test_errors_are_one_line(qwen_csv, tmp_path, capsys):
+    assert main(["simulate", str(qwen_csv), "--hardware", "tpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stmoe: error: unknown hardware preset 'tpu'") and err.count("\n") == 1
+    assert main(["simulate", str(qwen_csv), "--system", "warp"]) == 2
+    assert "unknown system 'warp'" in capsys.readouterr().err
+    assert main(["simulate", str(qwen_csv), "--sweep", "colour=1,2"]) == 2
+    assert "cannot sweep 'colour'" in capsys.readouterr().err
+
+
+def test_unknown_dims_use_reference_model_or_given(tmp_path, capsys):
+    import stmoe
+
+    path = stmoe.synthetic_trace(400, 6, 16, 2, num_sequences=4, prompt_tokens=20, seed=1).save(tmp_path / "syn.npz")
+    assert main(["simulate", str(path), "--system", "on-demand", "--json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert any("replayed with Qwen3-30B-A3B's expert sizes" in n for n in notes)
+    assert main(["simulate", str(path), "--system", "on-demand", "--hidden", "512"]) == 2
+    assert "give hidden= and ffn=" in capsys.readouterr().err
+    assert main(["simulate", str(path), "--system", "on-demand", "--system", "all-resident",
+                 "--hidden", "512", "--ffn", "256", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert np.isclose(res[0]["speedup_vs_on_demand"], 1.0) and res[1]["speedup_vs_on_demand"] > 1

@@ -1,0 +1,65 @@
+"""Hardware descriptions: presets, validation, model sizes."""
+
+import numpy as np
+import pytest
+
+import stmoe
+from stmoe.errors import ConfigError, HardwareError, StmoeError
+from stmoe.hardware import PRESETS, model_dims, preset
+
+
+def test_presets_are_valid_and_overridable():
+    for name in ("accelerator", "gpu-pcie", "edge-flash"):
+        hw = preset(name)
+        assert hw.name == name and hw.peak_macs > 0
+    assert preset("gpu-pcie", link_bandwidth=64e9).link_bandwidth == 64e9
+    # the link is the slow path on every preset: that is what makes expert loading stall
+    assert all(h.link_bandwidth < h.local_bandwidth for h in PRESETS.values())
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("link_bandwidth", 0.0, "link_bandwidth must be positive"),
+    ("link_bandwidth", -5e9, "link_bandwidth must be positive"),
+    ("buffer_bytes", 0, "buffer_bytes must be positive"),
+    ("link_latency", -1e-6, "link_latency must not be negative"),
+    ("clock_hz", float("nan"), "clock_hz must be a finite number"),
+])
+def test_bad_hardware_is_rejected(field, value, match):
+    with pytest.raises(HardwareError, match=match):
+        preset("accelerator", **{field: value})
+
+
+def test_unknown_preset_and_field():
+    with pytest.raises(HardwareError, match="unknown hardware preset 'tpu'.*accelerator"):
+        preset("tpu")
+    with pytest.raises(HardwareError, match="unknown hardware field"):
+        preset("accelerator", bandwith=1e9)
+    assert issubclass(HardwareError, StmoeError)
+
+
+def test_buffer_smaller_than_one_expert(qwen_csv):
+    tr = stmoe.load_trace(qwen_csv)
+    with pytest.raises(HardwareError, match="smaller than one expert"):
+        stmoe.timing.simulate(tr, preset("accelerator", buffer_bytes=1e6), "on-demand")
+
+
+def test_expert_bytes_from_recorder_or_dims(qwen_csv):
+    tr = stmoe.load_trace(qwen_csv)
+    d = model_dims(tr)
+    assert np.array_equal(d.expert_bytes, np.asarray(tr.meta["expert_bytes"], float))
+    assert d.expert_macs == 3 * 2048 * 768
+    syn = stmoe.synthetic_trace(50, 4, 16, 2, seed=0)
+    with pytest.raises(ConfigError, match="give hidden= and ffn="):
+        model_dims(syn)
+    d = model_dims(syn, hidden=1024, ffn=512, dtype="int8")
+    assert d.expert_bytes.tolist() == [3 * 1024 * 512] * 4
+    with pytest.raises(ConfigError, match="unknown dtype 'fp7'"):
+        model_dims(syn, hidden=1024, ffn=512, dtype="fp7")
+
+
+def test_dense_bandwidth_defaults_to_local_and_is_validated():
+    gpu = preset("gpu-pcie")
+    assert gpu.dense_bandwidth is None and gpu.dense_read_bandwidth == gpu.local_bandwidth
+    assert preset("accelerator").dense_read_bandwidth == 256e9
+    with pytest.raises(HardwareError, match="dense_bandwidth must be positive"):
+        preset("gpu-pcie", dense_bandwidth=0.0)

@@ -1,0 +1,48 @@
+"""Design-space sweeps: tidy rows, and the shape the book argues from."""
+
+import pytest
+
+import stmoe
+from stmoe.errors import ConfigError
+from stmoe.sweeps import ROW_FIELDS, sweep
+
+
+def test_prefetching_stops_helping_when_the_link_saturates(qwen_csv):
+    """Perfect prefetching gains most where link time and compute time are comparable: on a
+    link 8x slower than the preset it cannot create bandwidth, on one 30x faster there is
+    nothing left to hide."""
+    tr = stmoe.load_trace(qwen_csv)
+    rows = sweep(tr, "link_bandwidth", [32e9, 256e9, 8e12], systems=("oracle",))
+    gain = {r["value"]: r["speedup_vs_on_demand"] for r in rows}
+    assert gain[256e9] > 1.3
+    assert gain[32e9] < gain[256e9] and gain[8e12] < gain[256e9]
+    util = [r["link_utilisation"] for r in rows]
+    assert util[0] > 0.99 and util[2] < 0.5
+
+
+def test_rows_are_tidy(qwen_csv):
+    tr = stmoe.load_trace(qwen_csv)
+    rows = sweep(tr, "buffer_bytes", [64 * 2 ** 20, 4 * 2 ** 30], systems=("lru-cache", "oracle"))
+    assert [(r["value"], r["system"]) for r in rows] == [
+        (64 * 2 ** 20, "lru-cache"), (64 * 2 ** 20, "oracle"), (4 * 2 ** 30, "lru-cache"), (4 * 2 ** 30, "oracle")]
+    assert all(set(ROW_FIELDS) <= set(r) for r in rows)
+    # a bigger buffer caches across tokens: the LRU cache starts to hit
+    assert rows[2]["hit_rate"] > rows[0]["hit_rate"] + 0.3
+
+
+def test_split_and_lookahead_sweeps_run(qwen_csv):
+    tr = stmoe.load_trace(qwen_csv)
+    split = sweep(tr, "prefetch_share", [0.05, 0.5], systems=("oracle",), hardware="gpu-pcie")
+    assert split[0]["hit_rate"] != split[1]["hit_rate"]
+    ahead = sweep(tr, "lookahead", [1, 3], systems=("oracle",))
+    assert all(r["speedup_vs_on_demand"] > 1 for r in ahead)
+
+
+def test_bad_sweeps(qwen_csv):
+    tr = stmoe.load_trace(qwen_csv)
+    with pytest.raises(ConfigError, match="cannot sweep 'colour'"):
+        sweep(tr, "colour", [1])
+    with pytest.raises(ConfigError, match="at least one value"):
+        sweep(tr, "link_bandwidth", [])
+    with pytest.raises(stmoe.StmoeError, match="link_bandwidth must be positive"):
+        sweep(tr, "link_bandwidth", [0.0])

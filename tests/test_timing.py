@@ -1,0 +1,129 @@
+"""Timing and energy: ordering of the systems, conservation of bytes, edge cases."""
+
+import numpy as np
+import pytest
+
+import stmoe
+from stmoe.errors import ConfigError
+from stmoe.hardware import model_dims
+from stmoe.systems import SYSTEMS
+from stmoe.timing import simulate
+
+PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
+
+
+def previous_token_predictions(trace):
+    """A causal predictor built here: each layer's experts of the previous token."""
+    dec = trace.select(phase="decode")
+    pred = np.full_like(dec.expert_ids, -1)
+    prev = dec.previous_token()
+    pred[prev >= 0] = dec.expert_ids[prev[prev >= 0]]
+    return pred
+
+
+def noisy_oracle(trace, keep, seed=0):
+    """The true experts with a share (1 - keep) replaced by random wrong ones."""
+    dec = trace.select(phase="decode")
+    rng = np.random.default_rng(seed)
+    pred = dec.expert_ids.copy()
+    swap = rng.random(pred.shape) > keep
+    pred[swap] = (pred[swap] + rng.integers(1, trace.num_experts, swap.sum())) % trace.num_experts
+    return pred
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    tr = stmoe.synthetic_trace(600, 12, 32, 4, seed=7)
+    return tr, model_dims(tr, hidden=2048, ffn=768, dtype="bfloat16")
+
+
+def cases(qwen):
+    syn = stmoe.synthetic_trace(600, 12, 32, 4, seed=7)
+    return [(qwen, model_dims(qwen)), (syn, model_dims(syn, hidden=2048, ffn=768))]
+
+
+@pytest.mark.parametrize("hw", PRESETS)
+def test_systems_are_ordered(qwen_csv, hw):
+    for tr, dims in cases(stmoe.load_trace(qwen_csv)):
+        for pred in (previous_token_predictions(tr), noisy_oracle(tr, 0.8)):
+            lat = {s: simulate(tr, hw, s, dims=dims, predictions=pred if s == "st-moe" else None)
+                   .latency_per_token_s for s in ("all-resident", "oracle", "st-moe", "on-demand")}
+            assert lat["all-resident"] <= lat["oracle"] <= lat["st-moe"] <= lat["on-demand"], (hw, lat)
+
+
+@pytest.mark.parametrize("system", list(SYSTEMS))
+def test_bytes_are_conserved(qwen_csv, system):
+    tr = stmoe.load_trace(qwen_csv)
+    pred = noisy_oracle(tr, 0.5) if system == "st-moe" else None
+    for hw in PRESETS:
+        r = simulate(tr, hw, system, predictions=pred)
+        assert r.prefetch_bytes == pytest.approx(r.useful_bytes + r.wasted_bytes, rel=1e-9)
+        assert r.moved_bytes == pytest.approx(r.demand_bytes + r.prefetch_bytes, rel=1e-9)
+        assert r.useful_prefetches + r.wasted_prefetches <= r.prefetches_issued
+        assert 0 <= r.hit_rate + r.late_prefetch_rate <= 1
+        assert 0 <= r.stall_share < 1 and 0 <= r.link_utilisation <= 1
+
+
+def test_what_each_system_moves(qwen_csv):
+    tr = stmoe.load_trace(qwen_csv)
+    r = {s: simulate(tr, "accelerator", s, predictions=noisy_oracle(tr, 0.6) if s == "st-moe" else None)
+         for s in SYSTEMS}
+    assert r["all-resident"].moved_bytes == 0 and r["all-resident"].hit_rate == 1
+    assert r["on-demand"].prefetch_bytes == 0 and r["lru-cache"].prefetch_bytes == 0
+    assert r["oracle"].wasted_bytes == 0 and r["pre-gated"].wasted_bytes == 0
+    assert r["st-moe"].wasted_bytes > 0 and r["st-moe"].useful_bytes > 0
+    assert r["pre-gated"].changes_routing and r["adap-gating"].changes_routing
+    assert not r["st-moe"].changes_routing
+    # adap-gating runs fewer experts, so it moves fewer bytes than on-demand
+    assert r["adap-gating"].requests < r["on-demand"].requests
+    assert r["adap-gating"].demand_bytes < r["on-demand"].demand_bytes
+
+
+def test_timing_kernel_buffer_matches_replay(qwen_csv):
+    """Demand-only LRU through the timing kernel hits exactly as the buffer replay (and so as
+    libCacheSim, see test_buffer)."""
+    from stmoe.buffer import BufferSpec, replay, request_stream
+
+    tr = stmoe.load_trace(qwen_csv)
+    dec = tr.select(phase="decode")
+    for cap in (40, 400):
+        r = simulate(tr, "gpu-pcie", "lru-cache", buffer=BufferSpec(cap, prefetch_share=0))
+        assert round(r.hit_rate * r.requests) == replay(request_stream(dec.expert_ids, dec.num_experts), cap, "lru")
+
+
+def test_faster_link_never_slower(synthetic):
+    tr, dims = synthetic
+    pred = noisy_oracle(tr, 0.7)
+    lat = [simulate(tr, stmoe.hardware.preset("accelerator", link_bandwidth=bw), "st-moe",
+                    predictions=pred, dims=dims).latency_per_token_s for bw in (64e9, 256e9, 1e12)]
+    assert lat[0] > lat[1] > lat[2]
+
+
+def test_bad_arguments(qwen_csv, granite_sglang):
+    tr = stmoe.load_trace(qwen_csv)
+    with pytest.raises(ConfigError, match="unknown system 'gpu'"):
+        simulate(tr, "accelerator", "gpu")
+    with pytest.raises(ConfigError, match=r"predictions must have shape \[128, 48, budget\]"):
+        simulate(tr, "accelerator", "st-moe", predictions=np.zeros((5, 48, 6), np.int16))
+    with pytest.raises(ConfigError, match="lookahead"):
+        simulate(tr, "accelerator", "oracle", lookahead=0)
+    with pytest.raises(ConfigError, match="needs gate weights"):
+        simulate(stmoe.load_trace(granite_sglang), "accelerator", "adap-gating")
+
+
+def test_deeper_lookahead_keeps_nearer_prefetches(qwen_csv):
+    """With perfect predictions issued 3 layers ahead, staging holds the nearest layers first;
+    the prefetches still arrive and are used."""
+    tr = stmoe.load_trace(qwen_csv)
+    dec = tr.select(phase="decode")
+    r = simulate(tr, "gpu-pcie", "st-moe", predictions=dec.expert_ids, lookahead=3)
+    assert r.useful_prefetches > 0 and r.wasted_bytes == 0
+    assert r.latency_per_token_s < simulate(tr, "gpu-pcie", "on-demand").latency_per_token_s
+
+
+@pytest.mark.parametrize("hw", PRESETS)
+def test_ordering_with_the_st_moe_predictor(qwen_csv, hw):
+    pytest.importorskip("stmoe.predictors")
+    tr = stmoe.load_trace(qwen_csv)
+    lat = {s: simulate(tr, hw, s).latency_per_token_s for s in ("all-resident", "oracle", "st-moe", "on-demand")}
+    assert lat["all-resident"] <= lat["oracle"] <= lat["st-moe"] <= lat["on-demand"], lat
