@@ -206,6 +206,11 @@ class STMoE(History):
         self._run(past, tables, 1, lookahead, start=split, predict=False)
         return np.array([self._row(*self.TUNING_GRID[b]) for b in best]), tables
 
+    def fit(self, profile):
+        super().fit(profile)
+        self.tuned_weights = {}  # weights tuned on an earlier profile must not leak into this one
+        return self
+
     def _profile_tables(self, L, E, budget, lookahead):
         self.tuned_weights = getattr(self, "tuned_weights", {})
         if not self._tuning() or self.profile is None or self.profile.num_tokens < 4:
