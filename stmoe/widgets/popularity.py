@@ -33,11 +33,11 @@ def popularity_explorer(traces, *, trace: str | None = None, phase: str = "decod
         layer_slider.max = loaded[change["new"]].num_layers - 1
 
     trace_menu.observe(follow, names="value")
-    controls = {"trace": trace_menu,
-                "phase": widgets.Dropdown(options=list(PHASES), value=phase, description="phase"),
-                "layer": layer_slider}
+    # the slider first: browser tests address sliders by position
+    controls = {"layer": layer_slider, "trace": trace_menu,
+                "phase": widgets.Dropdown(options=list(PHASES), value=phase, description="phase")}
 
-    def compute(trace, phase, layer):
+    def compute(layer, trace, phase):
         if (trace, phase) not in tables:
             return {"trace": trace, "phase": phase, "layer": layer, "missing": True}
         pop = tables[trace, phase]

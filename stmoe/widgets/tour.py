@@ -46,7 +46,7 @@ def latency_explorer(trace, hardware="gpu-pcie", *, dims=None, profile=None, sys
             description="link"),
         "buffer_share": widgets.SelectionSlider(
             options=[(f"{s:.0%}", float(s)) for s in buffer_shares],
-            value=buffer_share if buffer_share is not None else float(buffer_shares[1]),
+            value=buffer_share if buffer_share is not None else float(buffer_shares[len(buffer_shares) // 2]),
             description="buffer"),
     }
 

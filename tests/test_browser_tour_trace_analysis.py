@@ -1,0 +1,21 @@
+"""Notebooks 00 and 01 in a real browser, offline: Run All, then move a slider of each explorer
+and check the page shows what the same explorer computes in this process."""
+
+import pytest
+
+from browser_lab import check_slider_drives_explorer, open_and_run_all
+
+
+@pytest.mark.parametrize("notebook, factory", [
+    ("00_tour.ipynb", "tour"), ("01_trace_analysis.ipynb", "popularity")])
+def test_explorer_answers_a_slider_offline(lab_server, page, notebook, factory):
+    if factory == "tour":
+        from stmoe.widgets.tour import tour_explorer
+        explorer = tour_explorer("tiny-moe-code", "gpu-pcie")
+    else:
+        from stmoe.widgets.popularity import popularity_explorer
+        explorer = popularity_explorer(["tiny-moe-code", "tiny-moe-prose", "qwen3-30b-a3b"])
+    open_and_run_all(page, lab_server, notebook)
+    moved = check_slider_drives_explorer(page, 0, 0, explorer)
+    assert moved["after"] != moved["before"]
+    assert page.outside_requests == [], page.outside_requests
