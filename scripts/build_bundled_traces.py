@@ -263,7 +263,7 @@ DESCRIPTIONS = {
 
 
 def write_data_dir(traces: dict, baselines: list, cfg: dict, summary: dict, losses: dict,
-                   build_seconds: float) -> None:
+                   record_seconds: float) -> None:
     from scripts.measure_structure import markdown, measure
     from stmoe.datasets import CATALOG, DATA_DIR, sha256_of
     DATA_DIR.mkdir(exist_ok=True)
@@ -289,7 +289,7 @@ def write_data_dir(traces: dict, baselines: list, cfg: dict, summary: dict, loss
         model=json.dumps(cfg["model"], indent=2), training=json.dumps(cfg["training"], indent=2),
         python=sys.version.split()[0], steps=summary["steps"], tokens=summary["tokens_seen"],
         loss=summary["final_loss_last50"], train_min=summary["train_seconds"] / 60,
-        build_min=build_seconds / 60, params=summary["parameters"] / 1e6,
+        record_min=record_seconds / 60, params=summary["parameters"] / 1e6,
         loss_code=losses["code"], loss_prose=losses["prose"], seed=cfg["seed"],
         every=cfg["corpora"]["heldout_every"], table=markdown(rows),
         counts="\n".join(f"- `{NAMES[d]}`: {t.num_tokens} tokens in "
@@ -306,7 +306,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="delete the build dir first")
     ap.add_argument("--stop-after", choices=["corpora", "tokenizer", "train", "record"])
     args = ap.parse_args(argv)
-    started = time.time()
     cfg = json.loads(CONFIG.read_text())
     if args.fresh and args.build_dir.exists():
         shutil.rmtree(args.build_dir)
@@ -325,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
     from transformers import Qwen3MoeForCausalLM
+    started = time.time()
     torch.set_num_threads(cfg["training"]["threads"])
     trained = Qwen3MoeForCausalLM.from_pretrained(args.build_dir / "model", dtype="float32")
     torch.manual_seed(cfg["seed"])
