@@ -262,6 +262,25 @@ DESCRIPTIONS = {
 }
 
 
+def findings(rows: list[dict]) -> str:
+    """One paragraph reading the table, so the prose always matches the numbers above it."""
+    by = {r["trace"].split(" ")[0]: r for r in rows}
+    parts = []
+    for d, name in NAMES.items():
+        r, u = by[name], by[f"untrained-{d}"]
+        parts.append(f"{d}: cross-layer recall {100 * r['cross_layer']:.0f}% "
+                     f"({r['cross_layer'] / r['chance']:.1f}x chance; untrained "
+                     f"{100 * u['cross_layer']:.0f}%), next-token reuse {100 * r['reuse']:.0f}% "
+                     f"(untrained {100 * u['reuse']:.0f}%), popularity {100 * r['popularity']:.0f}%")
+    gained = all(by[n]["cross_layer"] > by[f"untrained-{d}"]["cross_layer"] for d, n in NAMES.items())
+    lost = all(by[n]["reuse"] < by[f"untrained-{d}"]["reuse"] for d, n in NAMES.items())
+    return ("In this build, " + "; ".join(parts) + ". Training made the cross-layer signal "
+            + ("stronger" if gained else "not uniformly stronger") + " than the untrained "
+            "network's" + (", while the untrained network's higher reuse (its hidden states "
+                           "change little from token to token) gave way to more token-specific "
+                           "routing." if lost else "."))
+
+
 def write_data_dir(traces: dict, baselines: list, cfg: dict, summary: dict, losses: dict,
                    record_seconds: float) -> None:
     from scripts.measure_structure import markdown, measure
@@ -291,7 +310,7 @@ def write_data_dir(traces: dict, baselines: list, cfg: dict, summary: dict, loss
         loss=summary["final_loss_last50"], train_min=summary["train_seconds"] / 60,
         record_min=record_seconds / 60, params=summary["parameters"] / 1e6,
         loss_code=losses["code"], loss_prose=losses["prose"], seed=cfg["seed"],
-        every=cfg["corpora"]["heldout_every"], table=markdown(rows),
+        every=cfg["corpora"]["heldout_every"], table=markdown(rows), findings=findings(rows),
         counts="\n".join(f"- `{NAMES[d]}`: {t.num_tokens} tokens in "
                          f"{len(np.unique(t.sequence))} sequences, "
                          f"{int((t.phase == 1).sum())} of them decode" for d, t in traces.items()),
