@@ -230,3 +230,16 @@ def test_import_stmoe_needs_no_torch():
             "import stmoe, stmoe.recorder, stmoe.cli.record_command; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_cli_prompt_and_generate(tmp_path, capsys):
+    from stmoe import load_trace
+    from stmoe.cli import main
+    model_dir, _ = _tiny_model_dir(tmp_path)
+    out = tmp_path / "gen.npz"
+    assert main(["record", str(model_dir), "--prompt", "def f(x):", "--prompt", "In the",
+                 "--generate", "3", "-o", str(out), "--quiet", "--no-lookahead"]) == 0
+    trace = load_trace(out)
+    assert (trace.phase == DECODE).sum() == 6 and trace.lookahead is None
+    assert trace.meta["generated_tokens_per_sequence"] == 3
+    assert trace.meta["prompt_source"] == "prompts given on the command line"
