@@ -1,9 +1,15 @@
 """Notebooks 00 and 01 in a real browser, offline: Run All, then move a slider of each explorer
 and check the page shows what the same explorer computes in this process."""
 
+import re
+
 import pytest
 
-from browser_lab import check_slider_drives_explorer, open_and_run_all
+from browser_lab import RUN_TIMEOUT_MS, check_slider_drives_explorer, open_and_run_all
+
+
+def _plain(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
 @pytest.mark.parametrize("notebook, factory", [
@@ -16,6 +22,15 @@ def test_explorer_answers_a_slider_offline(lab_server, page, notebook, factory):
         from stmoe.widgets.popularity import popularity_explorer
         explorer = popularity_explorer(["tiny-moe-code", "tiny-moe-prose", "qwen3-30b-a3b"])
     open_and_run_all(page, lab_server, notebook)
+    # The committed notebook already shows execution counts, so wait for this run's explorer
+    # (stripped notebooks carry no widget state) and then for no cell to be queued or running.
+    page.wait_for_function(
+        "(text) => [...document.querySelectorAll('.stmoe-readout')]"
+        ".some(el => el.innerText.split(/\\s+/).join(' ').trim() === text)",
+        arg=_plain(explorer.readout.value), timeout=RUN_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+        ".some(p => p.textContent.includes('*'))", timeout=RUN_TIMEOUT_MS)
     moved = check_slider_drives_explorer(page, 0, 0, explorer)
     assert moved["after"] != moved["before"]
     assert page.outside_requests == [], page.outside_requests
