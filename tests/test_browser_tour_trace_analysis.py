@@ -23,14 +23,24 @@ def test_explorer_answers_a_slider_offline(lab_server, page, notebook, factory):
         explorer = popularity_explorer(["tiny-moe-code", "tiny-moe-prose", "qwen3-30b-a3b"])
     open_and_run_all(page, lab_server, notebook)
     # The committed notebook already shows execution counts, so wait for this run's explorer
-    # (stripped notebooks carry no widget state) and then for no cell to be queued or running.
-    page.wait_for_function(
-        "(text) => [...document.querySelectorAll('.stmoe-readout')]"
-        ".some(el => el.innerText.split(/\\s+/).join(' ').trim() === text)",
-        arg=_plain(explorer.readout.value), timeout=RUN_TIMEOUT_MS)
+    # (stripped notebooks carry no widget state), scroll it into view (JupyterLab renders only
+    # visible cells), wait for its default readout and for no cell to be queued or running.
+    box = page.locator(".stmoe-explorer").first
+    box.wait_for(timeout=RUN_TIMEOUT_MS)
+    box.scroll_into_view_if_needed()
+    expected = _plain(explorer.readout.value)
+    try:
+        page.wait_for_function(
+            "(text) => [...document.querySelectorAll('.stmoe-readout')]"
+            ".some(el => el.innerText.split(/\\s+/).join(' ').trim() === text)",
+            arg=expected, timeout=RUN_TIMEOUT_MS)
+    except Exception:
+        shown = " ".join(box.locator(".stmoe-readout").inner_text().split())
+        raise AssertionError(f"readout on the page {shown!r} != {expected!r}") from None
     page.wait_for_function(
         "() => ![...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
         ".some(p => p.textContent.includes('*'))", timeout=RUN_TIMEOUT_MS)
+    box.scroll_into_view_if_needed()
     moved = check_slider_drives_explorer(page, 0, 0, explorer)
     assert moved["after"] != moved["before"]
     assert page.outside_requests == [], page.outside_requests
