@@ -60,28 +60,28 @@ def split(trace: Trace, max_scored_sequences: int | None = None) -> Split:
 def compare(trace: Trace, hardware="accelerator", *, systems=SYSTEMS, dims=None,
             max_scored_sequences: int | None = None, predictions=None,
             **knobs) -> tuple[list[dict], list[str]]:
-    """`stmoe.report.study.compare_systems` on the scored half, st-moe profiled on the other.
-    `predictions` (from `st_moe_predictions`, for the same split) saves recomputing st-moe's
-    predictions when only the hardware changes."""
-    from stmoe.hardware import model_dims
-    from stmoe.report.study import SYSTEM_FIELDS, compare_systems
+    """`stmoe.comparison.compare_systems` on the scored half, st-moe profiled on the other;
+    rows as in `stmoe.comparison.result_rows`. `predictions` (from `st_moe_predictions`, same
+    split) saves recomputing st-moe's predictions when only the hardware changes."""
+    from stmoe.comparison import compare_systems, dims_for, result_rows
     from stmoe.timing import simulate
 
     parts = split(trace, max_scored_sequences)
-    dims = dims or model_dims(trace)
+    notes: list[str] = []
+    if dims is None:
+        dims, notes = dims_for(trace)
     if predictions is None or "st-moe" not in systems:
-        return compare_systems(parts.scored, hardware, list(systems), profile=parts.profile, dims=dims,
-                               **knobs)
+        results, more = compare_systems(parts.scored, hardware, list(systems), profile=parts.profile,
+                                        dims=dims, **knobs)
+        return result_rows(results), notes + more
     names = list(systems) if "on-demand" in systems else ["on-demand", *systems]
-    rows, notes = compare_systems(parts.scored, hardware, [n for n in names if n != "st-moe"],
-                                  dims=dims, **knobs)
-    r = simulate(parts.scored, hardware, "st-moe", predictions=predictions, dims=dims, **knobs)
-    base = next(row for row in rows if row["system"] == "on-demand")
-    r.speedup_vs_on_demand = base["latency_per_token_s"] / r.latency_per_token_s
-    r.energy_efficiency_vs_on_demand = base["energy_per_token_j"] / r.energy_per_token_j
-    rows.insert(names.index("st-moe"), {f: getattr(r, f) for f in SYSTEM_FIELDS})
-    notes.append(f"predictions: st-moe, profiled on {parts.profile.label}")
-    return [row for row in rows if row["system"] in systems], notes
+    results, more = compare_systems(parts.scored, hardware, [n for n in names if n != "st-moe"],
+                                    dims=dims, **knobs)
+    ours = simulate(parts.scored, hardware, "st-moe", predictions=predictions, dims=dims, **knobs)
+    base = next(r for r in results if r.system == "on-demand")
+    results.insert(names.index("st-moe"), ours.relative_to(base))
+    notes += more + [f"predictions: st-moe, profiled on {parts.profile.label}"]
+    return [row for row in result_rows(results) if row["system"] in systems], notes
 
 
 def st_moe_predictions(trace: Trace, max_scored_sequences: int | None = None, *,
@@ -114,6 +114,16 @@ def gains(rows: list[dict], system: str = "st-moe") -> list[dict]:
     return out
 
 
+def buffer_share(trace: Trace, hardware="accelerator", dims=None) -> tuple[int, int]:
+    """(experts the preset's buffer holds, experts the model has): how far the model is from
+    fitting, the first thing that decides what prefetching can buy."""
+    from stmoe.comparison import dims_for
+    from stmoe.hardware import preset
+
+    dims = dims or dims_for(trace)[0]
+    return int(preset(hardware).buffer_bytes // float(np.max(dims.expert_bytes))), trace.num_layers * trace.num_experts
+
+
 def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None, *, dims=None,
             max_scored_sequences: int | None = None) -> dict:
     """The computed numbers behind the gap between our gains and the paper's:
@@ -126,16 +136,16 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
     adap-gating change routing.
     """
     from stmoe.evaluation import evaluate
-    from stmoe.hardware import model_dims, preset
+    from stmoe.comparison import dims_for
+    from stmoe.hardware import preset
     from stmoe.systems import ADAP_GATING_THRESHOLD, SYSTEMS as ALL, adap_gate
 
     hw = preset(hardware)
-    dims = dims or model_dims(trace)
+    dims = dims or dims_for(trace)[0]
     parts = split(trace, max_scored_sequences)
     rec = evaluate(parts.scored, ["st-moe"], profile=parts.profile, phases=("decode",)).row("st-moe")
     expert_bytes = float(np.max(dims.expert_bytes))
-    buffer_experts = int(hw.buffer_bytes // expert_bytes)
-    model_experts = trace.num_layers * trace.num_experts
+    buffer_experts, model_experts = buffer_share(trace, hw, dims)
     out = {
         "trace": trace.label, "hardware": hw.name, "recall": rec["recall"], "paper_accuracy": PAPER_ACCURACY,
         "budget": rec["budget"], "expert_bytes": expert_bytes, "buffer_experts": buffer_experts,

@@ -75,3 +75,8 @@ def test_reasons_are_the_package_numbers(trace, dims):
     assert why["on-demand_link_utilisation"] == rows[0]["link_utilisation"]
     assert 0 < why["adap_kept"] < 1
     assert why["changes_routing"] == {"pre-gated": True, "adap-gating": True, "st-moe": False}
+
+
+def test_buffer_share_counts_whole_experts(trace, dims):
+    held, total = R.buffer_share(trace, preset("accelerator", buffer_bytes=dims.expert_bytes[0] * 2.5), dims)
+    assert (held, total) == (2, 64)

@@ -34,12 +34,13 @@ def paper_explorer(trace=None, *, dims=None, max_scored_sequences: int = EXPLORE
 
     from stmoe.charts.reproduction import paper_gap_chart
     from stmoe.datasets import load_trace
-    from stmoe.hardware import PRESETS, model_dims, preset
+    from stmoe.comparison import dims_for
+    from stmoe.hardware import PRESETS, preset
     from stmoe.widgets.explorer import Explorer
 
     if trace is None or isinstance(trace, str):
         trace = load_trace(trace or DEFAULT_TRACE)
-    dims = dims or model_dims(trace)
+    dims = dims or dims_for(trace)[0]
     split(trace, max_scored_sequences)     # fail here, not in a callback, on a trace too short
     predictions = st_moe_predictions(trace, max_scored_sequences)   # hardware-independent
     cache: dict = {}
