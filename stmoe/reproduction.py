@@ -70,6 +70,10 @@ def compare(trace: Trace, hardware="accelerator", *, systems=SYSTEMS, dims=None,
     notes: list[str] = []
     if dims is None:
         dims, notes = dims_for(trace)
+    systems = list(systems)
+    if "adap-gating" in systems and trace.weights is None:
+        systems.remove("adap-gating")
+        notes.append("adap-gating skipped: the trace has no gate weights")
     if predictions is None or "st-moe" not in systems:
         results, more = compare_systems(parts.scored, hardware, list(systems), profile=parts.profile,
                                         dims=dims, **knobs)

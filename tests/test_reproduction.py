@@ -80,3 +80,11 @@ def test_reasons_are_the_package_numbers(trace, dims):
 def test_buffer_share_counts_whole_experts(trace, dims):
     held, total = R.buffer_share(trace, preset("accelerator", buffer_bytes=dims.expert_bytes[0] * 2.5), dims)
     assert (held, total) == (2, 64)
+
+
+def test_traces_without_weights_skip_adap_gating(trace, dims):
+    bare = stmoe.Trace(trace.expert_ids, num_experts=trace.num_experts, phase=trace.phase,
+                       sequence=trace.sequence, meta={"name": "bare", "synthetic": True})
+    rows, notes = R.compare(bare, "accelerator", dims=dims)
+    assert "adap-gating" not in [r["system"] for r in rows] and any("no gate weights" in n for n in notes)
+    assert [g["baseline"] for g in R.gains(rows)][::2] == ["on-demand", "pre-gated"]
