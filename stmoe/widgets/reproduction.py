@@ -45,7 +45,7 @@ def paper_explorer(trace=None, *, dims=None, max_scored_sequences: int = EXPLORE
     predictions = st_moe_predictions(trace, max_scored_sequences)   # hardware-independent
     cache: dict = {}
 
-    def compute(hardware: str, bandwidth: float) -> GapResult:
+    def compute(bandwidth: float, hardware: str) -> GapResult:
         key = (hardware, bandwidth)
         if key not in cache:
             hw = preset(hardware)
@@ -68,9 +68,9 @@ def paper_explorer(trace=None, *, dims=None, max_scored_sequences: int = EXPLORE
                 f"st-moe speedup " + ", ".join(parts) + f"; energy efficiency vs on-demand {eff:.2f}x")
 
     controls = {
-        "hardware": widgets.Dropdown(options=list(PRESETS), value="accelerator", description="preset"),
         "bandwidth": widgets.SelectionSlider(options=[(f"{s:g}x", s) for s in BANDWIDTH_SCALES], value=1.0,
                                              description="link bw", continuous_update=False),
+        "hardware": widgets.Dropdown(options=list(PRESETS), value="accelerator", description="preset"),
     }
     return Explorer(controls, compute, draw, describe,
                     title=f"st-moe against the paper's baselines ({trace.label})")
