@@ -4,8 +4,9 @@
 A table predictor scores every expert and stages the top m, best first, so its prediction at
 budget m is the first m entries of its prediction at any larger budget. One run at the largest
 budget therefore gives the recall at every smaller one, exactly as `stmoe.evaluate` would
-score each budget separately (the tests check this). Random draws are not prefix-stable; its
-expected recall m / E is `chance`.
+score each budget separately (the tests check this). Two exceptions: random draws are not
+prefix-stable (its expected recall m / E is `chance`), and an st-moe that tunes its weights on
+the profile tunes them for the budget asked, so it is run once per budget.
 """
 
 from __future__ import annotations
@@ -14,10 +15,22 @@ import numpy as np
 
 from stmoe.errors import ConfigError
 from stmoe.evaluation import _folds, cell_hits
-from stmoe.predictors import Predictor, check_budget, make
+from stmoe.predictors import PREDICTORS, Predictor, check_budget, make
 from stmoe.trace import Trace, phase_code
 
 PREFIX_STABLE = ("popularity", "previous-token", "history", "cct", "st-moe")
+WEIGHTS = ("spatial_weight", "transition_weight", "history_weight")
+# st-moe knobs that keep the weights as given, where the library can tune them on the profile
+AS_GIVEN = {"tune": "none"} if "tune" in PREDICTORS["st-moe"].KNOBS else {}
+
+
+def st_moe(**knobs) -> Predictor:
+    """An st-moe predictor whose weights stay as given (never re-tuned on the profile)."""
+    return make("st-moe", **{**AS_GIVEN, **knobs})
+
+
+def _tuned_per_budget(p: Predictor) -> bool:
+    return p.knobs.get("tune", "none") != "none"
 
 
 def check_budgets(budgets, num_experts: int) -> list[int]:
@@ -45,10 +58,13 @@ def recall_by_budget(trace: Trace, predictor, budgets, *, profile: Trace | None 
     routed = 0
     for fold_profile, scored in _folds(trace, "split", profile):
         part = trace if scored.all() else trace.select(tokens=scored)
-        pred = p.fit(fold_profile).predict_trace(part, widest, lookahead)
+        p.fit(fold_profile)
+        pred = p.predict_trace(part, widest, lookahead)
         keep = (part.phase == code)[:, None] & (part.expert_ids >= 0).any(axis=2)
         routed += int(((part.expert_ids >= 0).sum(axis=2) * keep).sum())
         for b, m in enumerate(budgets):
+            if _tuned_per_budget(p) and m != widest:
+                pred = p.predict_trace(part, m, lookahead)
             hits[b] += (cell_hits(pred[:, :, :m], part.expert_ids)[0] * keep).sum()
     if routed == 0:
         raise ConfigError(f"phase: {trace.label} has no routed {phase} cells to score")
@@ -101,10 +117,13 @@ def budget_curves(trace: Trace, predictors, budgets, *, profile: Trace | None = 
 def knob_curve(trace: Trace, name: str, knob: str, values, *, budget: int, series: str | None = None,
                phase: str = "decode", **fixed) -> list[dict]:
     """Rows {series, <knob>, recall}: predictor `name` with `fixed` knobs and `knob` set to
-    each of `values`, scored at `budget` under the split protocol."""
+    each of `values`, scored at `budget` under the split protocol. An st-moe whose weights are
+    set here keeps them (`st_moe`) unless `tune` is given."""
+    build = st_moe if name == "st-moe" and ({knob, *fixed} & set(WEIGHTS)) else \
+        (lambda **kn: make(name, **kn))
     rows = []
     for v in values:
-        recall = recall_by_budget(trace, make(name, **fixed, **{knob: v}), [budget], phase=phase)[0]
+        recall = recall_by_budget(trace, build(**fixed, **{knob: v}), [budget], phase=phase)[0]
         rows.append({"series": series or name, knob: v, "recall": float(recall)})
     return rows
 

@@ -10,7 +10,7 @@ says how many tokens).
 from __future__ import annotations
 
 from stmoe.charts.predictors import recall_bars_chart
-from stmoe.predictor_design import chance, held_out_split, recall_by_budget
+from stmoe.predictor_design import chance, held_out_split, recall_by_budget, st_moe
 from stmoe.predictors import make
 from stmoe.widgets.explorer import Explorer
 
@@ -47,8 +47,8 @@ class RecallModel:
         independent evidence (log-odds); see `stmoe.predictors.tables.STMoE`."""
         key = ("mix", history_length, history_decay, weight, combine)
         if key not in self._cache:
-            self._cache[key] = self._run(make(
-                "st-moe", combine=combine, spatial_weight=1.0, transition_weight=0.0,
+            self._cache[key] = self._run(st_moe(
+                combine=combine, spatial_weight=1.0, transition_weight=0.0,
                 history_weight=weight, history_length=history_length, history_decay=history_decay))
         return self._cache[key]
 
