@@ -9,7 +9,7 @@ import sys
 from stmoe.errors import StmoeError
 
 # Subcommand modules, in the order `stmoe --help` lists them.
-COMMANDS = ["info", "datasets", "record", "simulate", "report"]
+COMMANDS = ["info", "datasets", "record", "simulate", "report", "analyze", "predict"]
 
 
 def build_parser() -> argparse.ArgumentParser:
