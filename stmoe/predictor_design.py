@@ -18,6 +18,7 @@ from stmoe.evaluation import _folds, cell_hits
 from stmoe.predictors import PREDICTORS, Predictor, check_budget, make
 from stmoe.trace import Trace, phase_code
 
+_BLOCK = 2048  # tokens compared at once: bounds the [block, L, m, k] comparison
 PREFIX_STABLE = ("popularity", "previous-token", "history", "cct", "st-moe")
 WEIGHTS = ("spatial_weight", "transition_weight", "history_weight")
 # st-moe knobs that keep the weights as given, where the library can tune them on the profile
@@ -62,13 +63,29 @@ def recall_by_budget(trace: Trace, predictor, budgets, *, profile: Trace | None 
         pred = p.predict_trace(part, widest, lookahead)
         keep = (part.phase == code)[:, None] & (part.expert_ids >= 0).any(axis=2)
         routed += int(((part.expert_ids >= 0).sum(axis=2) * keep).sum())
-        for b, m in enumerate(budgets):
-            if _tuned_per_budget(p) and m != widest:
-                pred = p.predict_trace(part, m, lookahead)
-            hits[b] += (cell_hits(pred[:, :, :m], part.expert_ids)[0] * keep).sum()
+        if _tuned_per_budget(p):
+            for b, m in enumerate(budgets):
+                own = pred if m == widest else p.predict_trace(part, m, lookahead)
+                hits[b] += (cell_hits(own, part.expert_ids)[0] * keep).sum()
+        else:
+            ranks = np.bincount(_ranks(pred, part.expert_ids)[keep[..., None] & (part.expert_ids >= 0)],
+                                minlength=widest + 1)
+            hits += np.cumsum(ranks)[np.asarray(budgets) - 1]
     if routed == 0:
         raise ConfigError(f"phase: {trace.label} has no routed {phase} cells to score")
     return hits / routed
+
+
+def _ranks(pred: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """[T, L, k]: where each routed expert stands in the ranked prediction (0 = first),
+    len(prediction) when it is not predicted at all."""
+    M = pred.shape[2]
+    out = np.full(ids.shape, M, dtype=np.int64)
+    for lo in range(0, ids.shape[0], _BLOCK):
+        match = pred[lo:lo + _BLOCK, :, :, None] == ids[lo:lo + _BLOCK, :, None, :]
+        found = match.any(axis=2)
+        out[lo:lo + _BLOCK][found] = match.argmax(axis=2)[found]
+    return out
 
 
 def chance(budgets, num_experts: int) -> np.ndarray:

@@ -1,5 +1,7 @@
 """Specs of the correlation charts (notebook 02) hold the numbers they were given."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -22,15 +24,26 @@ def test_reuse_distance_is_normalised_share():
     assert [v["distance"] for v in spec["data"]["values"]] == [1, 2, 3]
 
 
+def heatmap_cells(spec):
+    """(from, to) -> p as Vega derives them from the flat data (row-major, ids from the lists)."""
+    calc = {t["as"]: t["calculate"] for t in spec["transform"] if "calculate" in t}
+    rows = json.loads(calc["from"].split("[floor")[0])
+    cols = json.loads(calc["to"].split("[(datum")[0])
+    n = len(cols)
+    return {(rows[c // n], cols[c % n]): v for c, v in enumerate(spec["data"]["values"])}
+
+
 def test_transition_heatmap_cells_and_title_render():
-    P = np.array([[0.75, 0.25], [0.0, 1.0]])
-    chart = transition_heatmap(P, "layer 2 -> 3: MI 0.31 bits", layer=2)
+    P = np.array([[0.75, 0.25, 0.0], [0.0, 1.0, 0.0], [0.1, 0.2, 0.7]])
+    chart = transition_heatmap(P, "layer 2 -> 3: MI 0.31 bits", layer=2, rows=[0, 2], cols=[1, 2])
     spec = chart.to_dict()
     assert spec["mark"]["type"] == "rect" and spec["encoding"]["color"]["field"] == "p"
-    assert {"from": 0, "to": 1, "p": 0.25} in spec["data"]["values"] and len(spec["data"]["values"]) == 4
+    assert heatmap_cells(spec) == {(0, 1): 0.25, (0, 2): 0.0, (2, 1): 0.2, (2, 2): 0.7}
+    assert spec["transform"][0]["window"][0]["op"] == "row_number"
     assert spec["encoding"]["y"]["title"] == "expert at layer 2"
     assert spec["usermeta"]["embedOptions"]["renderer"] == "svg"
-    assert "MI 0.31 bits" in render_svg(chart)
+    svg = render_svg(chart)
+    assert "MI 0.31 bits" in svg and svg.count("<path") >= 4
 
 
 def test_heatmap_experts_keeps_the_most_used_when_too_many():

@@ -6,6 +6,7 @@ import pytest
 import stmoe
 from stmoe.analysis import spatial_affinity
 from stmoe.widgets.correlation import transition_explorer
+from tests.test_charts_correlation import heatmap_cells
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def test_layer_slider_shows_that_layers_transition_and_mi(trace):
     want = spatial_affinity(trace, permutations=9, seed=0)
     spec = explorer.jchart.spec
     assert f"layer 2 -> 3: MI {want['mi_bits'][2]:.2f} bits" in spec["title"]
-    cells = {(v["from"], v["to"]): v["p"] for v in spec["data"]["values"]}
+    cells = heatmap_cells(spec)
     assert len(cells) == 64
     for (i, j), p in cells.items():
         assert p == pytest.approx(want["transition"][2][i, j])
@@ -31,6 +32,7 @@ def test_large_expert_counts_are_cut_to_the_most_used():
     big = stmoe.synthetic_trace(300, 3, 96, 4, seed=2)
     explorer = transition_explorer(big, permutations=0)
     assert len(explorer.jchart.spec["data"]["values"]) <= 5000
+    assert set(heatmap_cells(explorer.jchart.spec)) <= {(i, j) for i in range(96) for j in range(96)}
     assert "most used experts" in explorer.jchart.spec["title"]
     assert np.isfinite(explorer.result["mi_bits"])
 

