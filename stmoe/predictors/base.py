@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from stmoe.errors import ConfigError
+from stmoe.predictors.kernel import count_hits
 from stmoe.trace import Trace
 
 
@@ -26,16 +27,9 @@ def issue_point(num_layers: int, lookahead: int) -> tuple[np.ndarray, np.ndarray
     return offset.astype(np.int64), np.where(source < 0, source + num_layers, source).astype(np.int64)
 
 
-_BLOCK = 8192  # tokens compared at once: bounds the [block, L, m, k] comparison
-
-
 def cell_hits(pred: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(|P ∩ R|, |R|, |P|) per cell, each [T, L], for predictions P and routed ids R."""
-    hits = np.zeros(ids.shape[:2], dtype=np.int32)
-    for lo in range(0, ids.shape[0], _BLOCK):
-        p, r = pred[lo:lo + _BLOCK], ids[lo:lo + _BLOCK]
-        hits[lo:lo + _BLOCK] = ((p[:, :, :, None] == r[:, :, None, :]) & (p[:, :, :, None] >= 0)).sum(axis=(2, 3))
-    return hits, (ids >= 0).sum(axis=2), (pred >= 0).sum(axis=2)
+    """(|P ∩ R|, |R|, |P|) per cell, each [T, L] int32, for predictions P and routed ids R."""
+    return count_hits(pred, ids)
 
 
 def check_budget(budget, num_experts: int) -> int:

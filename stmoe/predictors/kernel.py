@@ -61,18 +61,6 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     E = pop.shape[1]
     out = np.full((stop - start, L, budget), -1, np.int16)
     use_sp, use_tr = cross.shape[1] == E, trans.shape[1] == E
-    pop_sum = np.zeros(L)
-    cross_sum = np.zeros((L, E))
-    trans_sum = np.zeros((L, E))
-    for l in range(L):
-        pop_sum[l] = pop[l].sum()
-        if use_sp:
-            for i in range(E):
-                cross_sum[l, i] = cross[l, i].sum()
-        if use_tr:
-            for i in range(E):
-                trans_sum[l, i] = trans[l, i].sum()
-    scale = 1.0
     p = np.empty(E)
     logp = np.zeros(E)
     S = np.empty(E)
@@ -80,15 +68,33 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     H = np.empty(E)
     score = np.empty(E)
     top_vals = np.empty(budget)
-    for t in range(start, stop):
-        pt = prev[t]
-        inv = 1.0 / scale
-        if predict:
-            for l in range(L):
-                w_prior, w_sp, w_tr, w_h, w_prev = weights[l, 0], weights[l, 1], weights[l, 2], weights[l, 3], weights[l, 4]
-                norm = 1.0 / (pop_sum[l] * inv + E * beta)
+    # Layer-major: the tables of target layer l change only with routing into layer l, so
+    # running all tokens for one layer before the next gives the same result as token-major
+    # order, while that layer's tables stay in cache.
+    for l in range(L):
+        w_prior, w_sp, w_tr, w_h, w_prev = weights[l, 0], weights[l, 1], weights[l, 2], weights[l, 3], weights[l, 4]
+        sl = src_layer[l]
+        pop_l = pop[l]
+        cross_l = cross[l]
+        trans_l = trans[l]
+        pop_sum = pop_l.sum()
+        cross_sum = np.zeros(E)
+        trans_sum = np.zeros(E)
+        if use_sp:
+            for i in range(E):
+                cross_sum[i] = cross_l[i].sum()
+        if use_tr:
+            for i in range(E):
+                trans_sum[i] = trans_l[i].sum()
+        scale = 1.0
+        for t in range(start, stop):
+            pt = prev[t]
+            st = t if src_prev[l] == 0 else pt
+            inv = 1.0 / scale
+            if predict:
+                norm = 1.0 / (pop_sum * inv + E * beta)
                 for j in range(E):
-                    p[j] = (pop[l, j] * inv + beta) * norm
+                    p[j] = (pop_l[j] * inv + beta) * norm
                 if mode == LINEAR:
                     for j in range(E):
                         score[j] = w_prior * p[j]
@@ -98,12 +104,11 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
                 else:
                     score[:] = p
                 ref = logp if mode == LOG else p
-                st = t if src_prev[l] == 0 else pt
                 if use_sp and w_sp != 0.0:
-                    _mixture(S, p, cross[l], cross_sum[l], ids, st, src_layer[l], inv, alpha)
+                    _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
                     _combine(score, S, ref, w_sp, mode)
                 if use_tr and w_tr != 0.0:
-                    _mixture(Q, p, trans[l], trans_sum[l], ids, pt, l, inv, alpha)
+                    _mixture(Q, p, trans_l, trans_sum, ids, pt, l, inv, alpha)
                     _combine(score, Q, ref, w_tr, mode)
                 if w_h != 0.0:
                     H[:] = 0.0
@@ -134,31 +139,29 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
                         if j >= 0:
                             score[j] += w_prev * (1.0 + (k - s) / k)
                 _top(score, out[t - start, l], top_vals)
-        if update:
-            for l in range(L):
+            if update:
                 for s in range(k):
                     j = ids[t, l, s]
                     if j >= 0:
-                        pop[l, j] += scale
-                        pop_sum[l] += scale
+                        pop_l[j] += scale
+                        pop_sum += scale
                 if use_sp:
-                    st = t if src_prev[l] == 0 else pt
-                    _count_pairs(cross[l], cross_sum[l], ids, st, src_layer[l], t, l, scale)
+                    _count_pairs(cross_l, cross_sum, ids, st, sl, t, l, scale)
                 if use_tr:
-                    _count_pairs(trans[l], trans_sum[l], ids, pt, l, t, l, scale)
-            scale /= decay
-            if scale > _RENORMALISE_AT:
-                pop /= scale
-                pop_sum /= scale
-                cross /= scale
-                cross_sum /= scale
-                trans /= scale
-                trans_sum /= scale
-                scale = 1.0
-    if scale != 1.0:
-        pop /= scale
-        cross /= scale
-        trans /= scale
+                    _count_pairs(trans_l, trans_sum, ids, pt, l, t, l, scale)
+                scale /= decay
+                if scale > _RENORMALISE_AT:
+                    pop_l /= scale
+                    pop_sum /= scale
+                    cross_l /= scale
+                    cross_sum /= scale
+                    trans_l /= scale
+                    trans_sum /= scale
+                    scale = 1.0
+        if scale != 1.0:
+            pop_l /= scale
+            cross_l /= scale
+            trans_l /= scale
     return out
 
 
@@ -184,16 +187,17 @@ def _mixture(dest, p, table, row_sum, ids, st, sl, inv, alpha):
     if n == 0:
         dest[:] = p
     else:
-        a = alpha * csum
+        a = alpha * csum / n
+        b = inv / n
         for j in range(E):
-            dest[j] = (dest[j] * inv + a * p[j]) / n
+            dest[j] = dest[j] * b + a * p[j]
 
 
 @numba.njit(cache=True, inline="always")
 def _combine(score, comp, ref, w, mode):
     """LINEAR: score += w comp. LOG: score += w (log comp - ref), ref = log p, comp
     overwritten. PRODUCT (LOG's ranking, exp of it, when 2w is an integer, without logs):
-    score *= (comp / ref) ** w, ref = p."""
+    score *= (comp / ref) ** w, ref = p; comp overwritten."""
     E = comp.shape[0]
     if mode == LINEAR:
         for j in range(E):
@@ -203,14 +207,15 @@ def _combine(score, comp, ref, w, mode):
         for j in range(E):
             score[j] += w * (comp[j] - ref[j])
     else:
-        whole = int(w)
-        half = w - whole > 0.25
+        # Separate passes, each a plain loop over j, so every one vectorises.
         for j in range(E):
-            r = comp[j] / ref[j]
-            f = np.sqrt(r) if half else 1.0
-            for _ in range(whole):
-                f *= r
-            score[j] *= f
+            comp[j] /= ref[j]
+        if w - int(w) > 0.25:
+            for j in range(E):
+                score[j] *= np.sqrt(comp[j])
+        for _ in range(int(w)):
+            for j in range(E):
+                score[j] *= comp[j]
 
 
 @numba.njit(cache=True, inline="always")
@@ -292,3 +297,27 @@ def merge_cells(primary, filler):
             for r in range(n):
                 have[out[t, l, r]] = False
     return out
+
+
+@numba.njit(cache=True)
+def count_hits(pred, ids):
+    """Per cell of pred [T, L, m] and ids [T, L, k]: (|P ∩ R|, |R|, |P|), -1 entries ignored."""
+    T, L, m = pred.shape
+    k = ids.shape[2]
+    hits = np.zeros((T, L), np.int32)
+    routed = np.zeros((T, L), np.int32)
+    issued = np.zeros((T, L), np.int32)
+    for t in range(T):
+        for l in range(L):
+            for b in range(k):
+                routed[t, l] += ids[t, l, b] >= 0
+            for a in range(m):
+                j = pred[t, l, a]
+                if j < 0:
+                    continue
+                issued[t, l] += 1
+                for b in range(k):
+                    if ids[t, l, b] == j:
+                        hits[t, l] += 1
+                        break
+    return hits, routed, issued
