@@ -40,9 +40,9 @@ def test_explorer_shows_evaluate_numbers_after_a_change(trace):
 def test_budget_change_reuses_cached_runs(trace):
     explorer = recall_explorer(trace, max_scored_tokens=400)
     runs = len(explorer.model._cache)
-    explorer.set(budget=6)
+    explorer.set(budget=4)
     assert len(explorer.model._cache) == runs
-    assert explorer.jchart.spec["layer"][1]["data"]["values"] == [{"chance": 6 / 16}]
+    assert explorer.jchart.spec["layer"][1]["data"]["values"] == [{"chance": 4 / 16}]
 
 
 def test_static_is_svg_of_current_state(trace):

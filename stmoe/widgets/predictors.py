@@ -16,7 +16,7 @@ from stmoe.widgets.explorer import Explorer
 
 FIXED = ("popularity", "previous-token", "cct")
 MIX = "cct + history mix"
-MAX_SCORED_TOKENS = 4096  # keeps one predictor run near 50 ms on the bundled traces
+MAX_SCORED_TOKENS = 3072  # keeps a knob change (two predictor runs) near 150 ms on the bundled traces
 
 
 class RecallModel:
@@ -27,7 +27,7 @@ class RecallModel:
                  max_budget: int | None = None):
         self.trace = trace
         self.profile, self.scored = held_out_split(trace, max_scored_tokens)
-        self.max_budget = max_budget or min(trace.num_experts, 4 * trace.top_k)
+        self.max_budget = max_budget or min(trace.num_experts, 2 * trace.top_k)
         self.budgets = list(range(1, self.max_budget + 1))
         self.chance = chance(self.budgets, trace.num_experts)
         self._cache = {name: self._run(make(name)) for name in FIXED}
