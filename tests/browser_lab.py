@@ -6,7 +6,9 @@ RUN_TIMEOUT_MS = 240_000
 
 
 def open_and_run_all(page, lab, notebook: str) -> None:
-    page.goto(f"{lab['base']}/lab/tree/notebooks/{notebook}?token={lab['token']}")
+    # A workspace per notebook: the default one reopens notebooks of earlier tests in the session.
+    workspace = notebook.removesuffix(".ipynb")
+    page.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/notebooks/{notebook}?token={lab['token']}")
     # The kernel is ready when the debugger button is enabled; "idle" alone left cells unexecuted.
     page.wait_for_selector(".jp-DebuggerBugButton[aria-disabled='false']", timeout=120_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
