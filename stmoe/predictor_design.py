@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from stmoe.errors import ConfigError
-from stmoe.evaluation import _folds, cell_hits
+from stmoe.evaluation import cell_hits, folds
 from stmoe.predictors import PREDICTORS, Predictor, check_budget, make
 from stmoe.trace import Trace, phase_code
 
@@ -57,7 +57,7 @@ def recall_by_budget(trace: Trace, predictor, budgets, *, profile: Trace | None 
     widest = max(budgets)
     hits = np.zeros(len(budgets))
     routed = 0
-    for fold_profile, scored in _folds(trace, "split", profile):
+    for fold_profile, scored in folds(trace, "split", profile):
         part = trace if scored.all() else trace.select(tokens=scored)
         p.fit(fold_profile)
         pred = p.predict_trace(part, widest, lookahead)
