@@ -199,6 +199,8 @@ KNOWN_MODELS = {
     "Qwen3-30B-A3B": dict(hidden=2048, ffn=768, heads=32, kv_heads=4, head_dim=128),
     "ibm-granite/granite-3.0-1b-a400m-instruct": dict(hidden=1024, ffn=512, heads=16, kv_heads=8,
                                                       head_dim=64),
+    # the bundled traces' model (scripts/bundled_model.json)
+    "stmoe-bundled-qwen3moe-8x32": dict(hidden=192, ffn=128, heads=6, kv_heads=2, head_dim=32),
 }
 
 
