@@ -42,7 +42,8 @@ class Hardware:
     buffer_bytes: the fast memory that holds experts (split into cache and prefetch staging by
     `stmoe.buffer.BufferSpec.prefetch_share`). local_bandwidth: how fast compute reads weights
     that are already in fast memory. dense_bandwidth: how fast attention and router weights
-    are read (default: local_bandwidth; they never use the expert link).
+    are read (default: local_bandwidth; they never use the expert link) and at what energy per
+    byte (default: buffer_pj_per_byte).
     macs_per_cycle x clock_hz: peak multiply-accumulates/s.
     """
 
@@ -58,6 +59,7 @@ class Hardware:
     mac_pj: float
     static_w: float
     dense_bandwidth: float | None = None
+    dense_pj_per_byte: float | None = None
     notes: str = ""
 
     def __post_init__(self):
@@ -65,7 +67,7 @@ class Hardware:
                     "dense_bandwidth")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name in ("name", "notes") or (f.name == "dense_bandwidth" and v is None):
+            if f.name in ("name", "notes") or (f.name.startswith("dense_") and v is None):
                 continue
             if not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v):
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must be a finite number, got {v!r}")
@@ -77,6 +79,10 @@ class Hardware:
     @property
     def dense_read_bandwidth(self) -> float:
         return self.local_bandwidth if self.dense_bandwidth is None else self.dense_bandwidth
+
+    @property
+    def dense_read_pj_per_byte(self) -> float:
+        return self.buffer_pj_per_byte if self.dense_pj_per_byte is None else self.dense_pj_per_byte
 
     @property
     def peak_macs(self) -> float:
@@ -121,6 +127,7 @@ PRESETS = {
         # Attention weights of a 30B model (hundreds of MB) cannot sit on chip: a second HBM2
         # stack (JESD235, 256 GB/s) streams them, separate from the experts' stack.
         dense_bandwidth=256e9,
+        dense_pj_per_byte=3.9 * 8,
         notes="paper-like accelerator: SRAM expert buffer fed from HBM2, 128x128 PE array, "
               "attention weights streamed from a second HBM2 stack"),
     "gpu-pcie": Hardware(

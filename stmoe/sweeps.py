@@ -1,6 +1,7 @@
 """Design-space sweeps: one function, shared by the notebooks and the command line, that varies
-one knob (a hardware field such as link_bandwidth or buffer_bytes, the lookahead, or the
-buffer's cache/prefetch split) and returns tidy rows, one per (value, system)."""
+one knob (a hardware field such as link_bandwidth or buffer_bytes, the lookahead, the
+predictor's budget, or the buffer's cache/prefetch split) and returns tidy rows, one per
+(value, system)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from stmoe.hardware import Hardware, model_dims, preset
 from stmoe.systems import get_system
 from stmoe.timing import simulate
 
-SWEEPABLE = ("lookahead", "prefetch_share") + tuple(f for f in Hardware.__dataclass_fields__
+SWEEPABLE = ("lookahead", "budget", "prefetch_share") + tuple(f for f in Hardware.__dataclass_fields__
                                                      if f not in ("name", "notes"))
 ROW_FIELDS = ("latency_per_token_s", "speedup_vs_on_demand", "energy_per_token_j",
               "energy_efficiency_vs_on_demand", "hit_rate", "late_prefetch_rate", "stall_share",
@@ -32,8 +33,8 @@ def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "ora
     rows = []
     for v in values:
         hw, kw = hw0, dict(simulate_kw)
-        if parameter == "lookahead":
-            kw["lookahead"] = int(v)
+        if parameter in ("lookahead", "budget"):
+            kw[parameter] = int(v)
         elif parameter != "prefetch_share":
             hw = hw0.with_(**{parameter: float(v)})
         base = None

@@ -343,7 +343,8 @@ def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: Model
     pj = 1e-12
     energy = {
         "link": moved * hardware.link_pj_per_byte * pj,
-        "buffer": (moved + expert_read + dense_read) * hardware.buffer_pj_per_byte * pj,
+        "buffer": (moved + expert_read) * hardware.buffer_pj_per_byte * pj,
+        "dense weights": dense_read * hardware.dense_read_pj_per_byte * pj,
         "compute": macs * hardware.mac_pj * pj,
         "static": s[S_TIME] * hardware.static_w,
     }
@@ -361,7 +362,7 @@ def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: Model
         prefetches_issued=int(s[S_ISSUED]), useful_prefetches=int(s[S_USEFUL]),
         wasted_prefetches=int(s[S_WASTED]), cancelled_prefetches=int(s[S_CANCELLED]),
         dropped_prefetches=int(s[S_DROPPED]), preempted_prefetches=int(s[S_PREEMPTED]),
-        energy_breakdown_j={k: v / tokens for k, v in energy.items()}, notes=list(notes))
+        energy_breakdown_j={k: float(v) / tokens for k, v in energy.items()}, notes=list(notes))
 
 
 def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *, predictions=None,

@@ -134,7 +134,7 @@ def page(browser, request):
     def guard(route):
         url = route.request.url
         host = url.split("://", 1)[-1].split("/", 1)[0].split(":")[0]
-        if url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+        if url.startswith(("data:", "blob:", "file:")) or host in ("127.0.0.1", "localhost"):
             route.continue_()
         else:
             outside.append(url)

@@ -45,11 +45,14 @@ def test_errors_are_one_line(qwen_csv, tmp_path, capsys):
     assert "cannot sweep 'colour'" in capsys.readouterr().err
 
 
-def test_synthetic_needs_dims(tmp_path, capsys):
+def test_unknown_dims_use_reference_model_or_given(tmp_path, capsys):
     import stmoe
 
     path = stmoe.synthetic_trace(400, 6, 16, 2, num_sequences=4, prompt_tokens=20, seed=1).save(tmp_path / "syn.npz")
-    assert main(["simulate", str(path), "--system", "on-demand"]) == 2
+    assert main(["simulate", str(path), "--system", "on-demand", "--json"]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert any("replayed with Qwen3-30B-A3B's expert sizes" in n for n in notes)
+    assert main(["simulate", str(path), "--system", "on-demand", "--hidden", "512"]) == 2
     assert "give hidden= and ffn=" in capsys.readouterr().err
     assert main(["simulate", str(path), "--system", "on-demand", "--system", "all-resident",
                  "--hidden", "512", "--ffn", "256", "--json"]) == 0

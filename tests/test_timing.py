@@ -119,3 +119,11 @@ def test_deeper_lookahead_keeps_nearer_prefetches(qwen_csv):
     r = simulate(tr, "gpu-pcie", "st-moe", predictions=dec.expert_ids, lookahead=3)
     assert r.useful_prefetches > 0 and r.wasted_bytes == 0
     assert r.latency_per_token_s < simulate(tr, "gpu-pcie", "on-demand").latency_per_token_s
+
+
+@pytest.mark.parametrize("hw", PRESETS)
+def test_ordering_with_the_st_moe_predictor(qwen_csv, hw):
+    pytest.importorskip("stmoe.predictors")
+    tr = stmoe.load_trace(qwen_csv)
+    lat = {s: simulate(tr, hw, s).latency_per_token_s for s in ("all-resident", "oracle", "st-moe", "on-demand")}
+    assert lat["all-resident"] <= lat["oracle"] <= lat["st-moe"] <= lat["on-demand"], lat

@@ -34,29 +34,29 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from stmoe.datasets import load_trace
-    from stmoe.hardware import model_dims, preset
+    from stmoe.comparison import compare_systems, dims_for
+    from stmoe.hardware import preset
     from stmoe.sweeps import sweep
     from stmoe.systems import SYSTEMS
-    from stmoe.timing import SimulationResult, simulate
+    from stmoe.timing import SimulationResult
 
     trace = load_trace(args.trace)
     hw = preset(args.hardware)
-    dims = model_dims(trace, hidden=args.hidden, ffn=args.ffn, dtype=args.dtype)
+    dims, notes = dims_for(trace, hidden=args.hidden, ffn=args.ffn, dtype=args.dtype)
     profile = load_trace(args.profile) if args.profile else None
     knobs = dict(lookahead=args.lookahead, budget=args.budget, profile=profile,
-                 predictor=args.predictor, dims=dims)
-    notes = []
+                 predictor=args.predictor)
     names = args.system or list(SYSTEMS)
-    if not args.system and trace.weights is None:
-        names.remove("adap-gating")
-        notes.append("adap-gating skipped: the trace has no gate weights")
     if args.sweep:
+        if not args.system and trace.weights is None:
+            names.remove("adap-gating")
+            notes.append("adap-gating skipped: the trace has no gate weights")
         param, _, vals = args.sweep.partition("=")
         try:
             values = [float(v) for v in vals.split(",") if v.strip()]
         except ValueError:
             raise ConfigError(f"--sweep values must be numbers, got {vals!r}") from None
-        rows = sweep(trace, param.strip(), values, systems=names, hardware=hw, **knobs)
+        rows = sweep(trace, param.strip(), values, systems=names, hardware=hw, dims=dims, **knobs)
         if args.json:
             print_json({"trace": trace.name, "hardware": hw.name, "sweep": param, "rows": rows})
         else:
@@ -64,18 +64,15 @@ def run(args) -> int:
                                       "energy_efficiency_vs_on_demand", "hit_rate", "stall_share",
                                       "link_utilisation"]))
         return 0
-    results = [simulate(trace, hw, name, **knobs) for name in names]
-    base = results[0] if names[0] == "on-demand" else simulate(trace, hw, "on-demand", dims=dims)
-    for r in results:
-        r.relative_to(base)
-        notes += r.notes
+    results, more = compare_systems(trace, hw, args.system, dims=dims, **knobs)
+    notes += more
     if args.json:
         print_json({"trace": trace.name, "hardware": hw.name, "model_dims": dims.source,
                     "results": [{f: getattr(r, f) for f in SimulationResult.JSON_FIELDS}
                                 | {"changes_routing": r.changes_routing} for r in results],
                     "notes": notes})
         return 0
-    print(f"{trace.label if hasattr(trace, 'label') else trace.name} on {hw.name} "
+    print(f"{trace.label} on {hw.name} "
           f"({hw.notes}); {results[0].tokens} decode tokens; model sizes from {dims.source}")
     rows = [{"system": r.system + (" *" if r.changes_routing else ""),
              "ms/token": r.latency_per_token_s * 1e3, "speedup": r.speedup_vs_on_demand,

@@ -9,33 +9,14 @@ from stmoe.trace import DECODE, Trace
 
 PREDICTORS = ("popularity", "previous-token", "history", "cct", "st-moe", "random", "oracle")
 PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
-SYSTEM_FIELDS = ("system", "changes_routing", "latency_per_token_s", "speedup_vs_on_demand",
-                 "energy_per_token_j", "energy_efficiency_vs_on_demand", "hit_rate", "stall_share",
-                 "link_utilisation", "wasted_bytes")
 
 
 def compare_systems(trace: Trace, hardware: str, systems=None, **knobs) -> tuple[list[dict], list[str]]:
-    """Each system on one preset, relative to on-demand. adap-gating needs gate weights and is
-    skipped, with a note, on traces without them."""
-    from stmoe.hardware import model_dims, preset
-    from stmoe.systems import SYSTEMS
-    from stmoe.timing import simulate
+    """Rows (one dict per system, relative to on-demand) and notes; see stmoe.comparison."""
+    from stmoe.comparison import compare_systems as compare, result_rows
 
-    hw = preset(hardware)
-    dims = knobs.pop("dims", None) or model_dims(trace)
-    names = list(systems or SYSTEMS)
-    notes = []
-    if "adap-gating" in names and trace.weights is None:
-        names.remove("adap-gating")
-        notes.append("adap-gating skipped: the trace has no gate weights")
-    base = simulate(trace, hw, "on-demand", dims=dims)
-    rows = []
-    for name in names:
-        r = base if name == "on-demand" else simulate(trace, hw, name, dims=dims, **knobs)
-        r.relative_to(base)
-        notes += [n for n in r.notes if n not in notes]
-        rows.append({f: getattr(r, f) for f in SYSTEM_FIELDS})
-    return rows, notes
+    results, notes = compare(trace, hardware, systems, **knobs)
+    return result_rows(results), notes
 
 
 def study(trace: Trace, *, presets=PRESETS, predictors=PREDICTORS,

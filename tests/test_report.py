@@ -1,0 +1,54 @@
+"""`stmoe report` on small traces made here: files written, failures reported, offline HTML."""
+
+import json
+import re
+
+import pytest
+
+from stmoe import synthetic_trace
+from stmoe.cli import main
+from stmoe.report import write_report
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    path = synthetic_trace(num_tokens=600, num_layers=6, num_experts=16, top_k=2, num_sequences=4,
+                           prompt_tokens=8, seed=5).save(tmp / "synth.npz")
+    bad = tmp / "broken.csv"
+    bad.write_text("# route_trace v1\n")
+    messages = []
+    summary = write_report([str(path), str(bad)], tmp / "out", progress=messages.append)
+    return tmp / "out", summary, messages
+
+
+def test_report_contents(report_dir):
+    out, summary, messages = report_dir
+    assert [t["label"] for t in summary["traces"]] == ["synthetic-seed5 (synthetic)"]
+    assert len(summary["failed"]) == 1 and "broken.csv" in summary["failed"][0]["error"]
+    assert any("simulating systems on accelerator" in m for m in messages)
+    page = (out / "report.html").read_text()
+    assert "broken.csv" in page and "(synthetic)" in page
+    assert page.count("<svg") == 4  # recall chart + one system chart per preset
+    # Self-contained: no scripts, no external resources.
+    assert "<script" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", page)
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert len(figures) == 8 and all(n.endswith((".svg", ".png")) for n in figures)
+    saved = json.loads((out / "summary.json").read_text())
+    res = saved["traces"][0]
+    recall = {r["predictor"]: r["recall"] for r in res["prediction"]["rows"]}
+    assert recall["oracle"] == 1.0
+    assert set(res["systems"]) == {"accelerator", "gpu-pcie", "edge-flash"}
+    acc = {r["system"]: r for r in res["systems"]["accelerator"]["rows"]}
+    assert acc["on-demand"]["speedup_vs_on_demand"] == 1.0
+    assert acc["all-resident"]["speedup_vs_on_demand"] >= acc["st-moe"]["speedup_vs_on_demand"]
+
+
+def test_report_cli_exit_codes(tmp_path, capsys):
+    bad = tmp_path / "empty.csv"
+    bad.write_text("")
+    assert main(["report", str(bad), "--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert "empty.csv" in captured.out and "file is empty" in captured.out
+    assert (tmp_path / "out" / "report.html").exists()
