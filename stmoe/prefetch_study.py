@@ -77,19 +77,25 @@ def capacities(trace: Trace, fractions=CAPACITY_FRACTIONS) -> list[int]:
     return sorted({max(int(round(f * total)), 1) for f in fractions})
 
 
-def replacement_curves(trace: Trace, sizes=None, policies=POLICIES, phase: str = "decode") -> list[dict]:
-    """Demand-only hit rate of each replacement policy at each capacity (in experts, one buffer
-    shared by all layers), over the requests of `phase` in time order."""
+def replacement_curves(trace: Trace, sizes=None, policies=POLICIES, phase: str = "decode", *,
+                       per_layer: bool = False) -> list[dict]:
+    """Demand-only hit rate of each replacement policy at each capacity (in experts), over the
+    requests of `phase` in time order. One buffer shared by all layers, or with `per_layer`
+    the same total split evenly into one buffer per layer (capacity // L each)."""
     sel = trace.select(phase=phase) if phase else trace
     objs = request_stream(sel.expert_ids, sel.num_experts)
     if objs.size == 0:
         raise ConfigError(f"trace {trace.label} has no {phase} requests")
-    total = sel.num_layers * sel.num_experts
+    L, E = sel.num_layers, sel.num_experts
+    part = np.repeat(np.arange(L, dtype=np.int32), E) if per_layer else None
     rows = []
     for c in sizes or capacities(sel):
+        each = int(c) // L if per_layer else int(c)
+        if each < 1:
+            raise ConfigError(f"capacity {c} is less than one expert per layer ({L} layers)")
         for p in policies:
-            hits = replay(objs, int(c), p, num_objects=total)
-            rows.append({"policy": p, "capacity": int(c), "fraction": c / total,
+            hits = replay(objs, each, p, part=part, num_objects=L * E)
+            rows.append({"policy": p, "capacity": int(c), "fraction": c / (L * E),
                          "hit_rate": hits / objs.size})
     return rows
 
@@ -130,6 +136,27 @@ def split_outcomes(data: HeldOut, capacity: float, share: float, *, hardware="ac
 def share_sweep(data: HeldOut, capacity: float, shares, *, hardware="accelerator", lookahead: int = 1) -> list[dict]:
     """st-moe's outcomes as its staging share varies at a fixed capacity."""
     return [split_outcomes(data, capacity, s, hardware=hardware, lookahead=lookahead)[1] for s in shares]
+
+
+def layer_times(data: HeldOut, hardware) -> dict:
+    """Per MoE layer, in microseconds (layer means): attention + router compute, one expert's
+    compute, and one expert's transfer over the link (latency included)."""
+    from stmoe.timing import _layer_times
+    hw = preset(hardware)
+    t_attn, t_exp, xfer, _ = _layer_times(hw, data.dims)
+    return {"attention_us": float(np.mean(t_attn)) * 1e6, "expert_compute_us": float(np.mean(t_exp)) * 1e6,
+            "expert_load_us": (float(np.mean(xfer)) + hw.link_latency) * 1e6}
+
+
+def balanced_pe_side(data: HeldOut, hardware) -> dict:
+    """The square PE array side at which compute time equals weight-read time (the roofline's
+    ridge) for one expert and for the attention + router of a layer, at one token per step:
+    a larger array cannot make that part faster, a smaller one makes it compute-bound."""
+    hw = preset(hardware)
+    d = data.dims
+    expert = d.expert_macs * hw.local_bandwidth / (float(np.mean(d.expert_bytes)) * hw.clock_hz)
+    dense = d.dense_macs * hw.dense_read_bandwidth / (float(np.mean(d.dense_bytes)) * hw.clock_hz)
+    return {"expert": float(np.sqrt(expert)), "attention": float(np.sqrt(dense))}
 
 
 def machine(hardware="accelerator", *, link_gbps=None, buffer_mib=None, pe_side=None):

@@ -89,3 +89,36 @@ def test_real_sweeps_use_the_held_out_predictions():
     direct = simulate(data.scored, hw, "st-moe", predictions=data.predictions_for(3), lookahead=3, dims=data.dims)
     assert ahead[1]["latency_per_token_s"] == direct.latency_per_token_s
     assert ps.experts_mib(data) == pytest.approx(8 * 32 * 3 * 192 * 128 * 4 / 2 ** 20)
+
+
+def test_per_layer_buffers_and_layer_times():
+    tr = small_trace()
+    shared = ps.replacement_curves(tr, sizes=[16], policies=("lru",))
+    split = ps.replacement_curves(tr, sizes=[16], policies=("lru",), per_layer=True)
+    assert shared[0]["hit_rate"] == 0.0        # 16 < 8 layers x 4 experts: a cyclic scan evicts all
+    assert split[0]["hit_rate"] > 0.0          # 2 slots per layer keep some of the previous token's
+    with pytest.raises(stmoe.ConfigError, match="less than one expert per layer"):
+        ps.replacement_curves(tr, sizes=[4], per_layer=True)
+    data = small_held_out()
+    t = ps.layer_times(data, ps.machine("accelerator", link_gbps=100))
+    assert t["expert_load_us"] == pytest.approx(3 * 192 * 128 * 4 / 100e9 * 1e6 + 0.1)
+
+
+def test_lru_and_fifo_never_hit_at_one_cycle_of_other_layers():
+    """Between two requests for an expert of layer l, the other L-1 layers request (L-1) x k
+    distinct experts: recency-based replacement with that many slots evicts it every time."""
+    tr = small_trace()
+    cycle = (tr.num_layers - 1) * tr.top_k
+    rows = ps.replacement_curves(tr, sizes=[cycle, cycle + tr.top_k])
+    assert ps.hit_rate_at(rows, "lru", cycle) == 0.0 and ps.hit_rate_at(rows, "fifo", cycle) == 0.0
+    assert ps.hit_rate_at(rows, "lru", cycle + tr.top_k) > 0.0 and ps.hit_rate_at(rows, "belady", cycle) > 0.0
+
+
+def test_balanced_pe_side_is_the_roofline_ridge():
+    data = small_held_out()
+    hw = ps.machine("accelerator")
+    side = ps.balanced_pe_side(data, hw)["expert"]
+    for s, bound in ((side * 0.9, "compute"), (side * 1.1, "memory")):
+        t = ps.layer_times(data, ps.machine("accelerator", pe_side=s))["expert_compute_us"] * 1e-6
+        read = data.dims.expert_bytes[0] / hw.local_bandwidth
+        assert (t > read * 1.0001) == (bound == "compute")
