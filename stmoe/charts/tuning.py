@@ -37,7 +37,8 @@ def knee_chart(gains: list[dict], knee, title: str):
 
     data = [{"bandwidth": g["value"] / 1e9, "system": g["system"], "gain": float(g["gain"]),
              "link utilisation": float(g["link_utilisation"])} for g in gains]
-    x = alt.X("bandwidth:Q", scale=alt.Scale(type="log"), title="link bandwidth (GB/s)")
+    span = [min(d["bandwidth"] for d in data), max(d["bandwidth"] for d in data)]
+    x = alt.X("bandwidth:Q", scale=alt.Scale(type="log", domain=span, nice=False), title="link bandwidth (GB/s)")
     marks = [{"bandwidth": knee.peak_bandwidth / 1e9, "mark": "largest gain"}]
     if knee.saturated_below is not None:
         marks.append({"bandwidth": knee.saturated_below / 1e9, "mark": "link saturated at and below"})
