@@ -29,11 +29,10 @@ import numpy as np
 
 from stmoe.errors import ConfigError
 from stmoe.predictors import Predictor, check_budget, check_lookahead, make
-from stmoe.predictors.base import check_compatible
+from stmoe.predictors.base import cell_hits, check_compatible
 from stmoe.trace import PHASE_NAMES, Trace, phase_code
 
 PROTOCOLS = ("split", "causal")
-_BLOCK = 8192  # tokens scored at once: bounds the [block, L, m, k] comparison
 
 
 @dataclass
@@ -54,15 +53,6 @@ class EvaluationResult:
             if r["predictor"] == predictor and r["phase"] == phase:
                 return r
         raise KeyError(f"no result for predictor {predictor!r} in phase {phase!r}")
-
-
-def cell_hits(pred: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(|P ∩ R|, |R|, |P|) per cell, each [T, L]."""
-    hits = np.zeros(ids.shape[:2], dtype=np.int32)
-    for lo in range(0, ids.shape[0], _BLOCK):
-        p, r = pred[lo:lo + _BLOCK], ids[lo:lo + _BLOCK]
-        hits[lo:lo + _BLOCK] = ((p[:, :, :, None] == r[:, :, None, :]) & (p[:, :, :, None] >= 0)).sum(axis=(2, 3))
-    return hits, (ids >= 0).sum(axis=2), (pred >= 0).sum(axis=2)
 
 
 def _folds(trace: Trace, protocol: str, profile: Trace | None):

@@ -9,7 +9,7 @@ import sys
 from stmoe.errors import StmoeError
 
 # Subcommand modules, in the order `stmoe --help` lists them.
-COMMANDS = ["info", "datasets", "record", "simulate", "report"]
+COMMANDS = ["info", "datasets", "analyze", "predict", "record", "simulate", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from stmoe.errors import ConfigError
+from stmoe.predictors.kernel import count_hits
 from stmoe.trace import Trace
 
 
@@ -26,6 +27,11 @@ def issue_point(num_layers: int, lookahead: int) -> tuple[np.ndarray, np.ndarray
     return offset.astype(np.int64), np.where(source < 0, source + num_layers, source).astype(np.int64)
 
 
+def cell_hits(pred: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(|P ∩ R|, |R|, |P|) per cell, each [T, L] int32, for predictions P and routed ids R."""
+    return count_hits(pred, ids)
+
+
 def check_budget(budget, num_experts: int) -> int:
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 1 <= budget <= num_experts:
         raise ConfigError(f"budget: must be an integer from 1 to the number of experts "
@@ -35,8 +41,10 @@ def check_budget(budget, num_experts: int) -> int:
 
 def check_lookahead(lookahead, num_layers: int) -> int:
     if isinstance(lookahead, bool) or not isinstance(lookahead, (int, np.integer)) \
-            or not 1 <= lookahead <= num_layers - 1:
-        raise ConfigError(f"lookahead: must be an integer from 1 to {num_layers - 1} (the trace has "
+            or not 1 <= lookahead <= num_layers:
+        # lookahead L issues P(t, l) right after layer l of the previous token; more reaches
+        # past that token's routing, which the tables do not model.
+        raise ConfigError(f"lookahead: must be an integer from 1 to {num_layers} (the trace has "
                           f"{num_layers} layers), got {lookahead!r}")
     return int(lookahead)
 

@@ -25,8 +25,9 @@ Scores of one cell, with the smoothed prior p_j = (pop_j + beta) / (sum pop + E 
                   hist_decay ** (age - 1) * [j in R(s, l)], normalised to sum 1
 - previous  V_j = 1 + (k - slot) / k if j was routed by the previous token at this layer
 
-combined either linearly, w_prior p + w_sp S + w_tr Q + w_h H + w_prev V (mode 0), or as a
-product of experts in log space (mode 1),
+combined either linearly, w_prior p + w_sp S + w_tr Q + w_h H + w_prev V (mode LINEAR), or as a
+product of experts in log space (mode LOG; mode PRODUCT ranks the same by its exponential,
+faster when every weight is a multiple of 1/2),
 
     log p + w_sp (log S - log p) + w_tr (log Q - log p) + w_h (log H' - log p) + w_prev V,
 
@@ -39,64 +40,77 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_RENORMALISE_AT = 1e100
+_RENORMALISE_AT = 1e30  # well inside float32, the pair tables' type (half the memory traffic)
+LINEAR, LOG, PRODUCT = 0, 1, 2
 
 
 @numba.njit(cache=True)
 def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode, alpha, beta,
-               decay, hist_len, hist_decay, budget, predict, update):
-    """Predict (if `predict`) and update (if `update`) over the tokens of `ids` [T, L, k].
+               decay, hist_len, hist_decay, budget, start, stop, predict, update):
+    """Predict (if `predict`) and update (if `update`) over tokens start..stop-1 of `ids`
+    [T, L, k] (earlier tokens are context: history, previous token, issuing cells).
 
     `prev[t]`: previous token of t's sequence or -1. Target layer l's source cell is
     (t, src_layer[l]) when src_prev[l] == 0, else (prev[t], src_layer[l]).
     `pop`, `cross`, `trans` are updated in place (raw units, scale 1 on entry and exit).
-    Returns the predictions [T, L, budget] int16 (all -1 when not `predict`).
+    A pair table of shape [L, 1, 1] is not kept (neither used nor updated).
+    `weights[l]` = (w_prior, w_spatial, w_transition, w_history, w_previous) of layer l.
+    Returns the predictions [stop - start, L, budget] int16 (all -1 when not `predict`).
     """
     T, L, k = ids.shape
     E = pop.shape[1]
-    out = np.full((T, L, budget), -1, np.int16)
-    w_prior, w_sp, w_tr, w_h, w_prev = weights[0], weights[1], weights[2], weights[3], weights[4]
-    use_sp, use_tr = w_sp != 0.0, w_tr != 0.0
-    use_h, use_prev = w_h != 0.0, w_prev != 0.0
-    pop_sum = np.zeros(L)
-    cross_sum = np.zeros((L, E))
-    trans_sum = np.zeros((L, E))
-    for l in range(L):
-        pop_sum[l] = pop[l].sum()
-        if use_sp:
-            for i in range(E):
-                cross_sum[l, i] = cross[l, i].sum()
-        if use_tr:
-            for i in range(E):
-                trans_sum[l, i] = trans[l, i].sum()
-    scale = 1.0
+    out = np.full((stop - start, L, budget), -1, np.int16)
+    use_sp, use_tr = cross.shape[1] == E, trans.shape[1] == E
     p = np.empty(E)
+    logp = np.zeros(E)
     S = np.empty(E)
     Q = np.empty(E)
     H = np.empty(E)
     score = np.empty(E)
-    for t in range(T):
-        pt = prev[t]
-        inv = 1.0 / scale
-        if predict:
-            for l in range(L):
-                norm = 1.0 / (pop_sum[l] * inv + E * beta)
+    top_vals = np.empty(budget)
+    # Layer-major: the tables of target layer l change only with routing into layer l, so
+    # running all tokens for one layer before the next gives the same result as token-major
+    # order, while that layer's tables stay in cache.
+    for l in range(L):
+        w_prior, w_sp, w_tr, w_h, w_prev = weights[l, 0], weights[l, 1], weights[l, 2], weights[l, 3], weights[l, 4]
+        sl = src_layer[l]
+        pop_l = pop[l]
+        cross_l = cross[l]
+        trans_l = trans[l]
+        pop_sum = pop_l.sum()
+        cross_sum = np.zeros(E)
+        trans_sum = np.zeros(E)
+        if use_sp:
+            for i in range(E):
+                cross_sum[i] = cross_l[i].sum()
+        if use_tr:
+            for i in range(E):
+                trans_sum[i] = trans_l[i].sum()
+        scale = 1.0
+        for t in range(start, stop):
+            pt = prev[t]
+            st = t if src_prev[l] == 0 else pt
+            inv = 1.0 / scale
+            if predict:
+                norm = 1.0 / (pop_sum * inv + E * beta)
                 for j in range(E):
-                    p[j] = (pop[l, j] * inv + beta) * norm
-                if mode == 0:
+                    p[j] = (pop_l[j] * inv + beta) * norm
+                if mode == LINEAR:
                     for j in range(E):
                         score[j] = w_prior * p[j]
+                elif mode == LOG:
+                    _log(p, logp)
+                    score[:] = logp
                 else:
-                    for j in range(E):
-                        score[j] = np.log(p[j])
-                st = t if src_prev[l] == 0 else pt
-                if use_sp:
-                    _mixture(S, p, cross[l], cross_sum[l], ids, st, src_layer[l], inv, alpha)
-                    _combine(score, S, p, w_sp, mode)
-                if use_tr:
-                    _mixture(Q, p, trans[l], trans_sum[l], ids, pt, l, inv, alpha)
-                    _combine(score, Q, p, w_tr, mode)
-                if use_h:
+                    score[:] = p
+                ref = logp if mode == LOG else p
+                if use_sp and w_sp != 0.0:
+                    _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
+                    _combine(score, S, ref, w_sp, mode)
+                if use_tr and w_tr != 0.0:
+                    _mixture(Q, p, trans_l, trans_sum, ids, pt, l, inv, alpha)
+                    _combine(score, Q, ref, w_tr, mode)
+                if w_h != 0.0:
                     H[:] = 0.0
                     total = 0.0
                     wgt = 1.0
@@ -111,54 +125,54 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
                                 total += wgt
                         wgt *= hist_decay
                         u = prev[u]
-                    if mode == 0:
+                    if mode == LINEAR:
                         if total > 0.0:
                             for j in range(E):
                                 H[j] /= total
                     else:
                         for j in range(E):
                             H[j] = (H[j] + alpha * p[j]) / (total + alpha)
-                    _combine(score, H, p, w_h, mode)
-                if use_prev and pt >= 0:
+                    _combine(score, H, ref, w_h, mode)
+                if w_prev != 0.0 and pt >= 0:
                     for s in range(k):
                         j = ids[pt, l, s]
                         if j >= 0:
                             score[j] += w_prev * (1.0 + (k - s) / k)
-                _top(score, budget, out[t, l])
-        if update:
-            for l in range(L):
+                _top(score, out[t - start, l], top_vals)
+            if update:
                 for s in range(k):
                     j = ids[t, l, s]
                     if j >= 0:
-                        pop[l, j] += scale
-                        pop_sum[l] += scale
+                        pop_l[j] += scale
+                        pop_sum += scale
                 if use_sp:
-                    st = t if src_prev[l] == 0 else pt
-                    _count_pairs(cross[l], cross_sum[l], ids, st, src_layer[l], t, l, scale)
+                    _count_pairs(cross_l, cross_sum, ids, st, sl, t, l, scale)
                 if use_tr:
-                    _count_pairs(trans[l], trans_sum[l], ids, pt, l, t, l, scale)
-            scale /= decay
-            if scale > _RENORMALISE_AT:
-                pop /= scale
-                pop_sum /= scale
-                cross /= scale
-                cross_sum /= scale
-                trans /= scale
-                trans_sum /= scale
-                scale = 1.0
-    if scale != 1.0:
-        pop /= scale
-        cross /= scale
-        trans /= scale
+                    _count_pairs(trans_l, trans_sum, ids, pt, l, t, l, scale)
+                scale /= decay
+                if scale > _RENORMALISE_AT:
+                    pop_l /= scale
+                    pop_sum /= scale
+                    cross_l /= scale
+                    cross_sum /= scale
+                    trans_l /= scale
+                    trans_sum /= scale
+                    scale = 1.0
+        if scale != 1.0:
+            pop_l /= scale
+            cross_l /= scale
+            trans_l /= scale
     return out
 
 
 @numba.njit(cache=True, inline="always")
 def _mixture(dest, p, table, row_sum, ids, st, sl, inv, alpha):
-    """dest_j = mean over routed source experts i of the smoothed row P(j | i); p if none."""
+    """dest_j = mean over routed source experts i of the smoothed row P(j | i); p if none.
+    Accumulates sum_i c_i row_i first, so the smoothing costs one pass, not one per row."""
     E = p.shape[0]
     dest[:] = 0.0
     n = 0
+    csum = 0.0
     if st >= 0:
         for s in range(ids.shape[2]):
             i = ids[st, sl, s]
@@ -166,24 +180,67 @@ def _mixture(dest, p, table, row_sum, ids, st, sl, inv, alpha):
                 continue
             n += 1
             c = 1.0 / (row_sum[i] * inv + alpha)
+            csum += c
             row = table[i]
             for j in range(E):
-                dest[j] += (row[j] * inv + alpha * p[j]) * c
+                dest[j] += c * row[j]
     if n == 0:
         dest[:] = p
     else:
-        dest /= n
+        a = alpha * csum / n
+        b = inv / n
+        for j in range(E):
+            dest[j] = dest[j] * b + a * p[j]
 
 
 @numba.njit(cache=True, inline="always")
-def _combine(score, comp, p, w, mode):
-    E = p.shape[0]
-    if mode == 0:
+def _combine(score, comp, ref, w, mode):
+    """LINEAR: score += w comp. LOG: score += w (log comp - ref), ref = log p, comp
+    overwritten. PRODUCT (LOG's ranking, exp of it, when 2w is an integer, without logs):
+    score *= (comp / ref) ** w, ref = p; comp overwritten."""
+    E = comp.shape[0]
+    if mode == LINEAR:
         for j in range(E):
             score[j] += w * comp[j]
-    else:
+    elif mode == LOG:
+        _log(comp, comp)
         for j in range(E):
-            score[j] += w * (np.log(comp[j]) - np.log(p[j]))
+            score[j] += w * (comp[j] - ref[j])
+    else:
+        # Separate passes, each a plain loop over j, so every one vectorises.
+        for j in range(E):
+            comp[j] /= ref[j]
+        if w - int(w) > 0.25:
+            for j in range(E):
+                score[j] *= np.sqrt(comp[j])
+        for _ in range(int(w)):
+            for j in range(E):
+                score[j] *= comp[j]
+
+
+@numba.njit(cache=True, inline="always")
+def _log(x, out):
+    """Natural log of positive x, to about 1e-9 absolute: exponent from the bits, then the
+    atanh series on the mantissa scaled into [0.707, 1.414]. Two alias-free passes so the
+    compiler vectorises both; several times faster than np.log without a vector math
+    library, and ranking needs no more precision."""
+    n = x.shape[0]
+    bits = x.view(np.int64)
+    mant_bits = np.empty(n, np.int64)
+    expo = np.empty(n)
+    for j in range(n):
+        b = bits[j]
+        expo[j] = ((b >> 52) & 0x7FF) - 1023
+        mant_bits[j] = (b & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000
+    mant = mant_bits.view(np.float64)
+    for j in range(n):
+        m = mant[j]
+        big = m > 1.4142135623730951
+        m = m * 0.5 if big else m
+        t = (m - 1.0) / (m + 1.0)
+        t2 = t * t
+        out[j] = (expo[j] + (1.0 if big else 0.0)) * 0.6931471805599453 \
+            + 2.0 * t * (1.0 + t2 * (1.0 / 3.0 + t2 * (0.2 + t2 * (1.0 / 7.0 + t2 / 9.0))))
 
 
 @numba.njit(cache=True, inline="always")
@@ -203,17 +260,22 @@ def _count_pairs(table, row_sum, ids, st, sl, t, l, amount):
 
 
 @numba.njit(cache=True, inline="always")
-def _top(score, m, dest):
-    """The m highest scores' indices in decreasing order (lower index first on ties)."""
-    E = score.shape[0]
-    taken = np.zeros(E, np.bool_)
-    for r in range(min(m, E)):
-        best = -1
-        for j in range(E):
-            if not taken[j] and (best < 0 or score[j] > score[best]):
-                best = j
-        taken[best] = True
-        dest[r] = best
+def _top(score, dest, vals):
+    """Indices of the len(dest) highest scores, best first, lower index first on ties: one
+    pass keeping a sorted buffer (`vals`, scratch), since most scores fail the first test."""
+    m = min(dest.shape[0], score.shape[0])
+    dest[:] = -1
+    for j in range(score.shape[0]):
+        v = score[j]
+        if dest[m - 1] >= 0 and not v > vals[m - 1]:
+            continue
+        pos = m - 1
+        while pos > 0 and (dest[pos - 1] < 0 or vals[pos - 1] < v):
+            vals[pos] = vals[pos - 1]
+            dest[pos] = dest[pos - 1]
+            pos -= 1
+        vals[pos] = v
+        dest[pos] = j
 
 
 @numba.njit(cache=True)
@@ -235,3 +297,27 @@ def merge_cells(primary, filler):
             for r in range(n):
                 have[out[t, l, r]] = False
     return out
+
+
+@numba.njit(cache=True)
+def count_hits(pred, ids):
+    """Per cell of pred [T, L, m] and ids [T, L, k]: (|P ∩ R|, |R|, |P|), -1 entries ignored."""
+    T, L, m = pred.shape
+    k = ids.shape[2]
+    hits = np.zeros((T, L), np.int32)
+    routed = np.zeros((T, L), np.int32)
+    issued = np.zeros((T, L), np.int32)
+    for t in range(T):
+        for l in range(L):
+            for b in range(k):
+                routed[t, l] += ids[t, l, b] >= 0
+            for a in range(m):
+                j = pred[t, l, a]
+                if j < 0:
+                    continue
+                issued[t, l] += 1
+                for b in range(k):
+                    if ids[t, l, b] == j:
+                        hits[t, l] += 1
+                        break
+    return hits, routed, issued

@@ -8,11 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from stmoe.errors import ConfigError
-from stmoe.predictors.base import Predictor, issue_point
-from stmoe.predictors.kernel import run_tables
+from stmoe.predictors.base import Predictor, cell_hits, issue_point
+from stmoe.predictors.kernel import LINEAR, LOG, PRODUCT, run_tables
 from stmoe.trace import Trace
 
-LINEAR, LOG = 0, 1
 _TIE_BREAK = 1e-3  # a popularity term too small to reorder the main signal, only to rank ties and fill
 
 
@@ -35,40 +34,51 @@ class TablePredictor(Predictor):
         self._fitted: dict[tuple, tuple] = {}
         return self
 
-    # (w_prior, w_spatial, w_transition, w_history, w_previous), mode
-    def _weights(self) -> tuple[tuple[float, ...], int]:
+    # ((w_prior, w_spatial, w_transition, w_history, w_previous), mode); the weights may be
+    # one row per layer
+    def _weights(self) -> tuple[tuple[float, ...] | np.ndarray, int]:
         raise NotImplementedError
 
-    def _run(self, trace: Trace, tables, budget, lookahead, *, predict, update):
+    def _run(self, trace: Trace, tables, budget, lookahead, *, weights=None, start=0, stop=None,
+             predict=True, update=True):
         offset, layer = issue_point(trace.num_layers, lookahead)
-        weights, mode = self._weights()
+        default, mode = self._weights()
+        weights = np.broadcast_to(np.asarray(default if weights is None else weights, dtype=np.float64),
+                                  (trace.num_layers, 5)).copy()
+        if mode == LOG and (weights[:, 4] == 0).all() and (2 * weights == np.round(2 * weights)).all():
+            mode = PRODUCT  # the same ranking without logarithms
         kn = self.knobs
         return run_tables(
             trace.expert_ids, trace.previous_token().astype(np.int64), layer, (offset < 0).astype(np.int64),
-            *tables, np.asarray(weights, dtype=np.float64), mode, float(kn["alpha"]),
-            float(kn["prior_smoothing"]), float(kn["decay"]), int(kn.get("history_length", 0)),
-            float(kn.get("history_decay", 1.0)), budget, predict, update)
+            *tables, weights, mode, float(kn["alpha"]), float(kn["prior_smoothing"]), float(kn["decay"]),
+            int(kn.get("history_length", 0)), float(kn.get("history_decay", 1.0)), budget,
+            start, trace.num_tokens if stop is None else stop, predict, update)
 
-    def _tables(self, trace: Trace, lookahead: int):
-        """Fresh copies of the profiled tables for this lookahead."""
-        L, E = trace.num_layers, trace.num_experts
-        key = (lookahead, L, E)
+    def _empty_tables(self, L: int, E: int):
+        weights = np.asarray(self._weights()[0]).reshape(-1, 5)
+        pair = (L, E, E)
+        return (np.zeros((L, E)), np.zeros(pair if weights[:, 1].any() else (L, 1, 1), np.float32),
+                np.zeros(pair if weights[:, 2].any() else (L, 1, 1), np.float32))
+
+    def _profile_tables(self, L: int, E: int, budget: int, lookahead: int):
+        """Tables after replaying the profile (updates only)."""
+        tables = self._empty_tables(L, E)
+        if self.profile is not None:
+            self._run(self.profile, tables, 1, lookahead, predict=False)
+        return tables
+
+    def _tables(self, trace: Trace, budget: int, lookahead: int):
+        """Fresh copies of the profiled tables for this lookahead and budget."""
+        key = (lookahead, budget, trace.num_layers, trace.num_experts)
         if not hasattr(self, "_fitted"):
             self._fitted = {}
         if key not in self._fitted:
-            weights, _ = self._weights()
-            pair_shape = (L, E, E)
-            tables = (np.zeros((L, E)),
-                      np.zeros(pair_shape if weights[1] else (L, 1, 1)),
-                      np.zeros(pair_shape if weights[2] else (L, 1, 1)))
-            if self.profile is not None:
-                self._run(self.profile, tables, 1, lookahead, predict=False, update=True)
-            self._fitted[key] = tables
+            self._fitted[key] = self._profile_tables(trace.num_layers, trace.num_experts, budget, lookahead)
         return tuple(a.copy() for a in self._fitted[key])
 
     def _predict(self, trace: Trace, budget: int, lookahead: int) -> np.ndarray:
-        tables = self._tables(trace, lookahead)
-        return self._run(trace, tables, budget, lookahead, predict=True, update=bool(self.knobs["online"]))
+        tables = self._tables(trace, budget, lookahead)
+        return self._run(trace, tables, budget, lookahead, update=bool(self.knobs["online"]))
 
 
 class Popularity(TablePredictor):
@@ -130,23 +140,72 @@ class STMoE(History):
     table's P(j at t | experts of t-1 at this layer) and H the smoothed history of recent
     tokens. combine="linear" mixes the normalised scores instead:
     spatial_weight S + transition_weight Q + history_weight H (the naive mix of DESIGN.md).
+
+    tune="global" (default) or "per-layer" picks the three weights from `TUNING_GRID`, per
+    layer or for all layers, by recall on the last `tune_tokens` tokens of the *profile*
+    (tables replayed on the profile before them, updated online over them, as in scoring);
+    never on scored tokens. Without a profile, or with tune="none", the knobs' weights hold.
     """
 
     name = "st-moe"
-    KNOBS = {**History.KNOBS, "combine": "log-odds", "spatial_weight": 1.0,
-             "transition_weight": 0.5, "history_weight": 0.0}
+    # history_length 1 (the previous token, smoothed) and global tuning measured best on the
+    # traces of ../shared and the synthetic ones; per-layer tuning overfits short profiles.
+    KNOBS = {**History.KNOBS, "history_length": 1, "combine": "log-odds", "spatial_weight": 1.0,
+             "transition_weight": 0.5, "history_weight": 0.0, "tune": "global", "tune_tokens": 256}
     COMBINE = {"log-odds": LOG, "linear": LINEAR}
+    TUNE = ("per-layer", "global", "none")
+    TUNING_GRID = [(sp, tr, h) for sp in (1.0, 0.5) for tr in (0.5, 0.0, 1.0) for h in (0.0, 0.5, 1.0, 2.0)]
 
     def _check_knobs(self):
         super()._check_knobs()
-        if self.knobs["combine"] not in self.COMBINE:
-            raise ConfigError(f"predictor 'st-moe': knob combine must be one of "
-                              f"{', '.join(self.COMBINE)}, got {self.knobs['combine']!r}")
+        for knob, valid in (("combine", tuple(self.COMBINE)), ("tune", self.TUNE)):
+            if self.knobs[knob] not in valid:
+                raise ConfigError(f"predictor 'st-moe': knob {knob} must be one of "
+                                  f"{', '.join(valid)}, got {self.knobs[knob]!r}")
         for name in ("spatial_weight", "transition_weight", "history_weight"):
             self._knob_range(name, 0.0, 100.0)
+        self._knob_range("tune_tokens", 1, 10**9, integer=True)
+
+    def _row(self, spatial, transition, history):
+        linear = self.COMBINE[self.knobs["combine"]] == LINEAR
+        return (_TIE_BREAK if linear else 0.0, spatial, transition, history, 0.0)
 
     def _weights(self):
         kn = self.knobs
-        w = (_TIE_BREAK if self.COMBINE[kn["combine"]] == LINEAR else 0.0, float(kn["spatial_weight"]),
-             float(kn["transition_weight"]), float(kn["history_weight"]), 0.0)
-        return w, self.COMBINE[kn["combine"]]
+        return (self._row(float(kn["spatial_weight"]), float(kn["transition_weight"]), float(kn["history_weight"])),
+                self.COMBINE[kn["combine"]])
+
+    def _tuning(self) -> bool:
+        return self.knobs["tune"] != "none" and self.profile is not None and self.profile.num_tokens >= 4
+
+    def _empty_tables(self, L, E):
+        if self._tuning():  # the tuner may pick any weights: keep every table
+            return np.zeros((L, E)), np.zeros((L, E, E), np.float32), np.zeros((L, E, E), np.float32)
+        return super()._empty_tables(L, E)
+
+    def _profile_tables(self, L, E, budget, lookahead):
+        self.tuned_weights = getattr(self, "tuned_weights", {})
+        if not self._tuning():
+            return super()._profile_tables(L, E, budget, lookahead)
+        prof = self.profile
+        split = prof.num_tokens - min(int(self.knobs["tune_tokens"]), prof.num_tokens // 2)
+        tables = self._empty_tables(L, E)
+        self._run(prof, tables, 1, lookahead, stop=split, predict=False)
+        routed = (prof.expert_ids[split:] >= 0).sum(axis=(0, 2))
+        recall = []  # [grid, L]
+        for combo in self.TUNING_GRID:
+            pred = self._run(prof, tuple(a.copy() for a in tables), budget, lookahead,
+                             weights=self._row(*combo), start=split)
+            recall.append(cell_hits(pred, prof.expert_ids[split:])[0].sum(axis=0) / np.maximum(routed, 1))
+        recall = np.array(recall)
+        # argmax takes the first best: the grid starts with the default weights.
+        best = (recall.argmax(axis=0) if self.knobs["tune"] == "per-layer"
+                else np.full(L, recall.sum(axis=1).argmax()))
+        self.tuned_weights[(lookahead, budget)] = np.array([self._row(*self.TUNING_GRID[b]) for b in best])
+        self._run(prof, tables, 1, lookahead, start=split, predict=False)
+        return tables
+
+    def _predict(self, trace, budget, lookahead):
+        tables = self._tables(trace, budget, lookahead)
+        weights = self.tuned_weights.get((lookahead, budget)) if self._tuning() else None
+        return self._run(trace, tables, budget, lookahead, weights=weights, update=bool(self.knobs["online"]))

@@ -68,7 +68,7 @@ class Trained(Predictor):
 
     name = "trained"
     trained = True
-    KNOBS = {"steps": 100, "learning_rate": 0.05, "l2": 1e-4, "block": 32, "refit_growth": 2.0,
+    KNOBS = {"steps": 40, "learning_rate": 0.1, "l2": 1e-4, "block": 32, "refit_growth": 2.0,
              "max_examples": 512}
 
     def _check_knobs(self):

@@ -1,0 +1,223 @@
+"""How predictable is a routing trace? Popularity, temporal reuse, cross-layer affinity,
+domain comparison and a predictability ceiling, vectorised over tokens.
+
+Notation: R(t, l) is the set of experts routed for token t at layer l (slots with -1 are not
+routed and ignored); c_l(j) = #{t : j in R(t, l)}; E experts, k per token.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stmoe.errors import ConfigError
+from stmoe.predictors.base import check_budget
+from stmoe.trace import Trace
+
+
+def _multi_hot(trace: Trace, layer: int) -> np.ndarray:
+    """[T, E] bool: M[t, j] = j in R(t, layer)."""
+    ids = trace.expert_ids[:, layer]
+    M = np.zeros((trace.num_tokens, trace.num_experts + 1), dtype=bool)
+    M[np.arange(trace.num_tokens)[:, None], np.where(ids >= 0, ids, trace.num_experts)] = True
+    return M[:, :-1]
+
+
+def expert_counts(trace: Trace) -> np.ndarray:
+    """c[l, j] = #{t : j in R(t, l)}, shape [L, E]."""
+    L, E = trace.num_layers, trace.num_experts
+    ids = trace.expert_ids.astype(np.int64)
+    flat = (np.arange(L)[None, :, None] * E + ids)[ids >= 0]
+    return np.bincount(flat, minlength=L * E).reshape(L, E)
+
+
+def popularity(trace: Trace) -> dict:
+    """Per layer, from p_l(j) = c_l(j) / sum_j c_l(j):
+
+    - entropy_bits  H_l = -sum_j p_l(j) log2 p_l(j)  (log2 E for uniform use, log2 k minimum)
+    - gini          G_l = sum_i (2 i - E - 1) x_(i) / (E sum_i x_(i)), x sorted ascending
+                    (0 = every expert equally used, -> 1 = one expert takes all)
+    - top10_share   share of requests taken by the ceil(E / 10) most used experts
+    """
+    c = expert_counts(trace).astype(np.float64)
+    E = trace.num_experts
+    total = np.maximum(c.sum(axis=1, keepdims=True), 1.0)
+    p = c / total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(p > 0, p * np.log2(p), 0.0).sum(axis=1)
+    x = np.sort(c, axis=1)
+    i = np.arange(1, E + 1)
+    gini = ((2 * i - E - 1) * x).sum(axis=1) / (E * total[:, 0])
+    top = int(np.ceil(E / 10))
+    top10 = np.sort(p, axis=1)[:, -top:].sum(axis=1)
+    return {"entropy_bits": entropy, "max_entropy_bits": float(np.log2(E)), "gini": gini,
+            "top10_share": top10, "counts": c.astype(np.int64)}
+
+
+def temporal_reuse(trace: Trace, max_distance: int = 64) -> dict:
+    """Temporal locality within each sequence.
+
+    - reuse[l] = sum_t |R(t, l) ∩ R(t-1, l)| / sum_t |R(t, l)| over tokens t with a previous
+      token t-1 in the same sequence (chance level: k / E)
+    - distance_hist[d-1] for d = 1..max_distance: how many requests (t, l, j) were last made
+      by the same expert at the same layer d tokens earlier in the sequence; `first_use`
+      counts requests with no earlier use, `beyond` those further than max_distance
+    """
+    L = trace.num_layers
+    prev = trace.previous_token()
+    has = prev >= 0
+    reuse = np.zeros(L)
+    hist = np.zeros(max_distance, dtype=np.int64)
+    first = beyond = 0
+    tok = np.arange(trace.num_tokens)
+    for l in range(L):
+        M = _multi_hot(trace, l)
+        reuse[l] = (M[has] & M[prev[has]]).sum() / max(M[has].sum(), 1)
+        # Requests in (expert, token) order: consecutive entries of one expert and sequence
+        # are the reuse distances.
+        j, t = np.nonzero(M.T)
+        same = (j[1:] == j[:-1]) & (trace.sequence[t[1:]] == trace.sequence[t[:-1]])
+        d = (tok[t[1:]] - tok[t[:-1]])[same]
+        hist += np.bincount(np.minimum(d, max_distance + 1), minlength=max_distance + 2)[1:max_distance + 1]
+        beyond += int((d > max_distance).sum())
+        first += int(len(t) - same.sum())
+    return {"reuse": reuse, "chance": trace.top_k / trace.num_experts, "distance_hist": hist,
+            "first_use": first, "beyond": beyond}
+
+
+def transition_counts(trace: Trace, layer: int) -> np.ndarray:
+    """C[i, j] = #{t : i in R(t, layer), j in R(t, layer + 1)}, shape [E, E]."""
+    return _pair_counts(trace.expert_ids[:, layer], trace.expert_ids[:, layer + 1], trace.num_experts)
+
+
+def _pair_counts(a: np.ndarray, b: np.ndarray, E: int) -> np.ndarray:
+    a, b = a.astype(np.int64), b.astype(np.int64)
+    ii = np.repeat(a, b.shape[1], axis=1)
+    jj = np.tile(b, (1, a.shape[1]))
+    ok = (ii >= 0) & (jj >= 0)
+    return np.bincount((ii * E + jj)[ok], minlength=E * E).reshape(E, E)
+
+
+def _mutual_information(C: np.ndarray) -> float:
+    """I = sum_ij P(i, j) log2 [P(i, j) / (P(i) P(j))] with P(i, j) = C[i, j] / sum C."""
+    n = C.sum()
+    if n == 0:
+        return 0.0
+    P = C / n
+    pi, pj = P.sum(axis=1, keepdims=True), P.sum(axis=0, keepdims=True)
+    nz = P > 0
+    return float((P[nz] * np.log2(P[nz] / (pi @ pj)[nz])).sum())
+
+
+def spatial_affinity(trace: Trace, *, permutations: int = 99, seed: int = 0) -> dict:
+    """Cross-layer affinity between layer l and l+1 (L-1 layer pairs).
+
+    - transition[l] = C_l / row sums: P(j at l+1 | i at l), C_l from `transition_counts`
+    - mi_bits[l]: mutual information of the (i, j) pairs, from C_l (`_mutual_information`)
+    - baseline_bits[l]: its mean when layer l+1's token order is shuffled, which keeps both
+      layers' popularity but breaks the link (finite samples give MI > 0 even then)
+    - p_value[l] = (1 + #{shuffles with MI >= observed}) / (1 + permutations): a
+      permutation test of independence; tokens, not pairs, are the unit shuffled, because
+      the k x k pairs of one token are not independent samples
+    """
+    rng = np.random.default_rng(seed)
+    L = trace.num_layers
+    mi, base, pval, trans = np.zeros(L - 1), np.zeros(L - 1), np.ones(L - 1), []
+    for l in range(L - 1):
+        C = transition_counts(trace, l)
+        trans.append(C / np.maximum(C.sum(axis=1, keepdims=True), 1))
+        mi[l] = _mutual_information(C)
+        a, b = trace.expert_ids[:, l], trace.expert_ids[:, l + 1]
+        shuffled = np.array([_mutual_information(_pair_counts(a, b[rng.permutation(len(b))], trace.num_experts))
+                             for _ in range(permutations)])
+        base[l] = shuffled.mean() if permutations else np.nan
+        pval[l] = (1 + (shuffled >= mi[l]).sum()) / (1 + permutations)
+    return {"transition": np.array(trans), "mi_bits": mi, "baseline_bits": base, "p_value": pval,
+            "permutations": permutations}
+
+
+def compare_domains(a: Trace, b: Trace) -> dict:
+    """Per layer, how far two traces' popularity distributions p, q are apart:
+
+    - js_bits = JS(p, q) = (KL(p || m) + KL(q || m)) / 2, m = (p + q) / 2, in bits (0..1)
+    - total_variation = sum_j |p_j - q_j| / 2 (0..1)
+    - top_overlap = |top-k(p) ∩ top-k(q)| / k for the k = top_k most used experts
+    """
+    if (a.num_layers, a.num_experts) != (b.num_layers, b.num_experts):
+        raise ConfigError(f"compare_domains: {a.label} has {a.num_layers} layers x {a.num_experts} "
+                          f"experts, {b.label} has {b.num_layers} x {b.num_experts}")
+    p = expert_counts(a).astype(float)
+    q = expert_counts(b).astype(float)
+    p /= np.maximum(p.sum(axis=1, keepdims=True), 1)
+    q /= np.maximum(q.sum(axis=1, keepdims=True), 1)
+    m = (p + q) / 2
+
+    def kl(x, y):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(x > 0, x * np.log2(x / y), 0.0).sum(axis=1)
+
+    k = a.top_k
+    top_p = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    top_q = np.argsort(-q, axis=1, kind="stable")[:, :k]
+    overlap = (top_p[:, :, None] == top_q[:, None, :]).any(axis=2).mean(axis=1)
+    return {"js_bits": (kl(p, m) + kl(q, m)) / 2, "total_variation": np.abs(p - q).sum(axis=1) / 2,
+            "top_overlap": overlap}
+
+
+def keyed_ceiling(trace: Trace, budget: int | None = None, *, source: str = "spatial") -> dict:
+    """An upper bound on the recall at budget m of any predictor whose prediction for (t, l)
+    is a function of one key only: the top-ranked expert of R(t, l-1) (source="spatial") or
+    of R(t-1, l) (source="temporal"), the same function for every token of the trace.
+
+    For key i at layer l, the best fixed set is the m experts j with the largest counts
+    N_l(i, j) = #{t : key = i, j in R(t, l)}, so
+
+        ceiling = sum_l sum_i (sum of the m largest N_l(i, .)) / sum_{t,l} |R(t, l)|
+
+    computed on the trace itself (the empirical distribution): no rule of that form, however
+    and wherever fitted, scores higher on these tokens. Rules that see more (all k experts of
+    the previous layer, several tokens, online updates) are not bounded by it.
+    """
+    if source not in ("spatial", "temporal"):
+        raise ConfigError(f"keyed_ceiling: source must be 'spatial' or 'temporal', got {source!r}")
+    m = check_budget(trace.top_k if budget is None else budget, trace.num_experts)
+    E, L = trace.num_experts, trace.num_layers
+    prev = trace.previous_token()
+    best = total = 0
+    for l in range(L):
+        if source == "spatial":
+            if l == 0:
+                continue
+            tok = np.arange(trace.num_tokens)
+            key = trace.expert_ids[:, l - 1, 0].astype(np.int64)
+        else:
+            tok = np.flatnonzero(prev >= 0)
+            key = trace.expert_ids[prev[tok], l, 0].astype(np.int64)
+        tgt = trace.expert_ids[tok, l].astype(np.int64)
+        ok = (key[:, None] >= 0) & (tgt >= 0)
+        N = np.bincount((key[:, None] * E + tgt)[ok], minlength=E * E).reshape(E, E)
+        best += np.sort(N, axis=1)[:, -m:].sum()
+        total += int((tgt >= 0).sum())
+    return {"ceiling": best / max(total, 1), "budget": m, "source": source,
+            "bounds": f"any fixed function of the top-1 expert of "
+                      f"{'R(t, l-1)' if source == 'spatial' else 'R(t-1, l)'}, scored on this trace"}
+
+
+def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0) -> dict:
+    """Everything above for one trace, as JSON-ready numbers (what `stmoe analyze` prints)."""
+    pop = popularity(trace)
+    reuse = temporal_reuse(trace)
+    aff = spatial_affinity(trace, permutations=permutations, seed=seed)
+    spatial = keyed_ceiling(trace, source="spatial")
+    temporal = keyed_ceiling(trace, source="temporal")
+    return {
+        "trace": trace.label, "tokens": trace.num_tokens, "num_layers": trace.num_layers,
+        "num_experts": trace.num_experts, "top_k": trace.top_k,
+        "popularity": {"entropy_bits": pop["entropy_bits"].tolist(), "max_entropy_bits": pop["max_entropy_bits"],
+                       "gini": pop["gini"].tolist(), "top10_share": pop["top10_share"].tolist()},
+        "temporal": {"reuse": reuse["reuse"].tolist(), "chance": reuse["chance"],
+                     "distance_hist": reuse["distance_hist"].tolist(), "first_use": reuse["first_use"],
+                     "beyond": reuse["beyond"]},
+        "spatial": {"mi_bits": aff["mi_bits"].tolist(), "baseline_bits": aff["baseline_bits"].tolist(),
+                    "p_value": aff["p_value"].tolist(), "permutations": permutations},
+        "ceiling": {"spatial_top1": spatial, "temporal_top1": temporal},
+    }
