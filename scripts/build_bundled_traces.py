@@ -262,8 +262,27 @@ DESCRIPTIONS = {
 }
 
 
+def findings(rows: list[dict]) -> str:
+    """One paragraph reading the table, so the prose always matches the numbers above it."""
+    by = {r["trace"].split(" ")[0]: r for r in rows}
+    parts = []
+    for d, name in NAMES.items():
+        r, u = by[name], by[f"untrained-{d}"]
+        parts.append(f"{d}: cross-layer recall {100 * r['cross_layer']:.0f}% "
+                     f"({r['cross_layer'] / r['chance']:.1f}x chance; untrained "
+                     f"{100 * u['cross_layer']:.0f}%), next-token reuse {100 * r['reuse']:.0f}% "
+                     f"(untrained {100 * u['reuse']:.0f}%), popularity {100 * r['popularity']:.0f}%")
+    gained = all(by[n]["cross_layer"] > by[f"untrained-{d}"]["cross_layer"] for d, n in NAMES.items())
+    lost = all(by[n]["reuse"] < by[f"untrained-{d}"]["reuse"] for d, n in NAMES.items())
+    return ("In this build, " + "; ".join(parts) + ". Training made the cross-layer signal "
+            + ("stronger" if gained else "not uniformly stronger") + " than the untrained "
+            "network's" + (", while the untrained network's higher reuse (its hidden states "
+                           "change little from token to token) gave way to more token-specific "
+                           "routing." if lost else "."))
+
+
 def write_data_dir(traces: dict, baselines: list, cfg: dict, summary: dict, losses: dict,
-                   build_seconds: float) -> None:
+                   record_seconds: float) -> None:
     from scripts.measure_structure import markdown, measure
     from stmoe.datasets import CATALOG, DATA_DIR, sha256_of
     DATA_DIR.mkdir(exist_ok=True)
@@ -289,9 +308,9 @@ def write_data_dir(traces: dict, baselines: list, cfg: dict, summary: dict, loss
         model=json.dumps(cfg["model"], indent=2), training=json.dumps(cfg["training"], indent=2),
         python=sys.version.split()[0], steps=summary["steps"], tokens=summary["tokens_seen"],
         loss=summary["final_loss_last50"], train_min=summary["train_seconds"] / 60,
-        build_min=build_seconds / 60, params=summary["parameters"] / 1e6,
+        record_min=record_seconds / 60, params=summary["parameters"] / 1e6,
         loss_code=losses["code"], loss_prose=losses["prose"], seed=cfg["seed"],
-        every=cfg["corpora"]["heldout_every"], table=markdown(rows),
+        every=cfg["corpora"]["heldout_every"], table=markdown(rows), findings=findings(rows),
         counts="\n".join(f"- `{NAMES[d]}`: {t.num_tokens} tokens in "
                          f"{len(np.unique(t.sequence))} sequences, "
                          f"{int((t.phase == 1).sum())} of them decode" for d, t in traces.items()),
@@ -306,7 +325,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="delete the build dir first")
     ap.add_argument("--stop-after", choices=["corpora", "tokenizer", "train", "record"])
     args = ap.parse_args(argv)
-    started = time.time()
     cfg = json.loads(CONFIG.read_text())
     if args.fresh and args.build_dir.exists():
         shutil.rmtree(args.build_dir)
@@ -325,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
     from transformers import Qwen3MoeForCausalLM
+    started = time.time()
     torch.set_num_threads(cfg["training"]["threads"])
     trained = Qwen3MoeForCausalLM.from_pretrained(args.build_dir / "model", dtype="float32")
     torch.manual_seed(cfg["seed"])

@@ -221,3 +221,30 @@ def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0) -> dict:
                     "p_value": aff["p_value"].tolist(), "permutations": permutations},
         "ceiling": {"spatial_top1": spatial, "temporal_top1": temporal},
     }
+
+
+def headline(a: dict) -> list[dict]:
+    """The key numbers of `analyze(...)` as rows {measure, value, reference}: per-layer measures
+    as their mean and range over layers."""
+
+    def spread(values):
+        v = np.asarray(values, dtype=float)
+        return f"{np.nanmean(v):.3f} (layers {np.nanmin(v):.3f}..{np.nanmax(v):.3f})"
+
+    pop, tem, spa, ceil = a["popularity"], a["temporal"], a["spatial"], a["ceiling"]
+    return [
+        {"measure": "entropy (bits)", "value": spread(pop["entropy_bits"]),
+         "reference": f"uniform {pop['max_entropy_bits']:.2f}"},
+        {"measure": "gini", "value": spread(pop["gini"]), "reference": "0 = even"},
+        {"measure": "top-10% experts' share", "value": spread(pop["top10_share"]), "reference": "0.1 = even"},
+        {"measure": "reuse of previous token's experts", "value": spread(tem["reuse"]),
+         "reference": f"chance {tem['chance']:.3f}"},
+        {"measure": "MI layer l -> l+1 (bits)", "value": spread(spa["mi_bits"]),
+         "reference": f"shuffled {np.nanmean(spa['baseline_bits']):.3f}"},
+        {"measure": "permutation p-value (max over layers)", "value": f"{max(spa['p_value'], default=1):.3f}",
+         "reference": f"{spa['permutations']} shuffles"},
+        {"measure": "ceiling, top-1 of layer l-1", "value": f"{ceil['spatial_top1']['ceiling']:.3f}",
+         "reference": f"budget {ceil['spatial_top1']['budget']}"},
+        {"measure": "ceiling, top-1 of token t-1", "value": f"{ceil['temporal_top1']['ceiling']:.3f}",
+         "reference": f"budget {ceil['temporal_top1']['budget']}"},
+    ]

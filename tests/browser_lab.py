@@ -29,3 +29,43 @@ def nudge_slider(page, index: int, presses: int = 1, key: str = "ArrowRight") ->
     handle.focus()
     for _ in range(presses):
         handle.press(key)
+
+
+def _plain(html_text: str) -> str:
+    import re
+
+    return " ".join(re.sub(r"<[^>]+>", " ", html_text).replace("&nbsp;", " ").split())
+
+
+def next_value(control):
+    """The value a control takes after one ArrowRight press on its slider handle."""
+    options = getattr(control, "options", None)
+    if options is not None:  # SelectionSlider: options may be (label, value) pairs
+        values = [o[1] if isinstance(o, tuple) else o for o in options]
+        return values[min(values.index(control.value) + 1, len(values) - 1)]
+    return min(control.value + control.step, control.max)
+
+
+def check_slider_drives_explorer(page, explorer_index: int, slider_index: int, explorer) -> dict:
+    """Move one slider of the explorer_index-th explorer on the page, and check that the page's
+    readout and chart title become what `explorer` (the same explorer built in this process)
+    computes for the new value. Returns the before/after texts for the test's report."""
+    box = page.locator(".stmoe-explorer").nth(explorer_index)
+    box.scroll_into_view_if_needed()
+    readout = box.locator(".stmoe-readout")
+    before = readout.inner_text()
+    assert " ".join(before.split()) == _plain(explorer.readout.value), "default readout differs"
+    name = list(explorer.controls)[slider_index]
+    explorer.set(**{name: next_value(explorer.controls[name])})
+    expected_readout, expected_title = _plain(explorer.readout.value), explorer.chart_title()
+    handle = box.locator(".noUi-handle").nth(slider_index)
+    handle.focus()
+    handle.press("ArrowRight")
+    page.wait_for_function(
+        "([el, text]) => el.innerText.split(/\\s+/).join(' ').trim() === text",
+        arg=[readout.element_handle(), expected_readout], timeout=30_000)
+    if expected_title:
+        page.wait_for_function(
+            "([el, title]) => [...el.querySelectorAll('svg text')].some(t => t.textContent === title)",
+            arg=[box.element_handle(), expected_title], timeout=30_000)
+    return {"control": name, "before": before, "after": expected_readout, "title": expected_title}

@@ -152,3 +152,24 @@ def test_bad_arguments(call, match):
     tr = synthetic_trace(20, 3, 16, 2, seed=1)
     with pytest.raises(StmoeError, match=match):
         call(tr)
+
+
+def test_stmoe_retuning_without_profile_stays_causal():
+    """Without a profile st-moe retunes on its own past at 64 and 128 tokens: altering tokens
+    from 100 on must leave every earlier prediction alone, and change later ones."""
+    tr = synthetic_trace(200, 4, 16, 2, seed=11)
+    base = predict(tr, "st-moe")
+    ids = tr.expert_ids.copy()
+    ids[100:] = (ids[100:] + 3) % 16
+    after = predict(Trace(ids, num_experts=16, sequence=tr.sequence, phase=tr.phase), "st-moe")
+    assert np.array_equal(base[:100], after[:100]) and not np.array_equal(base[100:], after[100:])
+
+
+def test_refitting_forgets_weights_tuned_on_the_previous_profile():
+    tr = synthetic_trace(100, 3, 16, 2, seed=4)
+    p = make("st-moe").fit(tr.select(tokens=np.arange(60)))
+    p.predict_trace(tr.select(tokens=np.arange(60, 100)), 2)
+    assert p.tuned_weights
+    p.fit(tr.select(tokens=[60, 61]))  # too short to tune on: the knobs' weights, not stale ones
+    p.predict_trace(tr.select(tokens=np.arange(62, 100)), 2)
+    assert not p.tuned_weights

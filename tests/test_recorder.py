@@ -101,6 +101,21 @@ def test_recorded_ids_and_weights_are_the_routers_output(arch):
     assert (np.diff(trace.weights, axis=-1) <= 0).all(), "slots must be in rank order"
 
 
+@pytest.mark.parametrize("arch", sorted({"mixtral", "qwen3_moe", "olmoe"} & set(ARCHS)))
+def test_ids_are_top_k_of_the_models_own_router_logits(arch):
+    """Independent of any hook: the model's own `output_router_logits`, top-k taken here
+    (softmax routers: top-k of the logits is top-k of the probabilities)."""
+    model = tiny_model(arch, seed=2)
+    ids = [9, 8, 7, 6, 5, 4]
+    trace = record(model, [ids], progress=False)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids]), output_router_logits=True).router_logits
+    assert len(logits) == trace.num_layers
+    for j, layer_logits in enumerate(logits):
+        want = torch.topk(layer_logits.float(), K, dim=-1).indices.numpy()
+        np.testing.assert_array_equal(trace.expert_ids[:, j], want)
+
+
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_lookahead_is_next_router_on_previous_router_input(arch):
     model = tiny_model(arch, seed=1)
@@ -215,3 +230,16 @@ def test_import_stmoe_needs_no_torch():
             "import stmoe, stmoe.recorder, stmoe.cli.record_command; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_cli_prompt_and_generate(tmp_path, capsys):
+    from stmoe import load_trace
+    from stmoe.cli import main
+    model_dir, _ = _tiny_model_dir(tmp_path)
+    out = tmp_path / "gen.npz"
+    assert main(["record", str(model_dir), "--prompt", "def f(x):", "--prompt", "In the",
+                 "--generate", "3", "-o", str(out), "--quiet", "--no-lookahead"]) == 0
+    trace = load_trace(out)
+    assert (trace.phase == DECODE).sum() == 6 and trace.lookahead is None
+    assert trace.meta["generated_tokens_per_sequence"] == 3
+    assert trace.meta["prompt_source"] == "prompts given on the command line"

@@ -27,8 +27,9 @@ def test_report_contents(report_dir):
     assert [t["label"] for t in summary["traces"]] == ["synthetic-seed5 (synthetic)"]
     assert len(summary["failed"]) == 1 and "broken.csv" in summary["failed"][0]["error"]
     assert any("simulating systems on accelerator" in m for m in messages)
+    assert any("analysing routing structure" in m for m in messages)
     page = (out / "report.html").read_text()
-    assert "broken.csv" in page and "(synthetic)" in page
+    assert "broken.csv" in page and "(synthetic)" in page and "reuse of previous token" in page
     assert page.count("<svg") == 4  # recall chart + one system chart per preset
     # Self-contained: no scripts, no external resources.
     assert "<script" not in page

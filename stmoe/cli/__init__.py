@@ -39,3 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stmoe: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output (e.g. `| head`) has gone: not an error worth a traceback.
+        sys.stderr.close()
+        return 0

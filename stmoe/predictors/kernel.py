@@ -130,8 +130,9 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
                             for j in range(E):
                                 H[j] /= total
                     else:
+                        c = 1.0 / (total + alpha)
                         for j in range(E):
-                            H[j] = (H[j] + alpha * p[j]) / (total + alpha)
+                            H[j] = (H[j] + alpha * p[j]) * c
                     _combine(score, H, ref, w_h, mode)
                 if w_prev != 0.0 and pt >= 0:
                     for s in range(k):

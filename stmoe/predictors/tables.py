@@ -144,7 +144,9 @@ class STMoE(History):
     tune="global" (default) or "per-layer" picks the three weights from `TUNING_GRID`, per
     layer or for all layers, by recall on the last `tune_tokens` tokens of the *profile*
     (tables replayed on the profile before them, updated online over them, as in scoring);
-    never on scored tokens. Without a profile, or with tune="none", the knobs' weights hold.
+    never on scored tokens. Without a profile (causal protocol) it starts with the knobs'
+    weights and retunes on the trace's own past each time that past doubles (64, 128, ...
+    tokens). With tune="none" the knobs' weights hold.
     """
 
     name = "st-moe"
@@ -154,6 +156,7 @@ class STMoE(History):
              "transition_weight": 0.5, "history_weight": 0.0, "tune": "global", "tune_tokens": 256}
     COMBINE = {"log-odds": LOG, "linear": LINEAR}
     TUNE = ("per-layer", "global", "none")
+    FIRST_RETUNE = 64  # without a profile, first tuned on the trace's first 64 tokens
     TUNING_GRID = [(sp, tr, h) for sp in (1.0, 0.5) for tr in (0.5, 0.0, 1.0) for h in (0.0, 0.5, 1.0, 2.0)]
 
     def _check_knobs(self):
@@ -176,36 +179,61 @@ class STMoE(History):
                 self.COMBINE[kn["combine"]])
 
     def _tuning(self) -> bool:
-        return self.knobs["tune"] != "none" and self.profile is not None and self.profile.num_tokens >= 4
+        return self.knobs["tune"] != "none"
 
     def _empty_tables(self, L, E):
         if self._tuning():  # the tuner may pick any weights: keep every table
             return np.zeros((L, E)), np.zeros((L, E, E), np.float32), np.zeros((L, E, E), np.float32)
         return super()._empty_tables(L, E)
 
-    def _profile_tables(self, L, E, budget, lookahead):
-        self.tuned_weights = getattr(self, "tuned_weights", {})
-        if not self._tuning():
-            return super()._profile_tables(L, E, budget, lookahead)
-        prof = self.profile
-        split = prof.num_tokens - min(int(self.knobs["tune_tokens"]), prof.num_tokens // 2)
+    def _grid_search(self, past: Trace, budget: int, lookahead: int):
+        """(weights [L, 5], tables after replaying all of `past`): the grid's weights scored on
+        the last `tune_tokens` (at most half) of `past`, tables replayed on the rest first."""
+        L, E = past.num_layers, past.num_experts
+        split = past.num_tokens - min(int(self.knobs["tune_tokens"]), past.num_tokens // 2)
         tables = self._empty_tables(L, E)
-        self._run(prof, tables, 1, lookahead, stop=split, predict=False)
-        routed = (prof.expert_ids[split:] >= 0).sum(axis=(0, 2))
+        self._run(past, tables, 1, lookahead, stop=split, predict=False)
+        routed = (past.expert_ids[split:] >= 0).sum(axis=(0, 2))
         recall = []  # [grid, L]
         for combo in self.TUNING_GRID:
-            pred = self._run(prof, tuple(a.copy() for a in tables), budget, lookahead,
+            pred = self._run(past, tuple(a.copy() for a in tables), budget, lookahead,
                              weights=self._row(*combo), start=split)
-            recall.append(cell_hits(pred, prof.expert_ids[split:])[0].sum(axis=0) / np.maximum(routed, 1))
+            recall.append(cell_hits(pred, past.expert_ids[split:])[0].sum(axis=0) / np.maximum(routed, 1))
         recall = np.array(recall)
         # argmax takes the first best: the grid starts with the default weights.
         best = (recall.argmax(axis=0) if self.knobs["tune"] == "per-layer"
                 else np.full(L, recall.sum(axis=1).argmax()))
-        self.tuned_weights[(lookahead, budget)] = np.array([self._row(*self.TUNING_GRID[b]) for b in best])
-        self._run(prof, tables, 1, lookahead, start=split, predict=False)
+        self._run(past, tables, 1, lookahead, start=split, predict=False)
+        return np.array([self._row(*self.TUNING_GRID[b]) for b in best]), tables
+
+    def fit(self, profile):
+        super().fit(profile)
+        self.tuned_weights = {}  # weights tuned on an earlier profile must not leak into this one
+        return self
+
+    def _profile_tables(self, L, E, budget, lookahead):
+        self.tuned_weights = getattr(self, "tuned_weights", {})
+        if not self._tuning() or self.profile is None or self.profile.num_tokens < 4:
+            return super()._profile_tables(L, E, budget, lookahead)
+        self.tuned_weights[(lookahead, budget)], tables = self._grid_search(self.profile, budget, lookahead)
         return tables
 
     def _predict(self, trace, budget, lookahead):
         tables = self._tables(trace, budget, lookahead)
-        weights = self.tuned_weights.get((lookahead, budget)) if self._tuning() else None
-        return self._run(trace, tables, budget, lookahead, weights=weights, update=bool(self.knobs["online"]))
+        online = bool(self.knobs["online"])
+        if self.profile is not None or not self._tuning() or not online:
+            weights = self.tuned_weights.get((lookahead, budget))
+            if weights is not None:  # a table the tuned weights never read need not be kept
+                tables = (tables[0],) + tuple(t if weights[:, col].any() else np.zeros((t.shape[0], 1, 1), t.dtype)
+                                              for t, col in ((tables[1], 1), (tables[2], 2)))
+            return self._run(trace, tables, budget, lookahead, weights=weights, update=online)
+        # No profile: tune on the trace's own past, again each time it doubles (64, 128, ...
+        # tokens); a segment's weights come only from tokens before it.
+        parts, weights, lo = [], None, 0
+        while lo < trace.num_tokens:
+            hi = min(max(2 * lo, self.FIRST_RETUNE), trace.num_tokens)
+            parts.append(self._run(trace, tables, budget, lookahead, weights=weights, start=lo, stop=hi))
+            if hi < trace.num_tokens:
+                weights, _ = self._grid_search(trace.select(tokens=np.arange(hi)), budget, lookahead)
+            lo = hi
+        return np.concatenate(parts)

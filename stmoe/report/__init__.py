@@ -98,6 +98,8 @@ def _section(res: dict, out: Path, html, render_svg, recall_chart, speedup_chart
     if prov:
         parts.append("<p class='note'>" + "; ".join(f"{html.esc(k)}: {html.esc(v)}" for k, v in prov.items()) + "</p>")
     parts += [f"<p class='caveat'>caveat: {html.esc(c)}</p>" for c in s["caveats"]]
+    parts.append(f"<h3>Routing structure ({html.esc(res['analysis']['phase'])} tokens)</h3>")
+    parts.append(html.table(res["analysis"]["rows"], ["measure", "value", "reference"]))
     pred = res["prediction"]
     rows = pred["rows"]
     phase = rows[0]["phase"] if rows else "decode"

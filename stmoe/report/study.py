@@ -9,6 +9,7 @@ from stmoe.trace import DECODE, Trace
 
 PREDICTORS = ("popularity", "previous-token", "history", "cct", "st-moe", "random", "oracle")
 PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
+PERMUTATIONS = 99  # shuffles in the spatial-affinity significance test (smallest p = 0.01)
 
 
 def compare_systems(trace: Trace, hardware: str, systems=None, **knobs) -> tuple[list[dict], list[str]]:
@@ -23,7 +24,13 @@ def study(trace: Trace, *, presets=PRESETS, predictors=PREDICTORS,
           progress: Callable[[str], None] = lambda msg: None) -> dict:
     from stmoe.evaluation import evaluate
 
+    from stmoe.analysis import analyze, headline
+
     out: dict = {"summary": trace.summary(), "label": trace.label, "meta": trace.meta}
+    progress(f"{trace.label}: analysing routing structure")
+    scope = trace.select(phase="decode") if (trace.phase == DECODE).any() else trace
+    out["analysis"] = {"phase": "decode" if scope is not trace else "all",
+                       "rows": headline(analyze(scope, permutations=PERMUTATIONS))}
     progress(f"{trace.label}: scoring {len(predictors)} predictors")
     phases = ("decode",) if (trace.phase == DECODE).any() else ("prefill",)
     result = evaluate(trace, predictors, protocol="split", phases=phases)

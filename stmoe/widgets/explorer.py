@@ -38,6 +38,7 @@ class Explorer:
         header = [widgets.HTML(f"<b>{title}</b>")] if title else []
         self.widget = widgets.VBox(header + [widgets.HBox(list(self.controls.values())),
                                              self.readout, self.jchart])
+        self.widget.add_class("stmoe-explorer")  # browser tests find explorers by this class
 
     @property
     def values(self) -> dict:
@@ -58,6 +59,13 @@ class Explorer:
                 raise KeyError(f"no control {name!r}; controls: {', '.join(self.controls)}")
             self.controls[name].value = value
         return self
+
+    def chart_title(self) -> str:
+        """The current chart's title text (what a browser draws at the top of the chart)."""
+        title = self.chart.to_dict().get("title", "")
+        if isinstance(title, dict):
+            title = title.get("text", "")
+        return " ".join(title) if isinstance(title, list) else str(title)
 
     def static(self):
         """An SVG of the current state, for readers without a live kernel."""
