@@ -6,7 +6,10 @@ RUN_TIMEOUT_MS = 240_000
 
 
 def open_and_run_all(page, lab, notebook: str) -> None:
-    page.goto(f"{lab['base']}/lab/tree/notebooks/{notebook}?token={lab['token']}")
+    # a workspace per notebook: the server is shared by the session, and the default workspace
+    # would reopen earlier notebooks beside this one (their hidden toolbars confuse the waits)
+    workspace = notebook.split(".")[0].replace("_", "-")
+    page.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/notebooks/{notebook}?token={lab['token']}")
     # The kernel is ready when the debugger button is enabled; "idle" alone left cells unexecuted.
     page.wait_for_selector(".jp-DebuggerBugButton[aria-disabled='false']", timeout=120_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
