@@ -217,7 +217,8 @@ def model_dims(trace, *, hidden: int | None = None, ffn: int | None = None,
     """The model's sizes: given arguments win, then the trace's model (KNOWN_MODELS), and
     measured ``meta["expert_bytes"]`` wins over hidden x ffn x dtype for the expert size."""
     L, E = trace.num_layers, trace.num_experts
-    known = KNOWN_MODELS.get(str(trace.meta.get("model")), {})
+    # a recorded trace carries its model's sizes (stmoe.record stores meta["model_config"])
+    known = KNOWN_MODELS.get(str(trace.meta.get("model"))) or trace.meta.get("model_config") or {}
     given = dict(hidden=hidden, ffn=ffn, heads=heads, kv_heads=kv_heads, head_dim=head_dim)
     dims = {k: (v if v is not None else known.get(k)) for k, v in given.items()}
     source = f"model config of {trace.meta.get('model')}" if known else "arguments"
