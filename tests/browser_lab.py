@@ -56,6 +56,8 @@ def check_slider_drives_explorer(page, explorer_index: int, slider_index: int, e
     box = page.locator(".stmoe-explorer").nth(explorer_index)
     box.scroll_into_view_if_needed()
     readout = box.locator(".stmoe-readout")
+    # JupyterLab renders cells lazily: an explorer scrolled into view fills in a moment later
+    page.wait_for_function("el => el.innerText.trim().length > 0", arg=readout.element_handle(), timeout=30_000)
     before = readout.inner_text()
     assert " ".join(before.split()) == _plain(explorer.readout.value), "default readout differs"
     name = list(explorer.controls)[slider_index]
