@@ -177,14 +177,15 @@ def tuning_rows(data: HeldOut, hardware, *, lookahead: int = 1,
     """Latency and energy per token of each system on one machine (a `sweep` of one point)."""
     from stmoe.sweeps import sweep
     return sweep(data.scored, "lookahead", [lookahead], systems=systems, hardware=hardware,
-                 predictions=data.predictions_for(lookahead), dims=data.dims)
+                 predictions={lookahead: data.predictions_for(lookahead)}, dims=data.dims)
 
 
 def lookahead_rows(data: HeldOut, hardware, lookaheads=(1, 2, 3),
                    systems=("on-demand", "st-moe", "oracle")) -> list[dict]:
-    """A lookahead sweep with each depth's own held-out predictions (`sweep` takes one
-    predictions array, valid for one lookahead only)."""
-    return [row for d in lookaheads for row in tuning_rows(data, hardware, lookahead=int(d), systems=systems)]
+    """A lookahead sweep with each depth's own held-out predictions."""
+    from stmoe.sweeps import sweep
+    return sweep(data.scored, "lookahead", [int(d) for d in lookaheads], systems=systems, hardware=hardware,
+                 predictions={int(d): data.predictions_for(int(d)) for d in lookaheads}, dims=data.dims)
 
 
 def bandwidth_rows(data: HeldOut, hardware, bandwidths, *, lookahead: int = 1,
