@@ -19,7 +19,7 @@ SYSTEM_FIELDS = ("system", "changes_routing", "latency_per_token_s", "speedup_vs
 def dims_for(trace: Trace, **given):
     """(ModelDims, notes): sizes from `given` (hidden=, ffn=, dtype=, ...), else the trace's own
     model, else the reference model's, with a note saying so."""
-    from stmoe.hardware import KNOWN_MODELS, model_dims
+    from stmoe.hardware import model_dims
 
     given = {k: v for k, v in given.items() if v is not None}
     try:
@@ -27,10 +27,17 @@ def dims_for(trace: Trace, **given):
     except ConfigError:
         if "hidden" in given or "ffn" in given:
             raise
-        ref = dict(KNOWN_MODELS[REFERENCE_MODEL], dtype="bfloat16") | given
-        return model_dims(trace, **ref), [
+        return reference_dims(trace, **given), [
             f"model sizes of {trace.label} unknown: its routing is replayed with {REFERENCE_MODEL}'s "
-            f"expert sizes ({ref['dtype']})"]
+            f"expert sizes ({given.get('dtype', 'bfloat16')})"]
+
+
+def reference_dims(trace: Trace, **given):
+    """The trace's routing with the reference model's sizes: what a small model's routing pattern
+    would cost if each expert were as large as a production model's."""
+    from stmoe.hardware import KNOWN_MODELS, model_dims
+
+    return model_dims(trace, **(dict(KNOWN_MODELS[REFERENCE_MODEL], dtype="bfloat16") | given))
 
 
 def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, **knobs):

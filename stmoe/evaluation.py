@@ -55,7 +55,7 @@ class EvaluationResult:
         raise KeyError(f"no result for predictor {predictor!r} in phase {phase!r}")
 
 
-def _folds(trace: Trace, protocol: str, profile: Trace | None):
+def folds(trace: Trace, protocol: str, profile: Trace | None):
     """(profile or None, boolean mask of scored tokens) pairs; scored tokens are never in
     their own profile."""
     T = trace.num_tokens
@@ -110,13 +110,13 @@ def evaluate(trace, predictors=("st-moe", "cct", "history", "previous-token", "p
     phase_list = [phases] if isinstance(phases, str) else list(phases)
     codes = [phase_code(ph) for ph in phase_list]
 
-    folds = _folds(trace, protocol, profile)
+    splits = folds(trace, protocol, profile)
     L = trace.num_layers
     rows, per_layer = [], []
     for label, predictor in named:
         # sums[phase] = [hits, routed, predicted, exact, cells] per layer
         sums = {c: np.zeros((5, L)) for c in codes}
-        for fold_profile, scored in folds:
+        for fold_profile, scored in splits:
             part = trace.select(tokens=scored) if not scored.all() else trace
             pred = predictor.fit(fold_profile).predict_trace(part, budget, lookahead)
             hits, routed, predicted = cell_hits(pred, part.expert_ids)

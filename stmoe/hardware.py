@@ -206,6 +206,8 @@ KNOWN_MODELS = {
     "Qwen3-30B-A3B": dict(hidden=2048, ffn=768, heads=32, kv_heads=4, head_dim=128),
     "ibm-granite/granite-3.0-1b-a400m-instruct": dict(hidden=1024, ffn=512, heads=16, kv_heads=8,
                                                       head_dim=64),
+    # the bundled traces' model (scripts/bundled_model.json)
+    "stmoe-bundled-qwen3moe-8x32": dict(hidden=192, ffn=128, heads=6, kv_heads=2, head_dim=32),
 }
 
 
@@ -215,7 +217,8 @@ def model_dims(trace, *, hidden: int | None = None, ffn: int | None = None,
     """The model's sizes: given arguments win, then the trace's model (KNOWN_MODELS), and
     measured ``meta["expert_bytes"]`` wins over hidden x ffn x dtype for the expert size."""
     L, E = trace.num_layers, trace.num_experts
-    known = KNOWN_MODELS.get(str(trace.meta.get("model")), {})
+    # a recorded trace carries its model's sizes (stmoe.record stores meta["model_config"])
+    known = KNOWN_MODELS.get(str(trace.meta.get("model"))) or trace.meta.get("model_config") or {}
     given = dict(hidden=hidden, ffn=ffn, heads=heads, kv_heads=kv_heads, head_dim=head_dim)
     dims = {k: (v if v is not None else known.get(k)) for k, v in given.items()}
     source = f"model config of {trace.meta.get('model')}" if known else "arguments"

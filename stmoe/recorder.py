@@ -223,7 +223,8 @@ def record(model, inputs: str | Iterable, *, tokenizer=None, prompt_tokens: int 
 
     cat = {f: np.concatenate(v) for f, v in rows.items()}
     info = _provenance(model, model_id, revision, dev, k, E, prompt_source, generate, prompt_tokens)
-    info.update(meta or {})
+    extra = dict(meta or {})
+    info.update(extra, caveats=info["caveats"] + list(extra.get("caveats", [])))  # add, never drop
     trace = Trace(cat["ids"], num_experts=E, phase=cat["phase"], sequence=cat["seq"],
                   weights=cat["weights"], token_ids=cat["tok"],
                   lookahead=cat["ahead"] if lookahead else None, meta=info)
@@ -255,8 +256,19 @@ def _provenance(model, model_id, revision, device, k, E, prompt_source, generate
         "lookahead_definition": LOOKAHEAD_DEFINITION,
         "weights_definition": "the gate weights the model applies to each picked expert, "
                               "in rank order (largest first)",
+        "model_config": _model_config(cfg),
         "synthetic": False,
         "caveats": (["decode-phase tokens are teacher-forced (one causal forward pass), which "
                      "routes them as step-by-step decoding would, up to float rounding"]
                     if prompt_tokens is not None else []),
     }
+
+
+def _model_config(cfg) -> dict:
+    """The sizes `stmoe.hardware.model_dims` needs to time this model (None where the config
+    does not say): hidden size, one expert's FFN size, attention heads."""
+    def first(*names):
+        return next((int(v) for v in (getattr(cfg, n, None) for n in names) if isinstance(v, int)), None)
+    return {"hidden": first("hidden_size"), "ffn": first("moe_intermediate_size", "intermediate_size"),
+            "heads": first("num_attention_heads"), "kv_heads": first("num_key_value_heads"),
+            "head_dim": first("head_dim", "v_head_dim")}

@@ -21,12 +21,24 @@ ROW_FIELDS = ("latency_per_token_s", "speedup_vs_on_demand", "energy_per_token_j
 def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "oracle"),
           hardware: Hardware | str = "accelerator", predictions=None, dims=None, **simulate_kw) -> list[dict]:
     """Rows ``{parameter, value, system, changes_routing, <ROW_FIELDS>}``; speedups are over
-    on-demand at the same value (it is simulated even when not listed)."""
+    on-demand at the same value (it is simulated even when not listed).
+
+    predictions: st-moe's predictions computed once (so a sweep does not re-run the predictor);
+    for a lookahead sweep, a dict {lookahead: array}, since each depth predicts differently."""
     if parameter not in SWEEPABLE:
         raise ConfigError(f"cannot sweep {parameter!r}; valid: {', '.join(SWEEPABLE)}")
     values = list(values)
     if not values:
         raise ConfigError("sweep needs at least one value")
+    if parameter == "lookahead" and predictions is not None and not isinstance(predictions, dict):
+        raise ConfigError("a lookahead sweep needs predictions per depth: pass predictions as a dict "
+                          "{lookahead: array} (one array would be reused for every depth)")
+    if isinstance(predictions, dict) and parameter != "lookahead":
+        raise ConfigError("predictions: a dict of arrays is only for lookahead sweeps")
+    if isinstance(predictions, dict):
+        missing = [v for v in values if int(v) not in predictions]
+        if missing:
+            raise ConfigError(f"predictions: no array for lookahead {missing[0]!r}")
     hw0 = preset(hardware)
     dims = dims or model_dims(trace)
     names = ["on-demand"] + [s for s in systems if s != "on-demand"]
@@ -44,7 +56,9 @@ def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "ora
             if parameter == "prefetch_share" and sysm.prefetch != "none" and not sysm.working_set_only:
                 kw_sys["buffer"] = BufferSpec(hw.buffer_bytes, "bytes", prefetch_share=float(v),
                                               policy=sysm.policy)
-            pred = predictions if sysm.prefetch == "predictor" else None
+            pred = None
+            if sysm.prefetch == "predictor" and predictions is not None:
+                pred = predictions[int(v)] if parameter == "lookahead" else predictions
             r = simulate(trace, hw, sysm, predictions=pred, dims=dims, **kw_sys)
             base = base or r
             r.relative_to(base)

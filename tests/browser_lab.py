@@ -6,9 +6,9 @@ RUN_TIMEOUT_MS = 240_000
 
 
 def open_and_run_all(page, lab, notebook: str) -> None:
-    # A workspace of its own: the default one restores tabs opened by earlier tests, and the
-    # kernel-ready check below could then see another notebook's debugger button.
-    workspace = notebook.rsplit(".", 1)[0]
+    # a workspace per notebook: the server is shared by the session, and the default workspace
+    # would reopen earlier notebooks beside this one (their hidden toolbars confuse the waits)
+    workspace = notebook.split(".")[0].replace("_", "-")
     page.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/notebooks/{notebook}?token={lab['token']}")
     # The kernel is ready when the debugger button is enabled; "idle" alone left cells unexecuted.
     page.wait_for_selector(".jp-DebuggerBugButton[aria-disabled='false']", timeout=120_000)
@@ -56,6 +56,8 @@ def check_slider_drives_explorer(page, explorer_index: int, slider_index: int, e
     box = page.locator(".stmoe-explorer").nth(explorer_index)
     box.scroll_into_view_if_needed()
     readout = box.locator(".stmoe-readout")
+    # JupyterLab renders cells lazily: an explorer scrolled into view fills in a moment later
+    page.wait_for_function("el => el.innerText.trim().length > 0", arg=readout.element_handle(), timeout=30_000)
     before = readout.inner_text()
     assert " ".join(before.split()) == _plain(explorer.readout.value), "default readout differs"
     name = list(explorer.controls)[slider_index]

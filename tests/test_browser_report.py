@@ -10,8 +10,8 @@ def test_report_draws_offline(tmp_path, page):
     summary = write_report([str(path)], tmp_path / "out")
     page.goto((tmp_path / "out" / "report.html").as_uri())
     figures = page.locator(".figure svg")
-    assert figures.count() == 4
-    for i in range(4):
+    assert figures.count() == 5
+    for i in range(5):
         box = figures.nth(i).bounding_box()
         assert box and box["width"] > 100 and box["height"] > 50
     # The recall chart drew one bar per predictor.

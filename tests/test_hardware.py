@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import stmoe
+import stmoe.timing
 from stmoe.errors import ConfigError, HardwareError, StmoeError
 from stmoe.hardware import PRESETS, model_dims, preset
 

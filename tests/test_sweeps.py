@@ -46,3 +46,18 @@ def test_bad_sweeps(qwen_csv):
         sweep(tr, "link_bandwidth", [])
     with pytest.raises(stmoe.StmoeError, match="link_bandwidth must be positive"):
         sweep(tr, "link_bandwidth", [0.0])
+
+
+def test_lookahead_sweep_needs_predictions_per_depth():
+    import pytest
+
+    import stmoe
+    from stmoe.errors import ConfigError
+    from stmoe.sweeps import sweep
+
+    tr = stmoe.synthetic_trace(300, 4, 16, 2, num_sequences=2, prompt_tokens=10, seed=3)
+    dec = tr.select(phase="decode")
+    with pytest.raises(ConfigError, match="needs predictions per depth"):
+        sweep(tr, "lookahead", [1, 2], predictions=dec.expert_ids)
+    with pytest.raises(ConfigError, match="no array for lookahead 2"):
+        sweep(tr, "lookahead", [1, 2], predictions={1: dec.expert_ids})

@@ -112,8 +112,9 @@ def _section(res: dict, out: Path, html, render_svg, recall_chart, speedup_chart
     parts.append(html.table(rows, ["predictor", "phase", "budget", "recall", "precision", "exact", "cells"]))
     for hw_name, block in res["systems"].items():
         chart = speedup_chart(block["rows"], f"{res['label']} on {hw_name}")
-        parts.append(f"<h3>Systems on the {html.esc(hw_name)} preset (decode)</h3>")
-        parts.append(html.figure(_save_figure(chart, out, f"{slug}-{hw_name}", render_svg, vlc),
+        parts.append(f"<h3>Systems on the {html.esc(hw_name)} preset (decode)</h3>" if "," not in hw_name
+                     else f"<h3>Systems on the {html.esc(hw_name)} (decode)</h3>")
+        parts.append(html.figure(_save_figure(chart, out, f"{slug}-{_slug(hw_name)}", render_svg, vlc),
                                  "Speedup and energy efficiency over on-demand; * changes routing."))
         parts.append(html.table(block["rows"]))
         parts += [f"<p class='note'>note: {html.esc(n)}</p>" for n in block["notes"]]

@@ -25,6 +25,7 @@ def study(trace: Trace, *, presets=PRESETS, predictors=PREDICTORS,
     from stmoe.evaluation import evaluate
 
     from stmoe.analysis import analyze, headline
+    from stmoe.comparison import REFERENCE_MODEL, reference_dims
 
     out: dict = {"summary": trace.summary(), "label": trace.label, "meta": trace.meta}
     progress(f"{trace.label}: analysing routing structure")
@@ -41,6 +42,12 @@ def study(trace: Trace, *, presets=PRESETS, predictors=PREDICTORS,
             progress(f"{trace.label}: simulating systems on {name}")
             rows, notes = compare_systems(trace, name)
             out["systems"][name] = {"rows": rows, "notes": notes}
+        if trace.meta.get("model") != REFERENCE_MODEL:
+            progress(f"{trace.label}: simulating systems with {REFERENCE_MODEL}-sized experts")
+            rows, notes = compare_systems(trace, "accelerator", dims=reference_dims(trace))
+            out["systems"][f"accelerator, {REFERENCE_MODEL}-sized experts"] = {
+                "rows": rows, "notes": [f"the trace's routing replayed with {REFERENCE_MODEL}'s expert "
+                                        "sizes (bf16): what the same pattern costs at production scale"] + notes}
     else:
         out["systems"] = {}
         out.setdefault("notes", []).append("no decode tokens: systems are simulated on decode only")
