@@ -71,17 +71,21 @@ def latency_explorer(trace, hardware="gpu-pcie", *, dims=None, profile=None, sys
 def tour_explorer(trace="tiny-moe-code", hardware="gpu-pcie", *, max_sequences: int = 8,
                   dims=None, **kw) -> Explorer:
     """The notebook's explorer: a trace by name or object, its first `max_sequences` sequences
-    simulated with the predictor profiled on the rest (`stmoe.stalls.simulation_split`)."""
+    simulated with the predictor profiled on the rest (`stmoe.stalls.simulation_split`). Unless
+    `dims` are given, experts have Qwen3-30B-A3B's sizes, so the bytes and times are those of a
+    production-sized model whatever model the routing comes from."""
     import stmoe
-    from stmoe.comparison import dims_for
+    from stmoe.comparison import REFERENCE_MODEL, reference_dims
     from stmoe.stalls import simulation_split
 
     trace = stmoe.load_trace(trace)
     simulated, profile = simulation_split(trace, max_sequences)
-    notes = []
+    note = ""
     if dims is None:
-        dims, notes = dims_for(trace)
-    return latency_explorer(simulated, hardware, dims=dims, profile=profile, note="; ".join(notes), **kw)
+        dims = reference_dims(trace)
+        if trace.meta.get("model") != REFERENCE_MODEL:
+            note = f"routing of {trace.label} replayed with {REFERENCE_MODEL}'s expert sizes (bf16)"
+    return latency_explorer(simulated, hardware, dims=dims, profile=profile, note=note, **kw)
 
 
 def _bench_factory():
