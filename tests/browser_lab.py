@@ -12,6 +12,13 @@ def open_and_run_all(page, lab, notebook: str) -> None:
     page.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/notebooks/{notebook}?token={lab['token']}")
     # The kernel is ready when the debugger button is enabled; "idle" alone left cells unexecuted.
     page.wait_for_selector(".jp-DebuggerBugButton[aria-disabled='false']", timeout=120_000)
+    # Committed notebooks carry execution counts: clear them first, so that "every prompt has a
+    # number" below can only mean that this run executed every cell.
+    page.locator(".lm-MenuBar-itemLabel", has_text="Edit").first.click()
+    page.locator(".lm-Menu-itemLabel:text-is('Clear Outputs of All Cells')").click()
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                 .every(p => !/\\[\\d+\\]/.test(p.textContent))""", timeout=30_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel:text-is('Run All Cells')").click()
     page.wait_for_function(

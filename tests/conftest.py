@@ -80,7 +80,9 @@ def lab_server(tmp_path_factory):
     shutil.copytree(root / "notebooks", work / "notebooks")
     settings = work / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"autoStartDefaultKernel": True}))
+    # windowingMode "none": every cell is in the page, so waits and readouts see all of them.
+    (settings / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"autoStartDefaultKernel": True, "windowingMode": "none"}))
     port, token = _free_port(), "stmoe-test"
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                JUPYTERLAB_SETTINGS_DIR=str(work / "settings"), JUPYTER_CONFIG_DIR=str(work / "config"))
