@@ -28,11 +28,16 @@ def run(args) -> int:
     rows = []
     for res in summary["traces"]:
         pred = {r["predictor"]: r["recall"] for r in res["prediction"]["rows"]}
-        acc = {r["system"]: r for r in res["systems"].get("accelerator", {}).get("rows", [])}
-        rows.append({"trace": res["label"], "st-moe recall": pred.get("st-moe"),
-                     "prev-token recall": pred.get("previous-token"),
-                     "st-moe speedup (accel.)": acc.get("st-moe", {}).get("speedup_vs_on_demand"),
-                     "st-moe energy eff. (accel.)": acc.get("st-moe", {}).get("energy_efficiency_vs_on_demand")})
+        row = {"trace": res["label"], "st-moe recall": pred.get("st-moe"),
+               "prev-token recall": pred.get("previous-token")}
+        for key, block in res["systems"].items():
+            if key.startswith("accelerator"):
+                st = {r["system"]: r for r in block["rows"]}.get("st-moe", {})
+                label = "own sizes" if key == "accelerator" else "Qwen3-sized"
+                row[f"speedup ({label})"] = st.get("speedup_vs_on_demand")
+                row[f"energy eff. ({label})"] = st.get("energy_efficiency_vs_on_demand")
+        rows.append(row)
+    print("st-moe on the accelerator preset, over on-demand; recall at m = k on held-out tokens")
     print(format_table(rows) if rows else "no trace could be studied")
     for f in summary["failed"]:
         print(f"failed: {f['trace']}: {f['error']}")
