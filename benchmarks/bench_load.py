@@ -7,21 +7,14 @@ weights), against the baseline of reading the same bytes from disk, in the same 
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from timing_util import best_of
 
 from stmoe import Trace, load_trace
 
 
-def best_of(fn, repeat=3):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():

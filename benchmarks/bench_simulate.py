@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from timing_util import best_of
 
 import stmoe
 from stmoe.buffer import NEVER, next_request, replay, request_stream
@@ -26,13 +26,6 @@ from stmoe.hardware import model_dims
 from stmoe.timing import simulate
 
 
-def best_of(fn, repeat=3):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():

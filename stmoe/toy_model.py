@@ -30,8 +30,6 @@ def random_moe(arch: str = "qwen3_moe", *, layers: int = 4, experts: int = 16, t
     import torch
     import transformers
 
-    from stmoe.recorder import find_routers
-
     if arch not in ARCHITECTURES:
         raise ConfigError(f"arch: unknown architecture {arch!r}; valid: {', '.join(ARCHITECTURES)}")
     sizes = dict(layers=layers, experts=experts, top_k=top_k, hidden=hidden, ffn=ffn, heads=heads, vocab=vocab)
@@ -49,7 +47,16 @@ def random_moe(arch: str = "qwen3_moe", *, layers: int = 4, experts: int = 16, t
         num_experts_per_tok=top_k, bos_token_id=None, eos_token_id=None, pad_token_id=None,
         **{experts_field: experts, ffn_field: ffn})
     torch.manual_seed(seed)
-    model = getattr(transformers, model_name)(config).eval()
+    return spread_routers(getattr(transformers, model_name)(config).eval())
+
+
+def spread_routers(model):
+    """Draw every router's weights from N(0, 1) (with torch's current seed): some architectures
+    start their routers at zero, where all experts tie and rank order is undefined."""
+    import torch
+
+    from stmoe.recorder import find_routers
+
     with torch.no_grad():
         for router in find_routers(model):
             router.weight.normal_(0.0, 1.0)

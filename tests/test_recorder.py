@@ -17,6 +17,7 @@ from conftest import ROOT  # noqa: E402
 
 from stmoe import DECODE, PREFILL  # noqa: E402
 from stmoe.recorder import RecordError, find_routers, record  # noqa: E402
+from stmoe.toy_model import spread_routers  # noqa: E402
 
 COMMON = dict(vocab_size=96, hidden_size=32, intermediate_size=32, num_hidden_layers=3,
               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
@@ -51,12 +52,7 @@ def tiny_model(arch: str, seed: int = 0):
     model_cls, config_cls, extra = ARCHS[arch]
     config = getattr(transformers, config_cls)(**COMMON, num_experts_per_tok=K, **extra)
     torch.manual_seed(seed)
-    model = getattr(transformers, model_cls)(config).eval()
-    # Some routers start at zero (all experts tie); spread them so rank order is well defined.
-    with torch.no_grad():
-        for router in find_routers(model):
-            router.weight.normal_(0.0, 1.0)
-    return model
+    return spread_routers(getattr(transformers, model_cls)(config).eval())
 
 
 def test_at_least_five_architectures_available():
