@@ -141,9 +141,9 @@ def share_sweep(data: HeldOut, capacity: float, shares, *, hardware="accelerator
 def layer_times(data: HeldOut, hardware) -> dict:
     """Per MoE layer, in microseconds (layer means): attention + router compute, one expert's
     compute, and one expert's transfer over the link (latency included)."""
-    from stmoe.timing import _layer_times
+    from stmoe.timing import layer_costs
     hw = preset(hardware)
-    t_attn, t_exp, xfer, _ = _layer_times(hw, data.dims)
+    t_attn, t_exp, xfer, _ = layer_costs(hw, data.dims)
     return {"attention_us": float(np.mean(t_attn)) * 1e6, "expert_compute_us": float(np.mean(t_exp)) * 1e6,
             "expert_load_us": (float(np.mean(xfer)) + hw.link_latency) * 1e6}
 

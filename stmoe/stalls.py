@@ -17,7 +17,7 @@ import numpy as np
 from stmoe.errors import ConfigError
 from stmoe.hardware import Hardware, ModelDims, model_dims, preset
 from stmoe.sweeps import sweep
-from stmoe.timing import _layer_times
+from stmoe.timing import layer_costs
 from stmoe.trace import Trace
 
 TOUR_SYSTEMS = ("on-demand", "st-moe", "oracle", "all-resident")
@@ -32,7 +32,7 @@ def layer_budget(trace: Trace, hardware: Hardware | str, dims: ModelDims | None 
     """
     hw = preset(hardware)
     dims = dims or model_dims(trace)
-    t_attn, t_exp, t_link, _ = _layer_times(hw, dims)
+    t_attn, t_exp, t_link, _ = layer_costs(hw, dims)
     k = trace.top_k
     load = k * (hw.link_latency + float(np.mean(t_link)))
     compute = float(np.mean(t_attn + k * t_exp))

@@ -322,11 +322,13 @@ def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardwar
     else:
         nreq = np.zeros(int((ids >= 0).sum()), np.int64)
     return run_kernel(np.ascontiguousarray(ids, np.int16), np.ascontiguousarray(pred, np.int16),
-                      first, int(lookahead), E, *_layer_times(hardware, dims), hardware.link_latency,
+                      first, int(lookahead), E, *layer_costs(hardware, dims), hardware.link_latency,
                       *new_state(L * E, slots), part, POLICIES[buffer.policy], nreq, first_req, preload)
 
 
-def _layer_times(hw: Hardware, dims: ModelDims):
+def layer_costs(hw: Hardware, dims: ModelDims):
+    """Per layer (seconds, seconds, seconds, bytes): attention + router time, one expert's
+    compute time, one expert's transfer time over the link, and one expert's bytes."""
     t_attn = np.maximum(dims.dense_macs / hw.peak_macs, dims.dense_bytes / hw.dense_read_bandwidth)
     t_exp = np.maximum(dims.expert_macs / hw.peak_macs, dims.expert_bytes / hw.local_bandwidth)
     return t_attn, t_exp, dims.expert_bytes / hw.link_bandwidth, dims.expert_bytes.astype(np.float64)
