@@ -116,9 +116,18 @@ def _section(res: dict, out: Path, html, render_svg, recall_chart, speedup_chart
                      else f"<h3>Systems on the {html.esc(hw_name)} (decode)</h3>")
         parts.append(html.figure(_save_figure(chart, out, f"{slug}-{_slug(hw_name)}", render_svg, vlc),
                                  "Speedup and energy efficiency over on-demand; * changes routing."))
-        parts.append(html.table(block["rows"]))
+        parts.append(html.table([_system_display(r) for r in block["rows"]]))
         parts += [f"<p class='note'>note: {html.esc(n)}</p>" for n in block["notes"]]
     return "".join(parts)
+
+
+def _system_display(r: dict) -> dict:
+    """A system row with readable units for the HTML table (summary.json keeps SI units)."""
+    return {"system": r["system"] + (" *" if r["changes_routing"] else ""),
+            "µs / token": r["latency_per_token_s"] * 1e6, "speedup": r["speedup_vs_on_demand"],
+            "mJ / token": r["energy_per_token_j"] * 1e3, "energy eff.": r["energy_efficiency_vs_on_demand"],
+            "hit rate": r["hit_rate"], "stall share": r["stall_share"], "link util.": r["link_utilisation"],
+            "wasted MB": r["wasted_bytes"] / 1e6}
 
 
 def _save_figure(chart, out: Path, stem: str, render_svg, vlc) -> str:
