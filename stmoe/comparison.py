@@ -57,7 +57,7 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, **knobs)
             raise ConfigError("adap-gating needs gate weights, and this trace has none")
         names.remove("adap-gating")
         notes.append("adap-gating skipped: the trace has no gate weights")
-    held = int(hw.buffer_bytes // float(dims.expert_bytes.mean()))
+    held = int(hw.buffer_bytes // float(dims.expert_bytes.max()))  # as the buffer counts its slots
     total = trace.num_layers * trace.num_experts
     notes.append(f"the {hw.name} buffer holds {min(held, total)} of the model's {total} experts "
                  f"({min(held / total, 1):.1%})")
