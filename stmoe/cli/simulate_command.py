@@ -51,9 +51,11 @@ def run(args) -> int:
         if not args.system and trace.weights is None:
             names.remove("adap-gating")
             notes.append("adap-gating skipped: the trace has no gate weights")
-        param, _, vals = args.sweep.partition("=")
+        param, eq, vals = args.sweep.partition("=")
+        if not eq:
+            raise ConfigError(f"--sweep wants PARAM=V1,V2,..., got {args.sweep!r}")
         try:
-            values = [float(v) for v in vals.split(",") if v.strip()]
+            values = [float(v) for v in vals.split(",")]
         except ValueError:
             raise ConfigError(f"--sweep values must be numbers, got {vals!r}") from None
         rows = sweep(trace, param.strip(), values, systems=names, hardware=hw, dims=dims, **knobs)
