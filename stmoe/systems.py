@@ -73,6 +73,9 @@ class System:
 
             # budget=0 must reach predict (and be refused there), not silently become k
             budget = k if budget is None else budget
+            if profile is not None:
+                from stmoe.predictors.base import check_disjoint
+                check_disjoint(profile, trace)
             pred = _check_predictions(predict(trace, predictor, budget=budget, profile=profile,
                                               lookahead=lookahead), trace)
             notes.append(f"predictions: {predictor}, budget {budget}, lookahead {lookahead}, "
