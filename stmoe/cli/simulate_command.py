@@ -43,7 +43,7 @@ def run(args) -> int:
     trace = load_trace(args.trace)
     hw = preset(args.hardware)
     dims, notes = dims_for(trace, hidden=args.hidden, ffn=args.ffn, dtype=args.dtype)
-    profile = load_trace(args.profile) if args.profile else None
+    profile = load_trace(args.profile) if args.profile is not None else None
     knobs = dict(lookahead=args.lookahead, budget=args.budget, profile=profile,
                  predictor=args.predictor)
     names = args.system or list(SYSTEMS)
