@@ -204,6 +204,14 @@ def keyed_ceiling(trace: Trace, budget: int | None = None, *, source: str = "spa
 
 def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0) -> dict:
     """Everything above for one trace, as JSON-ready numbers (what `stmoe analyze` prints)."""
+    # Without a layer pair or a token pair the spatial or temporal figures would read 0.000
+    # (no reuse, no ceiling) instead of "not measurable".
+    if trace.num_layers < 2:
+        raise ConfigError(f"trace: {trace.label} has {trace.num_layers} layer; the cross-layer "
+                          "measures need at least 2")
+    if not (trace.previous_token() >= 0).any():
+        raise ConfigError(f"trace: {trace.label} has no sequence of 2 or more tokens "
+                          f"({trace.num_tokens} tokens); the temporal measures need one")
     pop = popularity(trace)
     reuse = temporal_reuse(trace)
     aff = spatial_affinity(trace, permutations=permutations, seed=seed)

@@ -73,7 +73,11 @@ def load_trace(path_or_name: str | os.PathLike) -> Trace:
         return load_bundled(text)
     if text in PUBLIC:
         return load_public(text)
+    if not text.strip():
+        raise TraceError(f"trace: an empty path or name ({text!r})")
     path = Path(text)
+    if path.is_dir():
+        raise TraceError(f"{text}: is a directory, not a trace file")
     if path.suffix == "" and not path.exists():
         names = ", ".join([*bundled(), *PUBLIC])
         raise TraceError(f"{text}: neither a trace file nor a known trace name (known: {names})")

@@ -29,7 +29,7 @@ import numpy as np
 
 from stmoe.errors import ConfigError
 from stmoe.predictors import Predictor, check_budget, check_lookahead, make
-from stmoe.predictors.base import cell_hits, check_compatible
+from stmoe.predictors.base import cell_hits, check_compatible, check_disjoint
 from stmoe.trace import PHASE_NAMES, Trace, phase_code
 
 PROTOCOLS = ("split", "causal")
@@ -100,6 +100,7 @@ def evaluate(trace, predictors=("st-moe", "cct", "history", "previous-token", "p
                           "(one to learn from, one to score)")
     if profile is not None:
         check_compatible(profile, trace)
+        check_disjoint(profile, trace)
     budget = check_budget(trace.top_k if budget is None else budget, trace.num_experts)
     lookahead = check_lookahead(lookahead, trace.num_layers)
     if isinstance(predictors, (str, Predictor)):

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from stmoe.errors import StmoeError
-from stmoe.trace import DECODE, PREFILL, Trace
+from stmoe.trace import DECODE, PREFILL, Trace, check_save_path
 
 LOOKAHEAD_DEFINITION = ("layer l's router applied to the input of layer l-1's router (the "
                         "normalised hidden state entering layer l-1's MoE block); row l=0 is -1")
@@ -142,13 +142,23 @@ def _as_sequences(inputs, tokenizer) -> list[list[int]]:
     return seqs
 
 
+def from_pretrained(loader, model_id: str, **kwargs):
+    """`loader.from_pretrained` with a missing model, an unreachable hub or a bad revision
+    reported as one RecordError line (transformers raises OSError with a long hint)."""
+    try:
+        return loader.from_pretrained(model_id, **kwargs)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RecordError(f"model {model_id!r}: cannot load ({first})") from None
+
+
 def _load(model, tokenizer, revision, dtype, device):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     model_id = model
-    model = AutoModelForCausalLM.from_pretrained(model_id, revision=revision, dtype=dtype or "auto")
+    model = from_pretrained(AutoModelForCausalLM, model_id, revision=revision, dtype=dtype or "auto")
     if tokenizer is None:
-        tokenizer = AutoTokenizer.from_pretrained(model_id, revision=revision)
+        tokenizer = from_pretrained(AutoTokenizer, model_id, revision=revision)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device), tokenizer
 
@@ -177,6 +187,8 @@ def record(model, inputs: str | Iterable, *, tokenizer=None, prompt_tokens: int 
         raise RecordError(f"generate: must be an integer >= 0, got {generate!r}")
     if prompt_tokens is not None and (not isinstance(prompt_tokens, int) or prompt_tokens < 0):
         raise RecordError(f"prompt_tokens: must be an integer >= 0 or None, got {prompt_tokens!r}")
+    if path is not None:
+        check_save_path(path)
     if isinstance(model, str):
         model_id = model_id or model
         model, tokenizer = _load(model, tokenizer, revision, dtype, device)

@@ -5,6 +5,8 @@ predictor's budget, or the buffer's cache/prefetch split) and returns tidy rows,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from stmoe.buffer import BufferSpec
 from stmoe.errors import ConfigError
 from stmoe.hardware import Hardware, model_dims, preset
@@ -18,6 +20,14 @@ ROW_FIELDS = ("latency_per_token_s", "speedup_vs_on_demand", "energy_per_token_j
               "link_utilisation", "moved_bytes", "wasted_bytes")
 
 
+def _number(v) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "oracle"),
           hardware: Hardware | str = "accelerator", predictions=None, dims=None, **simulate_kw) -> list[dict]:
     """Rows ``{parameter, value, system, changes_routing, <ROW_FIELDS>}``; speedups are over
@@ -27,7 +37,12 @@ def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "ora
     for a lookahead sweep, a dict {lookahead: array}, since each depth predicts differently."""
     if parameter not in SWEEPABLE:
         raise ConfigError(f"cannot sweep {parameter!r}; valid: {', '.join(SWEEPABLE)}")
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ConfigError(f"values: a list of {parameter} values, got {values!r}")
     values = list(values)
+    bad = [v for v in values if isinstance(v, bool) or not _number(v)]
+    if bad:
+        raise ConfigError(f"{parameter}: sweep values must be numbers, got {bad[0]!r}")
     if not values:
         raise ConfigError("sweep needs at least one value")
     if parameter == "lookahead" and predictions is not None and not isinstance(predictions, dict):
@@ -35,6 +50,10 @@ def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "ora
                           "{lookahead: array} (one array would be reused for every depth)")
     if isinstance(predictions, dict) and parameter != "lookahead":
         raise ConfigError("predictions: a dict of arrays is only for lookahead sweeps")
+    if parameter in ("lookahead", "budget"):
+        bad = [v for v in values if not float(v).is_integer()]
+        if bad:
+            raise ConfigError(f"{parameter}: sweep values must be whole numbers, got {bad[0]!r}")
     if isinstance(predictions, dict):
         missing = [v for v in values if int(v) not in predictions]
         if missing:

@@ -15,6 +15,8 @@ l, fixed per trace. All three knobs at 0 give uniform random routing (chance rec
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from stmoe.errors import StmoeError
@@ -40,8 +42,8 @@ def synthetic_trace(
     for name, value, lo in (("num_tokens", num_tokens, 1), ("num_layers", num_layers, 1),
                             ("num_experts", num_experts, 1), ("top_k", top_k, 1),
                             ("num_sequences", num_sequences, 1), ("affinity_fanout", affinity_fanout, 1)):
-        if int(value) < lo:
-            raise StmoeError(f"synthetic_trace: {name} must be >= {lo}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
+            raise StmoeError(f"synthetic_trace: {name} must be an integer >= {lo}, got {value!r}")
     if top_k > num_experts:
         raise StmoeError(f"synthetic_trace: top_k {top_k} exceeds num_experts {num_experts}")
     if num_sequences > num_tokens:

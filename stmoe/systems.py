@@ -71,9 +71,14 @@ class System:
                 raise ConfigError(f"system {self.name!r} needs stmoe.predictors, which is not "
                                   f"installed here ({exc}); pass predictions= instead") from exc
 
-            pred = _check_predictions(predict(trace, predictor, budget=budget or k, profile=profile,
+            # budget=0 must reach predict (and be refused there), not silently become k
+            budget = k if budget is None else budget
+            if profile is not None:
+                from stmoe.predictors.base import check_disjoint
+                check_disjoint(profile, trace)
+            pred = _check_predictions(predict(trace, predictor, budget=budget, profile=profile,
                                               lookahead=lookahead), trace)
-            notes.append(f"predictions: {predictor}, budget {budget or k}, lookahead {lookahead}, "
+            notes.append(f"predictions: {predictor}, budget {budget}, lookahead {lookahead}, "
                          f"{'profiled on ' + profile.name if profile is not None else 'no profile'}")
         if buffer is None:
             buffer = self._buffer(hardware, dims, k, trace.num_experts, lookahead)

@@ -17,6 +17,7 @@ written to and read from the buffer, MACs, and static power x time.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -380,6 +381,12 @@ def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *
 
     hw = preset(hardware)
     sysm = get_system(system)
+    # plan's keyword-only parameters that simulate does not name itself (threshold, predictor)
+    knobs = [n for n, p in inspect.signature(sysm.plan).parameters.items()
+             if p.kind is p.KEYWORD_ONLY and n not in inspect.signature(simulate).parameters]
+    unknown = sorted(set(system_knobs) - set(knobs))
+    if unknown:
+        raise ConfigError(f"simulate: unknown argument {unknown[0]!r}; system knobs: {', '.join(knobs)}")
     sel, first = decode_tokens(trace, phase)
     dims = dims or model_dims(trace)
     plan = sysm.plan(sel, hw, dims, predictions=predictions, lookahead=lookahead, budget=budget,

@@ -263,6 +263,10 @@ class Trace:
                     raise TraceError(f"{self.origin}: tokens: mask of shape {tok.shape} for {self.num_tokens} tokens")
                 mask &= tok
             else:
+                if tok.size and (not np.issubdtype(tok.dtype, np.integer)
+                                 or tok.min() < 0 or tok.max() >= self.num_tokens):
+                    raise TraceError(f"{self.origin}: tokens: indices must be integers in "
+                                     f"0..{self.num_tokens - 1}, got {tok.ravel()[:3].tolist()}...")
                 m2 = np.zeros(self.num_tokens, dtype=bool)
                 m2[tok] = True
                 mask &= m2
@@ -293,9 +297,7 @@ class Trace:
     # ----------------------------------------------------------------- native format
     def save(self, path: str | os.PathLike) -> Path:
         """Write the native format (compressed .npz + JSON metadata) atomically."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise TraceError(f"{path}: native traces are saved as .npz")
+        path = check_save_path(path)
         arrays = {"expert_ids": self.expert_ids, "phase": self.phase, "sequence": self.sequence}
         for name in ("weights", "token_ids", "lookahead"):
             if getattr(self, name) is not None:
@@ -307,8 +309,11 @@ class Trace:
                     arrays[name] = (arrays[name] + 1).astype(np.uint8)
         header = {"format": NATIVE_FORMAT, "version": NATIVE_VERSION, "meta": self.meta}
         arrays["header_json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        except OSError as exc:
+            raise TraceError(f"{path}: cannot write here ({exc.strerror or exc})") from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 _write_npz(fh, arrays)
@@ -333,10 +338,28 @@ def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
                         compress_type=method, compresslevel=6)
 
 
+def check_save_path(path: str | os.PathLike) -> Path:
+    """The path `Trace.save` will write, checked before any costly work produces the trace."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise TraceError(f"{path}: native traces are saved as .npz")
+    if path.is_dir():
+        raise TraceError(f"{path}: is a directory, not a trace file")
+    blocker = next((p for p in path.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise TraceError(f"{path}: {blocker} is a file, not a directory")
+    return path
+
+
 def read_native(path: str | os.PathLike) -> Trace:
     """Read a trace written by `Trace.save`."""
     path = Path(path)
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        # np.load falls back to unpickling anything that is not a zip, whose error talks of pickles
+        if magic[:2] != b"PK":
+            raise TraceError(f"{path}: not an .npz (zip) archive")
         with np.load(path, allow_pickle=False) as z:
             files = set(z.files)
             if "header_json" not in files:
@@ -357,7 +380,8 @@ def read_native(path: str | os.PathLike) -> Trace:
                     arrays[name] = arrays[name].astype(np.int16) - 1
     except TraceError:
         raise
-    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError,
+            zipfile.BadZipFile, zlib.error) as exc:
         raise TraceError(f"{path}: cannot read as an .npz trace ({exc})") from None
     meta = header.get("meta") or {}
     if "num_experts" not in meta:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stmoe import Trace, synthetic_trace
-from stmoe.analysis import (compare_domains, keyed_ceiling, popularity, spatial_affinity,
+from stmoe.analysis import (analyze, compare_domains, keyed_ceiling, popularity, spatial_affinity,
                             temporal_reuse)
 
 
@@ -54,3 +54,18 @@ def test_compare_domains():
     assert np.allclose(same["js_bits"], 0) and np.allclose(same["top_overlap"], 1)
     other = compare_domains(a, synthetic_trace(200, 3, 16, 2, seed=9))
     assert (other["js_bits"] > 0.05).all()
+
+
+@pytest.mark.parametrize("shape, message", [
+    (dict(num_tokens=64, num_layers=1), "has 1 layer; the cross-layer measures need at least 2"),
+    (dict(num_tokens=8, num_layers=3, num_sequences=8), "no sequence of 2 or more tokens"),
+])
+def test_analyze_refuses_unmeasurable_traces(tmp_path, capsys, shape, message):
+    from stmoe.cli import main
+    from stmoe import StmoeError
+    tr = synthetic_trace(**shape, num_experts=16, top_k=2, prompt_tokens=0, seed=0)
+    with pytest.raises(StmoeError, match=message):
+        analyze(tr)
+    assert main(["analyze", str(tr.save(tmp_path / "t.npz"))]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from stmoe.cli import main
 
@@ -58,3 +59,23 @@ def test_unknown_dims_use_reference_model_or_given(tmp_path, capsys):
                  "--hidden", "512", "--ffn", "256", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)["results"]
     assert np.isclose(res[0]["speedup_vs_on_demand"], 1.0) and res[1]["speedup_vs_on_demand"] > 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sweep", "link_bandwidth"], "--sweep wants PARAM=V1,V2,..."),
+    (["--sweep", "link_bandwidth=1e9,,2e9"], "--sweep values must be numbers"),
+    (["--sweep", "budget=1.5"], "budget: sweep values must be whole numbers"),
+    (["--sweep", "budget=0"], "budget: must be an integer from 1"),
+    (["--ffn", "abc"], "argument --ffn: invalid int value: 'abc'"),
+])
+def test_bad_options_are_one_line(tmp_path, capsys, argv, message):
+    import stmoe
+
+    path = stmoe.synthetic_trace(200, 4, 16, 2, num_sequences=2, prompt_tokens=10, seed=3).save(tmp_path / "s.npz")
+    try:
+        rc = main(["simulate", str(path), "--system", "st-moe", "--hidden", "64", "--ffn", "128", *argv])
+    except SystemExit as exc:   # argparse's own errors exit from parse_args
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err

@@ -114,3 +114,21 @@ def test_stmoe_beats_every_single_signal_on_real_traces(real_traces):
 def test_qwen_reaches_the_design_bar(qwen_csv):
     r = evaluate(load_trace(qwen_csv), ["st-moe"], phases="decode").row("st-moe")
     assert r["recall"] > 0.586 and r["cells"] == 78 * 48
+
+
+@pytest.mark.parametrize("profile_of", [lambda t: t, lambda t: t.select(phase="decode"),
+                                        lambda t: t.select(sequences=t.sequence_ids()[:3])])
+def test_profile_holding_the_scored_tokens_is_refused(profile_of, tmp_path, capsys):
+    from stmoe.hardware import model_dims
+    from stmoe.timing import simulate
+    tr = synthetic_trace(400, 4, 16, 2, num_sequences=4, prompt_tokens=10, seed=5)
+    with pytest.raises(ConfigError, match=r"profile: .* holds \d+% of the scored tokens"):
+        evaluate(tr, "cct", profile=profile_of(tr))
+    with pytest.raises(ConfigError, match="of the scored tokens"):
+        simulate(tr, "accelerator", "st-moe", profile=profile_of(tr), dims=model_dims(tr, hidden=64, ffn=128))
+    path = tr.save(tmp_path / "t.npz")
+    assert main(["predict", str(path), "--profile", str(path)]) == 2
+    assert "of the scored tokens" in capsys.readouterr().err
+    seqs = tr.sequence_ids()
+    held_out = evaluate(tr.select(sequences=seqs[3:]), "cct", profile=tr.select(sequences=seqs[:3]))
+    assert 0 < held_out.rows[0]["recall"] < 1

@@ -134,3 +134,16 @@ def test_unknown_extension(tmp_path, capsys):
 def test_unknown_name():
     with pytest.raises(TraceError, match="neither a trace file nor a known trace name"):
         load_trace("no-such-trace")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["info", "{tmp}/plain"], "{tmp}/plain: is a directory"),
+    (["info", ""], "trace: an empty path or name"),
+    (["predict", "tiny-moe-code", "--profile", ""], "trace: an empty path or name"),
+])
+def test_directories_and_empty_names(tmp_path, capsys, argv, message):
+    (tmp_path / "plain").mkdir()
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message.replace("{tmp}", str(tmp_path)) in err

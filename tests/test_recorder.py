@@ -239,3 +239,25 @@ def test_cli_prompt_and_generate(tmp_path, capsys):
     assert (trace.phase == DECODE).sum() == 6 and trace.lookahead is None
     assert trace.meta["generated_tokens_per_sequence"] == 3
     assert trace.meta["prompt_source"] == "prompts given on the command line"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--prompt", "hi", "-o", "{tmp}/out.txt"], "saved as .npz"),
+    (["--prompt", "hi", "-o", "{tmp}/d.npz"], "is a directory"),
+    (["--text", "{tmp}/missing.txt", "-o", "{tmp}/o.npz"], "--text {tmp}/missing.txt: no such file"),
+    (["--prompt", "hi", "--generate", "-1", "-o", "{tmp}/o.npz"], "--generate must be >= 0"),
+    (["--prompt", "hi", "-o", "{tmp}/o.npz"], "cannot load"),   # {tmp} is no model directory
+])
+def test_cli_bad_record_is_one_line_error(tmp_path, capsys, argv, message):
+    from stmoe.cli import main
+    (tmp_path / "d.npz").mkdir()
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["record", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message.replace("{tmp}", str(tmp_path)) in err
+    assert [p.name for p in tmp_path.iterdir()] == ["d.npz"]
+
+
+def test_unloadable_model_is_a_record_error(tmp_path):
+    with pytest.raises(RecordError, match=f"model '{tmp_path}': cannot load"):
+        record(str(tmp_path), [[1, 2]], progress=False)

@@ -54,3 +54,13 @@ def test_report_cli_exit_codes(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "empty.csv" in captured.out and "file is empty" in captured.out
     assert (tmp_path / "out" / "report.html").exists()
+
+
+@pytest.mark.parametrize("out", ["afile", "afile/sub"])
+def test_report_out_must_be_a_directory(tmp_path, capsys, out):
+    (tmp_path / "afile").write_text("keep me")
+    trace = synthetic_trace(64, 3, 8, 2, num_sequences=2, prompt_tokens=8, seed=0).save(tmp_path / "t.npz")
+    assert main(["report", str(trace), "--out", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "afile" in err and "not a directory" in err
+    assert (tmp_path / "afile").read_text() == "keep me"

@@ -61,3 +61,17 @@ def test_lookahead_sweep_needs_predictions_per_depth():
         sweep(tr, "lookahead", [1, 2], predictions=dec.expert_ids)
     with pytest.raises(ConfigError, match="no array for lookahead 2"):
         sweep(tr, "lookahead", [1, 2], predictions={1: dec.expert_ids})
+
+
+@pytest.mark.parametrize("parameter, values, match", [
+    ("budget", [1.5], "budget: sweep values must be whole numbers, got 1.5"),
+    ("lookahead", [1.5], "lookahead: sweep values must be whole numbers, got 1.5"),
+    ("budget", [0], "budget: must be an integer from 1"),
+    ("link_bandwidth", ["fast"], "link_bandwidth: sweep values must be numbers, got 'fast'"),
+    ("link_bandwidth", 5e9, "values: a list of link_bandwidth values"),
+])
+def test_sweep_values_are_checked(parameter, values, match):
+    tr = stmoe.synthetic_trace(200, 4, 16, 2, num_sequences=2, prompt_tokens=10, seed=3)
+    dims = stmoe.hardware.model_dims(tr, hidden=64, ffn=128)
+    with pytest.raises(ConfigError, match=match):
+        sweep(tr, parameter, values, systems=("st-moe",), dims=dims)

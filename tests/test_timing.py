@@ -127,3 +127,14 @@ def test_ordering_with_the_st_moe_predictor(qwen_csv, hw):
     tr = stmoe.load_trace(qwen_csv)
     lat = {s: simulate(tr, hw, s).latency_per_token_s for s in ("all-resident", "oracle", "st-moe", "on-demand")}
     assert lat["all-resident"] <= lat["oracle"] <= lat["st-moe"] <= lat["on-demand"], lat
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(budget=0), "budget: must be an integer from 1"),
+    (dict(budget=17), "budget: must be an integer from 1"),
+    (dict(colour=1), "unknown argument 'colour'"),
+])
+def test_bad_knobs_are_named(kwargs, match):
+    tr = stmoe.synthetic_trace(200, 4, 16, 2, num_sequences=2, prompt_tokens=10, seed=3)
+    with pytest.raises(ConfigError, match=match):
+        simulate(tr, "accelerator", "st-moe", dims=model_dims(tr, hidden=64, ffn=128), **kwargs)

@@ -91,3 +91,53 @@ def test_synthetic_rejects_bad_arguments():
     from stmoe import StmoeError
     with pytest.raises(StmoeError, match="top_k 9 exceeds num_experts 8"):
         synthetic_trace(num_experts=8, top_k=9)
+
+
+def _saved(tmp_path):
+    return synthetic_trace(64, 3, 8, 2, num_sequences=2, prompt_tokens=8, seed=0).save(tmp_path / "t.npz")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[:len(b) // 2], "cannot read as an .npz trace"),
+    (lambda b: b[:30], "cannot read as an .npz trace"),
+    (lambda b: b"\x93NUMPY junk" + b[10:], r"not an \.npz \(zip\) archive"),
+])
+def test_damaged_npz_is_a_trace_error(tmp_path, capsys, damage, message):
+    from stmoe.cli import main
+    path = _saved(tmp_path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(TraceError, match=message):
+        load_trace(path)
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("target, message", [
+    ("trace.csv", "saved as .npz"),
+    ("adir.npz", "is a directory"),
+    ("afile/t.npz", "is a file, not a directory"),
+])
+def test_save_refuses_bad_paths(tmp_path, target, message):
+    (tmp_path / "adir.npz").mkdir()
+    (tmp_path / "afile").write_text("x")
+    tr = synthetic_trace(64, 3, 8, 2, num_sequences=2, prompt_tokens=8, seed=0)
+    with pytest.raises(TraceError, match=message):
+        tr.save(tmp_path / target)
+    assert (tmp_path / "afile").read_text() == "x" and not list(tmp_path.glob("**/*.tmp"))
+
+
+@pytest.mark.parametrize("tokens", [[-1], [64], [0.5]])
+def test_select_token_indices_in_range(tokens):
+    tr = synthetic_trace(64, 3, 8, 2, num_sequences=2, prompt_tokens=8, seed=0)
+    with pytest.raises(TraceError, match="tokens: indices must be integers in 0..63"):
+        tr.select(tokens=np.array(tokens))
+    assert tr.select(tokens=np.array([0, 63])).num_tokens == 2
+
+
+@pytest.mark.parametrize("kwargs", [dict(num_tokens=64.5), dict(num_layers=True), dict(top_k=2.0)])
+def test_synthetic_counts_must_be_integers(kwargs):
+    from stmoe import StmoeError
+    name = next(iter(kwargs))
+    with pytest.raises(StmoeError, match=f"{name} must be an integer"):
+        synthetic_trace(**{**dict(num_tokens=64, num_layers=3, num_experts=8, top_k=2), **kwargs})

@@ -12,12 +12,19 @@ from stmoe.errors import StmoeError
 COMMANDS = ["info", "datasets", "analyze", "predict", "record", "simulate", "report"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other stmoe error (subparsers inherit the class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     from stmoe import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stmoe",
         description="Spatio-temporal expert prefetching for MoE inference: traces, predictors, "
                     "buffers and timing.")

@@ -32,7 +32,7 @@ def run(args) -> int:
     trace = load_trace(args.trace)
     names = args.predictor or [n for n in PREDICTORS if n != "lookahead-gate" or trace.lookahead is not None]
     result = evaluate(trace, names, budget=args.budget, protocol=args.protocol, lookahead=args.lookahead,
-                      profile=load_trace(args.profile) if args.profile else None)
+                      profile=load_trace(args.profile) if args.profile is not None else None)
     if args.json:
         print_json(result.to_dict())
         return 0

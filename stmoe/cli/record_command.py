@@ -37,22 +37,27 @@ def _windows(ids: list[int], width: int) -> list[list[int]]:
 
 
 def run(args) -> int:
-    from stmoe.recorder import RecordError, record
+    from stmoe.recorder import RecordError, from_pretrained, record
+    from stmoe.trace import check_save_path
 
     if bool(args.text) == bool(args.prompt):
         raise RecordError("give either --text FILE or --prompt TEXT (not both, not neither)")
     if args.sequence_tokens < 2 or not 0 <= args.prompt_tokens < args.sequence_tokens:
         raise RecordError(f"--prompt-tokens {args.prompt_tokens} must be in [0, --sequence-tokens "
                           f"{args.sequence_tokens})")
+    if args.generate < 0:
+        raise RecordError(f"--generate must be >= 0, got {args.generate}")
+    check_save_path(args.output)
+    for path in args.text:
+        if not path.is_file():
+            raise RecordError(f"--text {path}: no such file")
     from transformers import AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(args.model, revision=args.revision)
+    tokenizer = from_pretrained(AutoTokenizer, args.model, revision=args.revision)
     if args.prompt:
         inputs, prompt_tokens, source = args.prompt, None, "prompts given on the command line"
     else:
         inputs = []
         for path in args.text:
-            if not path.is_file():
-                raise RecordError(f"--text {path}: no such file")
             ids = tokenizer(path.read_text(encoding="utf-8", errors="replace"))["input_ids"]
             windows = _windows(ids, args.sequence_tokens)
             if not windows:

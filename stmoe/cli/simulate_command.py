@@ -43,7 +43,7 @@ def run(args) -> int:
     trace = load_trace(args.trace)
     hw = preset(args.hardware)
     dims, notes = dims_for(trace, hidden=args.hidden, ffn=args.ffn, dtype=args.dtype)
-    profile = load_trace(args.profile) if args.profile else None
+    profile = load_trace(args.profile) if args.profile is not None else None
     knobs = dict(lookahead=args.lookahead, budget=args.budget, profile=profile,
                  predictor=args.predictor)
     names = args.system or list(SYSTEMS)
@@ -51,9 +51,11 @@ def run(args) -> int:
         if not args.system and trace.weights is None:
             names.remove("adap-gating")
             notes.append("adap-gating skipped: the trace has no gate weights")
-        param, _, vals = args.sweep.partition("=")
+        param, eq, vals = args.sweep.partition("=")
+        if not eq:
+            raise ConfigError(f"--sweep wants PARAM=V1,V2,..., got {args.sweep!r}")
         try:
-            values = [float(v) for v in vals.split(",") if v.strip()]
+            values = [float(v) for v in vals.split(",")]
         except ValueError:
             raise ConfigError(f"--sweep values must be numbers, got {vals!r}") from None
         rows = sweep(trace, param.strip(), values, systems=names, hardware=hw, dims=dims, **knobs)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from stmoe.errors import StmoeError
+from stmoe.errors import ConfigError, StmoeError
 
 DEFAULT_TRACES_NOTE = "the bundled traces (stmoe datasets)"
 
@@ -52,7 +52,14 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
     from stmoe.report.study import study
 
     out = Path(out_dir)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
+    blocker = next((p for p in (out, *out.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ConfigError(f"out_dir {str(out)!r}: {blocker} is a file, not a directory")
+    try:
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"out_dir {str(out)!r}: cannot create the report directory "
+                          f"({exc.strerror or exc})") from None
     results, failed, sections = [], [], []
     for name in traces:
         start = time.perf_counter()
