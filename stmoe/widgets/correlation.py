@@ -10,6 +10,7 @@ from __future__ import annotations
 from stmoe.charts.base import MAX_ROWS
 from stmoe.errors import ConfigError
 from stmoe.charts.correlation import heatmap_experts, transition_heatmap
+from stmoe.datasets import load_trace
 from stmoe.widgets.explorer import Explorer
 
 PERMUTATIONS = 19  # enough for the shuffled baseline in the title; the notebook runs more
@@ -64,13 +65,8 @@ def transition_explorer(trace, *, permutations: int = PERMUTATIONS, seed: int = 
     return explorer
 
 
-def _bundled_or_public():
-    from stmoe.datasets import bundled, load_trace
-
-    return load_trace("tiny-moe-code" if "tiny-moe-code" in bundled() else "qwen3-30b-a3b")
-
 
 BENCHMARK_CASES = [
-    ("02 transition explorer", lambda: transition_explorer(_bundled_or_public()),
+    ("02 transition explorer", lambda: transition_explorer(load_trace("tiny-moe-code")),
      [{"layer": 1}, {"layer": 3}, {"layer": 6}, {"layer": 2}, {"layer": 0}]),
 ]

@@ -63,14 +63,8 @@ def popularity_explorer(traces, *, trace: str | None = None, phase: str = "decod
     return Explorer(controls, compute, draw, describe, title="Expert popularity of one layer")
 
 
-def _bench_factory():
-    from stmoe.datasets import bundled
-
-    names = [n for n in ("tiny-moe-code", "tiny-moe-prose") if n in bundled()] + ["qwen3-30b-a3b"]
-    return popularity_explorer(names)
-
-
 BENCHMARK_CASES = [
-    ("trace analysis: expert popularity", _bench_factory,
+    ("trace analysis: expert popularity",
+     lambda: popularity_explorer(["tiny-moe-code", "tiny-moe-prose", "qwen3-30b-a3b"]),
      [{"layer": 3}, {"phase": "prefill"}, {"trace": "qwen3-30b-a3b"}, {"layer": 40}, {"phase": "all"}]),
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from stmoe.charts.predictors import recall_bars_chart
 from stmoe.predictor_design import chance, held_out_split, recall_by_budget, st_moe
 from stmoe.predictors import make
+from stmoe.datasets import load_trace
 from stmoe.widgets.explorer import Explorer
 
 FIXED = ("popularity", "previous-token", "cct")
@@ -111,14 +112,9 @@ def recall_explorer(trace, *, max_scored_tokens: int | None = MAX_SCORED_TOKENS)
     return explorer
 
 
-def _bundled_or_public():
-    from stmoe.datasets import bundled, load_trace
-
-    return load_trace("tiny-moe-code" if "tiny-moe-code" in bundled() else "qwen3-30b-a3b")
-
 
 BENCHMARK_CASES = [
-    ("03 recall explorer", lambda: recall_explorer(_bundled_or_public()),
+    ("03 recall explorer", lambda: recall_explorer(load_trace("tiny-moe-code")),
      [{"budget": 2}, {"budget": 8}, {"history_length": 4}, {"history_decay": 0.5},
       {"weight": 1.0}, {"combine": "linear"}, {"weight": 0.25}, {"history_length": 16}]),
 ]

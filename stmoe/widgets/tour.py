@@ -88,14 +88,8 @@ def tour_explorer(trace="tiny-moe-code", hardware="gpu-pcie", *, max_sequences: 
     return latency_explorer(simulated, hardware, dims=dims, profile=profile, note=note, **kw)
 
 
-def _bench_factory():
-    from stmoe.datasets import bundled
-
-    return tour_explorer("tiny-moe-code" if "tiny-moe-code" in bundled() else "qwen3-30b-a3b", "gpu-pcie")
-
-
 BENCHMARK_CASES = [
-    ("tour: latency vs link and buffer", _bench_factory,
+    ("tour: latency vs link and buffer", lambda: tour_explorer("tiny-moe-code", "gpu-pcie"),
      [{"bandwidth": 25e9 * 4}, {"buffer_share": 0.5}, {"bandwidth": 25e9 / 4}, {"buffer_share": 0.05},
       {"buffer_share": 1.0}]),
 ]
