@@ -40,11 +40,13 @@ def reference_dims(trace: Trace, **given):
     return model_dims(trace, **(dict(KNOWN_MODELS[REFERENCE_MODEL], dtype="bfloat16") | given))
 
 
-def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, **knobs):
+def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predictions=None, **knobs):
     """(results, notes): a `SimulationResult` per system, each made relative to on-demand.
-    adap-gating needs gate weights and is skipped, with a note, on traces without them."""
+    adap-gating needs gate weights and is skipped, with a note, on traces without them.
+    predictions: the predictor's output over the trace's decode tokens, computed once by a
+    caller comparing several machines; only predictor-driven systems (st-moe) use it."""
     from stmoe.hardware import preset
-    from stmoe.systems import SYSTEMS
+    from stmoe.systems import SYSTEMS, get_system
     from stmoe.timing import simulate
 
     hw = preset(hardware)
@@ -64,7 +66,8 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, **knobs)
     base = simulate(trace, hw, "on-demand", dims=dims)
     results = []
     for name in names:
-        r = base if name == "on-demand" else simulate(trace, hw, name, dims=dims, **knobs)
+        given = {"predictions": predictions} if get_system(name).prefetch == "predictor" else {}
+        r = base if name == "on-demand" else simulate(trace, hw, name, dims=dims, **given, **knobs)
         r.relative_to(base)
         notes += [n for n in r.notes if n not in notes]
         results.append(r)

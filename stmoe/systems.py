@@ -65,11 +65,7 @@ class System:
         elif self.prefetch == "all":
             pred = np.broadcast_to(np.arange(trace.num_experts, dtype=np.int16), (T, L, trace.num_experts))
         else:
-            try:
-                from stmoe.predictors import predict   # the predict branch owns this
-            except ImportError as exc:
-                raise ConfigError(f"system {self.name!r} needs stmoe.predictors, which is not "
-                                  f"installed here ({exc}); pass predictions= instead") from exc
+            from stmoe.predictors import predict
 
             # budget=0 must reach predict (and be refused there), not silently become k
             budget = k if budget is None else budget

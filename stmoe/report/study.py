@@ -37,17 +37,24 @@ def study(trace: Trace, *, presets=PRESETS, predictors=PREDICTORS,
     result = evaluate(trace, predictors, protocol="split", phases=phases)
     out["prediction"] = {"protocol": result.info, "rows": result.rows, "per_layer": result.per_layer}
     if (trace.phase == DECODE).any():
+        from stmoe.predictors import predict
+
+        # The predictions do not depend on the machine: compute them once for every preset.
+        predictions = predict(trace.select(phase="decode"), "st-moe")
+        predicted = f"predictions: st-moe, budget {trace.top_k}, lookahead 1, no profile"
         out["systems"] = {}
         for name in presets:
             progress(f"{trace.label}: simulating systems on {name}")
-            rows, notes = compare_systems(trace, name)
-            out["systems"][name] = {"rows": rows, "notes": notes}
+            rows, notes = compare_systems(trace, name, predictions=predictions)
+            out["systems"][name] = {"rows": rows, "notes": notes + [predicted]}
         if trace.meta.get("model") != REFERENCE_MODEL:
             progress(f"{trace.label}: simulating systems with {REFERENCE_MODEL}-sized experts")
-            rows, notes = compare_systems(trace, "accelerator", dims=reference_dims(trace))
+            rows, notes = compare_systems(trace, "accelerator", dims=reference_dims(trace),
+                                          predictions=predictions)
             out["systems"][f"accelerator, {REFERENCE_MODEL}-sized experts"] = {
                 "rows": rows, "notes": [f"the trace's routing replayed with {REFERENCE_MODEL}'s expert "
-                                        "sizes (bf16): what the same pattern costs at production scale"] + notes}
+                                        "sizes (bf16): what the same pattern costs at production scale"]
+                         + notes + [predicted]}
     else:
         out["systems"] = {}
         out.setdefault("notes", []).append("no decode tokens: systems are simulated on decode only")
