@@ -21,9 +21,9 @@ import numpy as np
 from timing_util import best_of
 
 import stmoe
-from stmoe.buffer import NEVER, next_request, replay, request_stream
-from stmoe.hardware import model_dims
-from stmoe.timing import simulate
+from stmoe.sim.buffer import NEVER, next_request, replay, request_stream
+from stmoe.sim.hardware import model_dims
+from stmoe.sim.timing import simulate
 
 
 

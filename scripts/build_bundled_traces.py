@@ -284,7 +284,7 @@ def findings(rows: list[dict]) -> str:
 def write_data_dir(traces: dict, baselines: list, cfg: dict, summary: dict, losses: dict,
                    record_seconds: float) -> None:
     from scripts.measure_structure import markdown, measure
-    from stmoe.datasets import CATALOG, DATA_DIR, sha256_of
+    from stmoe.readers.catalog import CATALOG, DATA_DIR, sha256_of
     DATA_DIR.mkdir(exist_ok=True)
     catalog = []
     for domain, trace in traces.items():

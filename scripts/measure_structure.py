@@ -137,7 +137,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stmoe.datasets import bundled
+    from stmoe.readers.catalog import bundled
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("traces", nargs="*", help="trace names or files (default: bundled + qwen3-30b-a3b)")
     ap.add_argument("--json", action="store_true")

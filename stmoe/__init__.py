@@ -3,14 +3,13 @@
 Data flow: trace -> analysis -> predictor -> buffer -> timing and energy -> charts and widgets.
 """
 
-from stmoe.datasets import load_trace
 from stmoe.errors import ConfigError, StmoeError, TraceError
 from stmoe.evaluation import evaluate
-from stmoe.recorder import record
+from stmoe.readers.catalog import load_trace
+from stmoe.recording.recorder import record
 from stmoe.synthetic import synthetic_trace
 from stmoe.trace import DECODE, PREFILL, Trace
-
-__version__ = "0.1.0"
+from stmoe.version import __version__
 
 __all__ = ["DECODE", "PREFILL", "ConfigError", "StmoeError", "Trace", "TraceError", "evaluate",
            "load_trace", "record", "synthetic_trace", "__version__"]

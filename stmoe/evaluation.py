@@ -30,6 +30,7 @@ import numpy as np
 from stmoe.errors import ConfigError
 from stmoe.predictors import Predictor, check_budget, check_lookahead, make
 from stmoe.predictors.base import cell_hits, check_compatible, check_disjoint
+from stmoe.readers.catalog import load_trace
 from stmoe.trace import PHASE_NAMES, Trace, phase_code
 
 PROTOCOLS = ("split", "causal")
@@ -86,10 +87,8 @@ def evaluate(trace, predictors=("st-moe", "cct", "history", "previous-token", "p
              lookahead: int = 1, phases=("decode", "prefill")) -> EvaluationResult:
     """Score each predictor on `trace` under `protocol` (see the module docstring)."""
     if not isinstance(trace, Trace):
-        from stmoe.datasets import load_trace
         trace = load_trace(trace)
     if profile is not None and not isinstance(profile, Trace):
-        from stmoe.datasets import load_trace
         profile = load_trace(profile)
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol: unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")

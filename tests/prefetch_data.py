@@ -4,8 +4,8 @@ buffer and tuning chapters' tests; built once per session."""
 from functools import cache
 
 import stmoe
-from stmoe.hardware import model_dims
-from stmoe.prefetch_study import held_out
+from stmoe.sim.hardware import model_dims
+from stmoe.book.expert_buffer import held_out
 
 
 @cache

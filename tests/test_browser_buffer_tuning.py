@@ -2,9 +2,9 @@
 explorer moved by keyboard redraws the readout and the chart title with what the package computes."""
 
 import stmoe
-from stmoe import prefetch_study as ps
-from stmoe.widgets.buffer import split_explorer
-from stmoe.widgets.tuning import tuning_explorer
+from stmoe.book import expert_buffer as ps
+from stmoe.widgets.expert_buffer import split_explorer
+from stmoe.widgets.hardware_tuning import tuning_explorer
 from tests.browser_lab import check_slider_drives_explorer, open_and_run_all
 
 

@@ -18,7 +18,7 @@ def _transitions():
 
 def _recall():
     import stmoe
-    from stmoe.widgets.predictors import recall_explorer
+    from stmoe.widgets.predictor_design import recall_explorer
 
     return recall_explorer(stmoe.load_trace("tiny-moe-code"))
 

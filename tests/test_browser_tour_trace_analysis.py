@@ -19,7 +19,7 @@ def test_explorer_answers_a_slider_offline(lab_server, page, notebook, factory):
         from stmoe.widgets.tour import tour_explorer
         explorer = tour_explorer("tiny-moe-code", "gpu-pcie")
     else:
-        from stmoe.widgets.popularity import popularity_explorer
+        from stmoe.widgets.trace_analysis import popularity_explorer
         explorer = popularity_explorer(["tiny-moe-code", "tiny-moe-prose", "qwen3-30b-a3b"])
     open_and_run_all(page, lab_server, notebook)
     # The committed notebook already shows execution counts, so wait for this run's explorer

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import stmoe
-from stmoe.buffer import NEVER, BufferSpec, next_request, replay, request_stream
+from stmoe.sim.buffer import NEVER, BufferSpec, next_request, replay, request_stream
 from stmoe.errors import ConfigError, HardwareError
 
 lcs = pytest.importorskip("libcachesim")

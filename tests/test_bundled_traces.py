@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 from scripts.measure_structure import measure
 from stmoe import DECODE, PREFILL, TraceError, load_trace
-from stmoe import datasets as ds
+from stmoe.readers import catalog as ds
 
 CATALOG = json.loads((ROOT / "data" / "datasets.json").read_text())
 NAMES = [e["name"] for e in CATALOG]

@@ -1,12 +1,12 @@
-"""The paper-gap chart draws exactly the gains stmoe.reproduction computes."""
+"""The paper-gap chart draws exactly the gains stmoe.book.reproduction computes."""
 
 import pytest
 
 import stmoe
-from stmoe import reproduction as R
+from stmoe.book import reproduction as R
 from stmoe.charts import render_svg
 from stmoe.charts.reproduction import paper_gap_chart
-from stmoe.hardware import model_dims
+from stmoe.sim.hardware import model_dims
 
 
 @pytest.fixture(scope="module")

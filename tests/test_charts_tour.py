@@ -3,8 +3,8 @@
 import stmoe
 from stmoe.charts.base import render_svg
 from stmoe.charts.tour import latency_chart
-from stmoe.comparison import dims_for
-from stmoe.stalls import latency_grid
+from stmoe.sim.comparison import dims_for
+from stmoe.book.tour import latency_grid
 
 
 def test_latency_chart_spec_and_render():

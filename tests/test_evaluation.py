@@ -119,8 +119,8 @@ def test_qwen_reaches_the_design_bar(qwen_csv):
 @pytest.mark.parametrize("profile_of", [lambda t: t, lambda t: t.select(phase="decode"),
                                         lambda t: t.select(sequences=t.sequence_ids()[:3])])
 def test_profile_holding_the_scored_tokens_is_refused(profile_of, tmp_path, capsys):
-    from stmoe.hardware import model_dims
-    from stmoe.timing import simulate
+    from stmoe.sim.hardware import model_dims
+    from stmoe.sim.timing import simulate
     tr = synthetic_trace(400, 4, 16, 2, num_sequences=4, prompt_tokens=10, seed=5)
     with pytest.raises(ConfigError, match=r"profile: .* holds \d+% of the scored tokens"):
         evaluate(tr, "cct", profile=profile_of(tr))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import stmoe
-import stmoe.timing
+import stmoe.sim.timing
 from stmoe.errors import ConfigError, HardwareError, StmoeError
-from stmoe.hardware import PRESETS, model_dims, preset
+from stmoe.sim.hardware import PRESETS, model_dims, preset
 
 
 def test_presets_are_valid_and_overridable():
@@ -41,7 +41,7 @@ def test_unknown_preset_and_field():
 def test_buffer_smaller_than_one_expert(qwen_csv):
     tr = stmoe.load_trace(qwen_csv)
     with pytest.raises(HardwareError, match="smaller than one expert"):
-        stmoe.timing.simulate(tr, preset("accelerator", buffer_bytes=1e6), "on-demand")
+        stmoe.sim.timing.simulate(tr, preset("accelerator", buffer_bytes=1e6), "on-demand")
 
 
 def test_expert_bytes_from_recorder_or_dims(qwen_csv):

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SHARED_TRACES
 from stmoe import TraceError, load_trace
-from stmoe.public_traces import PUBLIC, availability, fetch, load_public, url
+from stmoe.readers.catalog import PUBLIC, availability, fetch, load_public, url
 
 
 @pytest.fixture

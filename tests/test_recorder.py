@@ -16,8 +16,8 @@ transformers = pytest.importorskip("transformers")
 from conftest import ROOT  # noqa: E402
 
 from stmoe import DECODE, PREFILL  # noqa: E402
-from stmoe.recorder import RecordError, find_routers, record  # noqa: E402
-from stmoe.toy_model import spread_routers  # noqa: E402
+from stmoe.recording.recorder import RecordError, find_routers, record  # noqa: E402
+from stmoe.recording.toy_model import spread_routers  # noqa: E402
 
 COMMON = dict(vocab_size=96, hidden_size=32, intermediate_size=32, num_hidden_layers=3,
               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
@@ -223,7 +223,7 @@ def test_cli_bad_window_is_one_line_error(tmp_path, capsys):
 
 def test_import_stmoe_needs_no_torch():
     code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None; "
-            "import stmoe, stmoe.recorder, stmoe.cli.record_command; print('ok')")
+            "import stmoe, stmoe.recording.recorder, stmoe.cli.record_command; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
 

@@ -4,7 +4,7 @@ import pytest
 
 import stmoe
 from stmoe.errors import ConfigError
-from stmoe.sweeps import ROW_FIELDS, sweep
+from stmoe.sim.sweeps import ROW_FIELDS, sweep
 
 
 def test_prefetching_stops_helping_when_the_link_saturates(qwen_csv):
@@ -53,7 +53,7 @@ def test_lookahead_sweep_needs_predictions_per_depth():
 
     import stmoe
     from stmoe.errors import ConfigError
-    from stmoe.sweeps import sweep
+    from stmoe.sim.sweeps import sweep
 
     tr = stmoe.synthetic_trace(300, 4, 16, 2, num_sequences=2, prompt_tokens=10, seed=3)
     dec = tr.select(phase="decode")
@@ -72,6 +72,6 @@ def test_lookahead_sweep_needs_predictions_per_depth():
 ])
 def test_sweep_values_are_checked(parameter, values, match):
     tr = stmoe.synthetic_trace(200, 4, 16, 2, num_sequences=2, prompt_tokens=10, seed=3)
-    dims = stmoe.hardware.model_dims(tr, hidden=64, ffn=128)
+    dims = stmoe.sim.hardware.model_dims(tr, hidden=64, ffn=128)
     with pytest.raises(ConfigError, match=match):
         sweep(tr, parameter, values, systems=("st-moe",), dims=dims)

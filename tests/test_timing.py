@@ -5,9 +5,9 @@ import pytest
 
 import stmoe
 from stmoe.errors import ConfigError
-from stmoe.hardware import model_dims
-from stmoe.systems import SYSTEMS
-from stmoe.timing import simulate
+from stmoe.sim.hardware import model_dims
+from stmoe.sim.systems import SYSTEMS
+from stmoe.sim.timing import simulate
 
 PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
 
@@ -82,7 +82,7 @@ def test_what_each_system_moves(qwen_csv):
 def test_timing_kernel_buffer_matches_replay(qwen_csv):
     """Demand-only LRU through the timing kernel hits exactly as the buffer replay (and so as
     libCacheSim, see test_buffer)."""
-    from stmoe.buffer import BufferSpec, replay, request_stream
+    from stmoe.sim.buffer import BufferSpec, replay, request_stream
 
     tr = stmoe.load_trace(qwen_csv)
     dec = tr.select(phase="decode")
@@ -94,7 +94,7 @@ def test_timing_kernel_buffer_matches_replay(qwen_csv):
 def test_faster_link_never_slower(synthetic):
     tr, dims = synthetic
     pred = noisy_oracle(tr, 0.7)
-    lat = [simulate(tr, stmoe.hardware.preset("accelerator", link_bandwidth=bw), "st-moe",
+    lat = [simulate(tr, stmoe.sim.hardware.preset("accelerator", link_bandwidth=bw), "st-moe",
                     predictions=pred, dims=dims).latency_per_token_s for bw in (64e9, 256e9, 1e12)]
     assert lat[0] > lat[1] > lat[2]
 

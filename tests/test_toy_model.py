@@ -9,8 +9,8 @@ pytest.importorskip("transformers")
 
 import stmoe  # noqa: E402
 from stmoe.errors import ConfigError  # noqa: E402
-from stmoe.hardware import model_dims  # noqa: E402
-from stmoe.toy_model import ARCHITECTURES, RANDOM_MODEL_CAVEAT, random_moe, random_token_sequences  # noqa: E402
+from stmoe.sim.hardware import model_dims  # noqa: E402
+from stmoe.recording.toy_model import ARCHITECTURES, RANDOM_MODEL_CAVEAT, random_moe, random_token_sequences  # noqa: E402
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))

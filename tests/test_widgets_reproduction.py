@@ -3,8 +3,8 @@
 import pytest
 
 import stmoe
-from stmoe import reproduction as R
-from stmoe.hardware import model_dims, preset
+from stmoe.book import reproduction as R
+from stmoe.sim.hardware import model_dims, preset
 from stmoe.widgets.reproduction import BENCHMARK_CASES, paper_explorer
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 import stmoe
-from stmoe.comparison import dims_for
+from stmoe.sim.comparison import dims_for
 from stmoe.widgets.tour import BENCHMARK_CASES, latency_explorer
 
 

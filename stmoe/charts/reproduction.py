@@ -1,5 +1,5 @@
 """Our st-moe gains over each baseline beside the ones ST-MoE reports (rows from
-`stmoe.reproduction.gains`)."""
+`stmoe.book.reproduction.gains`)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ SYSTEM_ORDER = ("on-demand", "st-moe", "oracle", "all-resident")
 
 
 def latency_rows(grid: list[dict], buffer_share: float) -> list[dict]:
-    """The rows of `stmoe.stalls.latency_grid` at one buffer size, in chart units."""
+    """The rows of `stmoe.book.tour.latency_grid` at one buffer size, in chart units."""
     return [{"bandwidth_gbs": r["value"] / 1e9, "system": r["system"],
              "latency_ms": r["latency_per_token_s"] * 1e3, "speedup": r["speedup_vs_on_demand"],
              "hit_rate": r["hit_rate"]}

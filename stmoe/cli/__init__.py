@@ -6,10 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stmoe.cli import (analyze_command, datasets_command, info_command, predict_command, record_command,
+                       report_command, simulate_command)
 from stmoe.errors import StmoeError
+from stmoe.version import __version__
 
 # Subcommand modules, in the order `stmoe --help` lists them.
-COMMANDS = ["info", "datasets", "analyze", "predict", "record", "simulate", "report"]
+COMMANDS = [info_command, datasets_command, analyze_command, predict_command, record_command,
+            simulate_command, report_command]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -20,18 +24,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
-    from stmoe import __version__
-
     parser = _Parser(
         prog="stmoe",
         description="Spatio-temporal expert prefetching for MoE inference: traces, predictors, "
                     "buffers and timing.")
     parser.add_argument("--version", action="version", version=f"stmoe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"stmoe.cli.{name}_command").register(sub)
+    for command in COMMANDS:
+        command.register(sub)
     return parser
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-
+from stmoe.analysis import analyze, headline
 from stmoe.cli.output import format_table, print_json
+from stmoe.errors import ConfigError
+from stmoe.readers.catalog import load_trace
 
 
 def register(sub) -> None:
@@ -17,9 +19,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from stmoe.analysis import analyze, headline
-    from stmoe.datasets import load_trace
-    from stmoe.errors import ConfigError
 
     if args.permutations < 0:
         raise ConfigError(f"--permutations: must be >= 0, got {args.permutations}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stmoe.cli.output import format_table, print_json
+from stmoe.readers.catalog import catalog
 
 
 def register(sub) -> None:
@@ -12,7 +13,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from stmoe.datasets import catalog
 
     entries = catalog()
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stmoe.cli.output import print_json
+from stmoe.readers.catalog import load_trace
 
 
 def register(sub) -> None:
@@ -13,7 +14,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from stmoe.datasets import load_trace
 
     s = load_trace(args.trace).summary()
     if args.json:

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from stmoe.cli.output import format_table, print_json
+from stmoe.evaluation import evaluate
+from stmoe.predictors import PREDICTORS
+from stmoe.readers.catalog import load_trace
 
 
 def register(sub) -> None:
-    from stmoe.predictors import PREDICTORS
 
     p = sub.add_parser("predict", help="score expert predictors on a trace (recall, precision, exact)")
     p.add_argument("trace", metavar="TRACE", help="a trace file or the name of a bundled trace")
@@ -25,9 +27,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from stmoe.datasets import load_trace
-    from stmoe.evaluation import evaluate
-    from stmoe.predictors import PREDICTORS
 
     trace = load_trace(args.trace)
     names = args.predictor or [n for n in PREDICTORS if n != "lookahead-gate" or trace.lookahead is not None]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from stmoe.cli.output import print_json
+from stmoe.recording.recorder import RecordError, from_pretrained, record
+from stmoe.trace import check_save_path
 
 
 def register(sub) -> None:
@@ -37,8 +39,6 @@ def _windows(ids: list[int], width: int) -> list[list[int]]:
 
 
 def run(args) -> int:
-    from stmoe.recorder import RecordError, from_pretrained, record
-    from stmoe.trace import check_save_path
 
     if bool(args.text) == bool(args.prompt):
         raise RecordError("give either --text FILE or --prompt TEXT (not both, not neither)")

@@ -6,6 +6,7 @@ import sys
 import time
 
 from stmoe.cli.output import format_table
+from stmoe.report import default_traces, write_report
 
 
 def register(sub) -> None:
@@ -16,7 +17,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from stmoe.report import default_traces, write_report
 
     start = time.perf_counter()
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from stmoe.cli.output import format_table, print_json
 from stmoe.errors import ConfigError
+from stmoe.readers.catalog import load_trace
+from stmoe.sim.comparison import compare_systems, dims_for
+from stmoe.sim.hardware import PRESETS, preset
+from stmoe.sim.sweeps import sweep
+from stmoe.sim.systems import SYSTEMS
+from stmoe.sim.timing import SimulationResult
 
 
 def register(sub) -> None:
-    from stmoe.hardware import PRESETS
-    from stmoe.systems import SYSTEMS
 
     p = sub.add_parser("simulate", help="simulate expert loading, stalls and energy per system")
     p.add_argument("trace", metavar="TRACE", help="a trace file or the name of a bundled trace")
@@ -33,12 +37,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from stmoe.datasets import load_trace
-    from stmoe.comparison import compare_systems, dims_for
-    from stmoe.hardware import preset
-    from stmoe.sweeps import sweep
-    from stmoe.systems import SYSTEMS
-    from stmoe.timing import SimulationResult
 
     trace = load_trace(args.trace)
     hw = preset(args.hardware)

@@ -11,7 +11,13 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from stmoe.charts import render_svg
+from stmoe.charts.comparison import predictor_recall_chart, system_speedup_chart
 from stmoe.errors import ConfigError, StmoeError
+from stmoe.readers.catalog import bundled, load_trace
+from stmoe.report import html
+from stmoe.report.study import study
+from stmoe.version import __version__
 
 DEFAULT_TRACES_NOTE = "the bundled traces (stmoe datasets)"
 
@@ -32,7 +38,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def default_traces() -> list[str]:
-    from stmoe.datasets import bundled
 
     names = list(bundled())
     if not names:
@@ -44,13 +49,6 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
                  progress: Callable[[str], None] = lambda msg: None) -> dict:
     """Run the study on each trace and write `report.html`, `summary.json` and figures to
     out_dir. Returns the summary (with `failed`: traces that could not be loaded or studied)."""
-    from stmoe import __version__
-    from stmoe.charts import render_svg
-    from stmoe.charts.comparison import predictor_recall_chart, system_speedup_chart
-    from stmoe.datasets import load_trace
-    from stmoe.report import html
-    from stmoe.report.study import study
-
     out = Path(out_dir)
     blocker = next((p for p in (out, *out.parents) if p.exists()), None)
     if blocker is not None and not blocker.is_dir():

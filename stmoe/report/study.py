@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from typing import Callable
 
+from stmoe.analysis import analyze, headline
+from stmoe.evaluation import evaluate
+from stmoe.predictors import predict
+from stmoe.sim.comparison import REFERENCE_MODEL, reference_dims, result_rows
+from stmoe.sim.comparison import compare_systems as compare
 from stmoe.trace import DECODE, Trace
 
 PREDICTORS = ("popularity", "previous-token", "history", "cct", "st-moe", "random", "oracle")
@@ -13,19 +18,14 @@ PERMUTATIONS = 99  # shuffles in the spatial-affinity significance test (smalles
 
 
 def compare_systems(trace: Trace, hardware: str, systems=None, **knobs) -> tuple[list[dict], list[str]]:
-    """Rows (one dict per system, relative to on-demand) and notes; see stmoe.comparison."""
-    from stmoe.comparison import compare_systems as compare, result_rows
-
+    """Rows (one dict per system, relative to on-demand) and notes; see stmoe.sim.comparison."""
     results, notes = compare(trace, hardware, systems, **knobs)
     return result_rows(results), notes
 
 
 def study(trace: Trace, *, presets=PRESETS, predictors=PREDICTORS,
           progress: Callable[[str], None] = lambda msg: None) -> dict:
-    from stmoe.evaluation import evaluate
 
-    from stmoe.analysis import analyze, headline
-    from stmoe.comparison import REFERENCE_MODEL, reference_dims
 
     out: dict = {"summary": trace.summary(), "label": trace.label, "meta": trace.meta}
     progress(f"{trace.label}: analysing routing structure")
@@ -37,7 +37,6 @@ def study(trace: Trace, *, presets=PRESETS, predictors=PREDICTORS,
     result = evaluate(trace, predictors, protocol="split", phases=phases)
     out["prediction"] = {"protocol": result.info, "rows": result.rows, "per_layer": result.per_layer}
     if (trace.phase == DECODE).any():
-        from stmoe.predictors import predict
 
         # The predictions do not depend on the machine: compute them once for every preset.
         predictions = predict(trace.select(phase="decode"), "st-moe")

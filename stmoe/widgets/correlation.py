@@ -7,10 +7,11 @@ pair, or passed in when the notebook has it already); a slider change only redra
 
 from __future__ import annotations
 
+from stmoe.analysis import expert_counts, spatial_affinity
 from stmoe.charts.base import MAX_ROWS
-from stmoe.errors import ConfigError
 from stmoe.charts.correlation import heatmap_experts, transition_heatmap
-from stmoe.datasets import load_trace
+from stmoe.errors import ConfigError
+from stmoe.readers.catalog import load_trace
 from stmoe.widgets.explorer import Explorer
 
 PERMUTATIONS = 19  # enough for the shuffled baseline in the title; the notebook runs more
@@ -18,7 +19,6 @@ PERMUTATIONS = 19  # enough for the shuffled baseline in the title; the notebook
 
 class TransitionModel:
     def __init__(self, trace, *, permutations: int = PERMUTATIONS, seed: int = 0, affinity: dict | None = None):
-        from stmoe.analysis import expert_counts, spatial_affinity
 
         self.trace = trace
         self.affinity = affinity or spatial_affinity(trace, permutations=permutations, seed=seed)

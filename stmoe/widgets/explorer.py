@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping
 
+from stmoe.charts.base import render_svg
+
 
 class Explorer:
     """Controls -> compute(**values) -> (chart, readout).
@@ -71,7 +73,6 @@ class Explorer:
         """An SVG of the current state, for readers without a live kernel."""
         from IPython.display import SVG
 
-        from stmoe.charts.base import render_svg
 
         return SVG(render_svg(self.chart))
 

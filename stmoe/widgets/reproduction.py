@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stmoe.reproduction import BASELINES, PAPER_GAINS, compare, gains, split, st_moe_predictions
+from stmoe.book.reproduction import (
+    BASELINES,
+    PAPER_GAINS,
+    compare,
+    gains,
+    split,
+    st_moe_predictions,
+)
+from stmoe.charts.reproduction import paper_gap_chart
+from stmoe.readers.catalog import load_trace
+from stmoe.sim.comparison import REFERENCE_MODEL, dims_for
+from stmoe.sim.hardware import KNOWN_MODELS, PRESETS, model_dims, preset
+from stmoe.widgets.explorer import Explorer
 
 DEFAULT_TRACE = "tiny-moe-code"
 BANDWIDTH_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -39,11 +51,6 @@ def paper_explorer(trace=None, *, dims=None, max_scored_sequences: int = EXPLORE
     Qwen3-30B-A3B's (the routing stays the trace's; only the bytes per expert change)."""
     import ipywidgets as widgets
 
-    from stmoe.charts.reproduction import paper_gap_chart
-    from stmoe.datasets import load_trace
-    from stmoe.comparison import REFERENCE_MODEL, dims_for
-    from stmoe.hardware import KNOWN_MODELS, PRESETS, model_dims, preset
-    from stmoe.widgets.explorer import Explorer
 
     if trace is None or isinstance(trace, str):
         trace = load_trace(trace or DEFAULT_TRACE)

@@ -1,12 +1,13 @@
 """The tour's explorer: link bandwidth and buffer size -> latency per token of on-demand,
-st-moe, oracle and all-resident, from a grid simulated once (`stmoe.stalls.latency_grid`)."""
+st-moe, oracle and all-resident, from a grid simulated once (`stmoe.book.tour.latency_grid`)."""
 
 from __future__ import annotations
 
-import numpy as np
-
+import stmoe
+from stmoe.book.tour import TOUR_SYSTEMS, latency_grid, simulation_split
 from stmoe.charts.tour import latency_chart, latency_rows
-from stmoe.stalls import TOUR_SYSTEMS, latency_grid
+from stmoe.sim.comparison import REFERENCE_MODEL, reference_dims
+from stmoe.sim.hardware import preset
 from stmoe.widgets.explorer import Explorer
 
 BANDWIDTH_STEPS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16)
@@ -33,7 +34,6 @@ def latency_explorer(trace, hardware="gpu-pcie", *, dims=None, profile=None, sys
     experts). Everything is simulated here, once; a slider change only looks rows up."""
     import ipywidgets as widgets
 
-    from stmoe.hardware import preset
 
     hw = preset(hardware)
     bandwidths = [float(hw.link_bandwidth * s) for s in steps]
@@ -71,13 +71,9 @@ def latency_explorer(trace, hardware="gpu-pcie", *, dims=None, profile=None, sys
 def tour_explorer(trace="tiny-moe-code", hardware="gpu-pcie", *, max_sequences: int = 8,
                   dims=None, **kw) -> Explorer:
     """The notebook's explorer: a trace by name or object, its first `max_sequences` sequences
-    simulated with the predictor profiled on the rest (`stmoe.stalls.simulation_split`). Unless
+    simulated with the predictor profiled on the rest (`stmoe.book.tour.simulation_split`). Unless
     `dims` are given, experts have Qwen3-30B-A3B's sizes, so the bytes and times are those of a
     production-sized model whatever model the routing comes from."""
-    import stmoe
-    from stmoe.comparison import REFERENCE_MODEL, reference_dims
-    from stmoe.stalls import simulation_split
-
     trace = stmoe.load_trace(trace)
     simulated, profile = simulation_split(trace, max_sequences)
     note = ""

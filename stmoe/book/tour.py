@@ -1,0 +1,86 @@
+"""Why expert loads stall decoding, in two computations the tour notebook is built on.
+
+`layer_budget`: per hardware preset, the bytes of one expert, the time the link needs to bring the
+k experts of one layer, and the time the layer's compute takes once they are there. When the
+first is larger than the second, a token that finds its experts missing waits on the link.
+
+`latency_grid`: latency per decode token of several systems over a grid of link bandwidths and
+buffer sizes, simulated by `stmoe.sim.timing` through `stmoe.sim.sweeps`. The predictor runs once (its
+predictions do not depend on the hardware), so the grid costs only buffer and timing runs and an
+explorer can answer a slider by looking rows up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stmoe.errors import ConfigError
+from stmoe.predictors import predict
+from stmoe.sim.hardware import Hardware, ModelDims, model_dims, preset
+from stmoe.sim.sweeps import sweep
+from stmoe.sim.timing import layer_costs
+from stmoe.trace import Trace
+
+TOUR_SYSTEMS = ("on-demand", "st-moe", "oracle", "all-resident")
+
+
+def layer_budget(trace: Trace, hardware: Hardware | str, dims: ModelDims | None = None) -> dict:
+    """Load time against compute time for one MoE layer of one decode token (means over layers).
+
+    load_layer_s: k experts over the link, one after another (latency + bytes / bandwidth each);
+    compute_layer_s: attention and router, then k experts read from fast memory (roofline, as in
+    `stmoe.sim.timing`); buffer_share: the fraction of all the model's experts the buffer can hold.
+    """
+    hw = preset(hardware)
+    dims = dims or model_dims(trace)
+    t_attn, t_exp, t_link, _ = layer_costs(hw, dims)
+    k = trace.top_k
+    load = k * (hw.link_latency + float(np.mean(t_link)))
+    compute = float(np.mean(t_attn + k * t_exp))
+    all_bytes = float(np.sum(dims.expert_bytes)) * trace.num_experts
+    return {"hardware": hw.name, "expert_bytes": float(np.mean(dims.expert_bytes)),
+            "link_bandwidth": hw.link_bandwidth, "load_layer_s": load, "compute_layer_s": compute,
+            "load_to_compute": load / compute, "all_experts_bytes": all_bytes,
+            "buffer_share": min(hw.buffer_bytes / all_bytes, 1.0)}
+
+
+def latency_grid(trace: Trace, hardware: Hardware | str, *, bandwidths, buffer_shares,
+                 systems=TOUR_SYSTEMS, dims: ModelDims | None = None, profile: Trace | None = None,
+                 predictor: str = "st-moe") -> list[dict]:
+    """Rows of `stmoe.sim.sweeps.sweep` over `bandwidths` (bytes/s), one sweep per buffer size given
+    as a share of all the model's experts, each row with its `buffer_share` added. Decode tokens
+    only; the predictor is profiled on `profile` when given (never on the simulated tokens)."""
+    shares = [float(s) for s in buffer_shares]
+    if not shares or any(not 0.0 < s <= 1.0 for s in shares):
+        raise ConfigError(f"buffer_shares must be fractions in (0, 1], got {buffer_shares!r}")
+    hw0 = preset(hardware)
+    dims = dims or model_dims(trace)
+    decode = trace.select(phase="decode")
+    predictions = None
+    if any(s not in ("on-demand", "all-resident", "oracle") for s in systems):
+        predictions = predict(decode, predictor, budget=trace.top_k, profile=profile)
+    slot = float(np.max(dims.expert_bytes))
+    rows = []
+    for share in shares:
+        # at least two layers' working sets, so every system can stage one layer ahead
+        size = max(share * trace.num_layers * trace.num_experts, 4 * trace.top_k) * slot
+        hw = hw0.with_(buffer_bytes=size)
+        for row in sweep(decode, "link_bandwidth", bandwidths, systems=systems, hardware=hw,
+                         predictions=predictions, dims=dims):
+            rows.append({**row, "buffer_share": share})
+    return rows
+
+
+def simulation_split(trace: Trace, max_sequences: int = 8) -> tuple[Trace, Trace | None]:
+    """(simulated, profile): the first `max_sequences` sequences are simulated (the timing model
+    runs a few hundred thousand expert requests a second, so this keeps a grid to seconds) and
+    the predictor is profiled on the remaining sequences; a one-sequence trace is simulated whole
+    and its predictor learns online only (profile None)."""
+    if max_sequences < 1:
+        raise ConfigError(f"max_sequences must be >= 1, got {max_sequences!r}")
+    seqs = trace.sequence_ids()
+    if len(seqs) < 2:
+        return trace, None
+    n = min(max_sequences, len(seqs) - 1)
+    return trace.select(sequences=seqs[:n]), trace.select(sequences=seqs[n:])
+

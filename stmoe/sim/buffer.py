@@ -1,0 +1,215 @@
+"""The expert buffer: a cache region plus a prefetch staging region, per layer or shared.
+
+Capacity is given in experts or bytes. A share of it (``prefetch_share``, the reconfigurable
+knob) is reserved for staging prefetched experts; the rest caches experts that were used.
+Replacement in the cache region is one of LRU, FIFO, LFU, Belady (offline optimum: evicts
+the expert whose next request is farthest away) or prediction-aware (evicts, among experts
+not predicted for an upcoming layer, the least recently used). The staging region is FIFO.
+
+The state lives in plain numpy arrays handled by numba kernels (the timing model in
+``stmoe.sim.timing`` calls the same helpers), because a Python object per request is two orders
+of magnitude too slow for sweeps over real traces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from stmoe.errors import ConfigError, HardwareError
+
+POLICIES = {"lru": 0, "fifo": 1, "lfu": 2, "belady": 3, "predictive": 4}
+LRU, FIFO, LFU, BELADY, PREDICTIVE = range(5)
+CACHE, STAGE = 0, 1          # region index; `where` stores region + 1 (0 = absent)
+NEVER = np.int64(2 ** 62)    # "next request" of an expert that is never requested again
+# rows of the per-expert state S and of the per-region state H (see new_state)
+WHERE, PRV, NXT, K_LAST, K_FREQ, K_FTIME, K_NEXT, K_SOON, PREFETCHED, QPOS = range(10)
+N_ROWS = 10
+HEAD, TAIL, CNT, CAP = range(4)
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    """How big the buffer is and how it is managed.
+
+    capacity: total size, in experts (``unit="experts"``) or bytes (``unit="bytes"``; a slot is
+    sized for the largest expert). per_layer: the capacity is per MoE layer rather than shared.
+    prefetch_share: fraction of the slots reserved for staging prefetches (0 = prefetches are
+    inserted straight into the cache region).
+    """
+
+    capacity: float
+    unit: str = "experts"
+    per_layer: bool = False
+    prefetch_share: float = 0.25
+    policy: str = "lru"
+
+    def __post_init__(self):
+        if self.unit not in ("experts", "bytes"):
+            raise ConfigError(f"buffer unit must be 'experts' or 'bytes', got {self.unit!r}")
+        if self.policy not in POLICIES:
+            raise ConfigError(f"unknown buffer policy {self.policy!r}; valid: {', '.join(POLICIES)}")
+        if not 0.0 <= self.prefetch_share < 1.0:
+            raise ConfigError(f"prefetch_share must be in [0, 1), got {self.prefetch_share!r}")
+        if not np.isfinite(self.capacity) or self.capacity <= 0:
+            raise HardwareError(f"buffer capacity must be positive and finite, got {self.capacity!r}")
+
+    def slots(self, num_layers: int, expert_bytes) -> np.ndarray:
+        """Slots per region and partition: int32 [2, P] (row 0 cache, row 1 staging)."""
+        largest = float(np.max(expert_bytes))
+        total = self.capacity if self.unit == "experts" else self.capacity / largest
+        total = int(np.floor(total + 1e-9))
+        if total < 1:
+            raise HardwareError(f"buffer of {self.capacity:g} {self.unit} is smaller than one expert "
+                                f"({largest:.0f} bytes)")
+        stage = int(np.floor(total * self.prefetch_share))
+        if total - stage < 1:
+            raise HardwareError(f"prefetch_share={self.prefetch_share} leaves no cache slot in a "
+                                f"buffer of {total} experts")
+        parts = num_layers if self.per_layer else 1
+        out = np.empty((2, parts), np.int32)
+        out[0], out[1] = total - stage, stage
+        return out
+
+
+def new_state(num_objects: int, slots: np.ndarray):
+    """Empty buffer state for objects 0..num_objects-1: (S, H) used by the kernels.
+
+    S int64 [8, N]: per expert, its region (0 absent, 1 cache, 2 staging), the neighbours in its
+    region's list (oldest first), the policy keys, and for the timing model whether it was
+    prefetched and not yet used and its place in the link queue. H int64 [4, 2, P]: per region
+    and partition, list head and tail, occupancy and capacity. Two arrays rather than many:
+    each array handed to a numba helper costs reference counting on every call.
+    """
+    S = np.zeros((N_ROWS, num_objects), np.int64)
+    S[PRV], S[NXT], S[K_NEXT], S[K_SOON], S[QPOS] = -1, -1, NEVER, -1, -1
+    H = np.zeros((4, 2, slots.shape[1]), np.int64)
+    H[HEAD], H[TAIL], H[CAP] = -1, -1, slots
+    return S, H
+
+
+@njit(cache=True)
+def unlink(S, H, o, p):
+    r = S[WHERE, o] - 1
+    a, b = S[PRV, o], S[NXT, o]
+    if a >= 0:
+        S[NXT, a] = b
+    else:
+        H[HEAD, r, p] = b
+    if b >= 0:
+        S[PRV, b] = a
+    else:
+        H[TAIL, r, p] = a
+    H[CNT, r, p] -= 1
+    S[WHERE, o] = 0
+
+
+@njit(cache=True)
+def append(S, H, o, r, p):
+    t = H[TAIL, r, p]
+    S[PRV, o], S[NXT, o] = t, -1
+    if t >= 0:
+        S[NXT, t] = o
+    else:
+        H[HEAD, r, p] = o
+    H[TAIL, r, p] = o
+    H[CNT, r, p] += 1
+    S[WHERE, o] = r + 1
+
+
+@njit(cache=True)
+def victim(S, H, r, p, policy, cell):
+    """The expert to evict from region r of partition p (the region is full, so non-empty)."""
+    o = H[HEAD, r, p]
+    if r == STAGE or policy == LRU or policy == FIFO:
+        return o
+    best, bk1, bk2 = o, np.int64(0), np.int64(0)
+    first = True
+    while o >= 0:
+        if policy == LFU:
+            k1, k2 = S[K_FREQ, o], S[K_FTIME, o]
+        elif policy == BELADY:
+            k1, k2 = -S[K_NEXT, o], np.int64(0)
+        else:  # PREDICTIVE: experts predicted for a layer not yet run are kept longest
+            k1 = np.int64(1) if S[K_SOON, o] >= cell else np.int64(0)
+            k2 = S[K_LAST, o]
+        if first or k1 < bk1 or (k1 == bk1 and k2 < bk2):
+            best, bk1, bk2, first = o, k1, k2, False
+        o = S[NXT, o]
+    return best
+
+
+@njit(cache=True)
+def touch(S, H, o, p, policy, stamp):
+    """A demand request hit expert o in the cache region."""
+    S[K_LAST, o] = stamp
+    S[K_FREQ, o] += 1
+    S[K_FTIME, o] = stamp
+    if (policy == LRU or policy == PREDICTIVE) and H[TAIL, CACHE, p] != o:
+        unlink(S, H, o, p)
+        append(S, H, o, CACHE, p)
+
+
+@njit(cache=True)
+def admit(S, H, o, r, p, stamp):
+    """Place expert o (absent) at the newest end of region r; the caller made room."""
+    S[K_LAST, o] = stamp
+    S[K_FREQ, o] = 1
+    S[K_FTIME, o] = stamp
+    append(S, H, o, r, p)
+
+
+@njit(cache=True)
+def replay_kernel(S, H, objs, next_req, part, policy):
+    """Demand-only replay of a request stream through the cache region; returns the hits."""
+    hits = 0
+    for i in range(objs.shape[0]):
+        o = objs[i]
+        p = part[o]
+        S[K_NEXT, o] = next_req[i]
+        if S[WHERE, o] != 0:
+            hits += 1
+            touch(S, H, o, p, policy, i)
+        else:
+            if H[CNT, CACHE, p] >= H[CAP, CACHE, p]:
+                unlink(S, H, victim(S, H, CACHE, p, policy, 0), p)
+            admit(S, H, o, CACHE, p, i)
+    return hits
+
+
+def replay(objs, capacity: int, policy: str = "lru", *, part=None, num_objects=None) -> int:
+    """Hits of a demand-only request stream (object ids >= 0) through a cache of `capacity`
+    objects per partition (`part[o]` gives an object's partition; one shared one by default)."""
+    objs = np.ascontiguousarray(objs, dtype=np.int32)
+    if objs.size and objs.min() < 0:
+        raise ConfigError("request stream holds a negative object id")
+    n = int(num_objects or (int(objs.max()) + 1 if objs.size else 1))
+    part = np.zeros(n, np.int32) if part is None else np.ascontiguousarray(part, dtype=np.int32)
+    if policy not in POLICIES:
+        raise ConfigError(f"unknown buffer policy {policy!r}; valid: {', '.join(POLICIES)}")
+    if capacity < 1:
+        raise HardwareError(f"buffer capacity must be at least one object, got {capacity!r}")
+    slots = np.zeros((2, int(part.max()) + 1), np.int32)
+    slots[CACHE] = capacity
+    # only Belady looks at the future; the others skip the O(n log n) look-ahead
+    nxt = next_request(objs) if policy == "belady" else np.zeros(objs.size, np.int64)
+    return int(replay_kernel(*new_state(n, slots), objs, nxt, part, POLICIES[policy]))
+
+
+def request_stream(expert_ids: np.ndarray, num_experts: int) -> np.ndarray:
+    """Expert requests [T, L, k] in time order as object ids layer * E + expert (-1 skipped)."""
+    L = expert_ids.shape[1]
+    objs = np.arange(L, dtype=np.int32)[None, :, None] * num_experts + expert_ids.astype(np.int32)
+    return objs[expert_ids >= 0]
+
+
+def next_request(objs: np.ndarray) -> np.ndarray:
+    """For each request i, the index of the next request to the same object (or NEVER)."""
+    n = objs.shape[0]
+    order = np.lexsort((np.arange(n), objs))
+    nxt = np.full(n, NEVER, np.int64)
+    same = objs[order[1:]] == objs[order[:-1]]
+    nxt[order[:-1][same]] = order[1:][same]
+    return nxt

@@ -1,0 +1,47 @@
+"""Fitting versus held-out scoring: the same static table, scored on its profile and off it."""
+
+import numpy as np
+import pytest
+
+import stmoe
+from stmoe.book.correlation import fitting_gap, recall_on
+from stmoe.book.predictor_design import held_out_split
+from stmoe.predictors import make
+
+
+@pytest.fixture(scope="module")
+def trace():
+    return stmoe.synthetic_trace(2400, 4, 16, 2, num_sequences=12, prompt_tokens=20,
+                                 cross_layer_affinity=0.6, seed=7)
+
+
+def test_fitting_gap_scores_the_same_table_in_and_out_of_sample(trace):
+    rows = fitting_gap(trace, profile_sizes=[1, 6])
+    profile, scored = held_out_split(trace)
+    part = profile.select(sequences=profile.sequence_ids()[:1])
+    table = make("cct", online=False).fit(part)
+    assert rows[0]["in_sample"] == pytest.approx(recall_on(part, table.predict_trace(part, 2)))
+    assert rows[0]["held_out"] == pytest.approx(recall_on(scored, table.predict_trace(scored, 2)))
+    assert rows[0]["tokens"] == part.num_tokens and rows[1]["profile_sequences"] == 6
+    # one sequence of 200 tokens for a 16 x 16 table per layer pair overfits more than six
+    assert rows[0]["gap"] > rows[1]["gap"] > -0.02
+    assert rows[0]["gap"] == pytest.approx(rows[0]["in_sample"] - rows[0]["held_out"])
+
+
+def test_one_sequence_trace_is_split_in_time(trace):
+    single = trace.select(sequences=[trace.sequence_ids()[0]])
+    rows = fitting_gap(single, profile_sizes=[60, 100])
+    assert [r["profile_tokens"] for r in rows] == [60, 100]
+
+
+def test_recall_on_counts_only_the_phase(trace):
+    oracle = make("oracle").predict_trace(trace, 2)
+    assert recall_on(trace, oracle, "prefill") == 1.0
+    assert recall_on(trace, np.full_like(oracle, -1)) == 0.0
+
+
+def test_bad_profile_sizes_are_named(trace):
+    with pytest.raises(stmoe.ConfigError, match="profile_sizes"):
+        fitting_gap(trace, profile_sizes=[0])
+    with pytest.raises(stmoe.ConfigError, match="profile_sizes"):
+        fitting_gap(trace, profile_sizes=[7])

@@ -1,0 +1,90 @@
+"""stmoe.book.reproduction: held-out split, the comparison with st-moe's predictions reused, gains
+against the paper's figures, and the numbers that explain the gap."""
+
+import numpy as np
+import pytest
+
+import stmoe
+from stmoe.book import reproduction as R
+from stmoe.errors import ConfigError
+from stmoe.sim.hardware import model_dims, preset
+from stmoe.sim.timing import simulate
+
+
+@pytest.fixture(scope="module")
+def trace():
+    return stmoe.synthetic_trace(1600, 4, 16, 2, num_sequences=8, prompt_tokens=16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def dims(trace):
+    return model_dims(trace, hidden=128, ffn=64, dtype="float32")
+
+
+def test_split_is_disjoint_by_sequence(trace):
+    parts = R.split(trace, max_scored_sequences=3)
+    prof, scored = set(parts.profile.sequence.tolist()), set(parts.scored.sequence.tolist())
+    assert not prof & scored
+    assert len(prof) == 4 and len(scored) == 3
+
+
+def test_split_of_one_sequence_is_in_time():
+    one = stmoe.synthetic_trace(40, 3, 8, 2, num_sequences=1, prompt_tokens=4, seed=1)
+    parts = R.split(one)
+    assert parts.profile.num_tokens == 20 and parts.scored.num_tokens == 20
+    with pytest.raises(ConfigError, match="at least 4"):
+        R.split(one.select(tokens=np.arange(40) < 3))
+
+
+def test_compare_with_reused_predictions_equals_fresh(trace, dims):
+    fresh, _ = R.compare(trace, "accelerator", dims=dims)
+    pred = R.st_moe_predictions(trace)
+    reused, notes = R.compare(trace, "accelerator", dims=dims, predictions=pred)
+    assert [r["system"] for r in reused] == list(R.SYSTEMS)
+    assert fresh == reused
+    assert any("profiled on" in n for n in notes)
+
+
+def test_compare_times_only_the_scored_half(trace, dims):
+    rows, _ = R.compare(trace, "gpu-pcie", systems=("on-demand",), dims=dims)
+    direct = simulate(R.split(trace).scored, "gpu-pcie", "on-demand", dims=dims)
+    assert rows[0]["latency_per_token_s"] == pytest.approx(direct.latency_per_token_s)
+
+
+def test_gains_are_latency_and_energy_ratios(trace, dims):
+    rows, _ = R.compare(trace, "accelerator", dims=dims)
+    by = {r["system"]: r for r in rows}
+    g = {(x["baseline"], x["measure"]): x for x in R.gains(rows)}
+    assert len(g) == 6
+    assert g["on-demand", "speedup"]["measured"] == pytest.approx(by["st-moe"]["speedup_vs_on_demand"])
+    assert g["pre-gated", "energy efficiency"]["measured"] == pytest.approx(
+        by["pre-gated"]["energy_per_token_j"] / by["st-moe"]["energy_per_token_j"])
+    assert g["adap-gating", "speedup"]["paper"] == 2.2 and g["pre-gated", "energy efficiency"]["paper"] == 2.0
+    with pytest.raises(ConfigError, match="st-moe"):
+        R.gains([r for r in rows if r["system"] != "st-moe"])
+
+
+def test_reasons_are_the_package_numbers(trace, dims):
+    rows, _ = R.compare(trace, "accelerator", dims=dims)
+    why = R.reasons(trace, "accelerator", rows, dims=dims)
+    parts = R.split(trace)
+    rec = stmoe.evaluate(parts.scored, ["st-moe"], profile=parts.profile, phases=("decode",)).row("st-moe")
+    assert why["recall"] == rec["recall"] and why["paper_accuracy"] == 0.85
+    assert why["buffer_experts"] == int(preset("accelerator").buffer_bytes // dims.expert_bytes[0])
+    assert why["model_experts"] == 4 * 16
+    assert why["on-demand_link_utilisation"] == rows[0]["link_utilisation"]
+    assert 0 < why["adap_kept"] < 1
+    assert why["changes_routing"] == {"pre-gated": True, "adap-gating": True, "st-moe": False}
+
+
+def test_buffer_share_counts_whole_experts(trace, dims):
+    held, total = R.buffer_share(trace, preset("accelerator", buffer_bytes=dims.expert_bytes[0] * 2.5), dims)
+    assert (held, total) == (2, 64)
+
+
+def test_traces_without_weights_skip_adap_gating(trace, dims):
+    bare = stmoe.Trace(trace.expert_ids, num_experts=trace.num_experts, phase=trace.phase,
+                       sequence=trace.sequence, meta={"name": "bare", "synthetic": True})
+    rows, notes = R.compare(bare, "accelerator", dims=dims)
+    assert "adap-gating" not in [r["system"] for r in rows] and any("no gate weights" in n for n in notes)
+    assert [g["baseline"] for g in R.gains(rows)][::2] == ["on-demand", "pre-gated"]

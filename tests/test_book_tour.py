@@ -1,0 +1,50 @@
+"""Load time against compute time, and the latency grid the tour's explorer looks up."""
+
+import pytest
+
+import stmoe
+from stmoe.errors import ConfigError
+from stmoe.sim.hardware import model_dims, preset
+from stmoe.sim.comparison import dims_for
+from stmoe.book.tour import latency_grid, layer_budget, simulation_split
+from stmoe.sim.timing import simulate
+
+
+def test_layer_budget_on_qwen(qwen_csv):
+    tr = stmoe.load_trace(qwen_csv)
+    dims = model_dims(tr)
+    pcie, acc = layer_budget(tr, "gpu-pcie"), layer_budget(tr, "accelerator")
+    hw = preset("gpu-pcie")
+    per_expert = hw.link_latency + dims.expert_bytes.mean() / hw.link_bandwidth
+    assert pcie["load_layer_s"] == pytest.approx(6 * per_expert)
+    # over PCIe loading a layer's experts takes far longer than computing it
+    assert pcie["load_to_compute"] > 10 * acc["load_to_compute"]
+    assert pcie["buffer_share"] == pytest.approx(hw.buffer_bytes / (dims.expert_bytes.sum() * 128))
+
+
+def test_grid_rows_are_what_the_timing_model_gives():
+    tr = stmoe.synthetic_trace(300, 6, 16, 2, num_sequences=3, seed=4)
+    dims, _ = dims_for(tr)
+    sim, profile = simulation_split(tr, 2)
+    assert len(sim.sequence_ids()) == 2 and len(profile.sequence_ids()) == 1
+    rows = latency_grid(sim, "gpu-pcie", bandwidths=[10e9, 40e9], buffer_shares=[0.25, 1.0],
+                        systems=("on-demand", "oracle", "all-resident"), dims=dims, profile=profile)
+    assert len(rows) == 2 * 2 * 3
+    row = next(r for r in rows if r["system"] == "oracle" and r["value"] == 40e9 and r["buffer_share"] == 0.25)
+    hw = preset("gpu-pcie", link_bandwidth=40e9, buffer_bytes=0.25 * 6 * 16 * dims.expert_bytes.max())
+    direct = simulate(sim, hw, "oracle", dims=dims)
+    assert row["latency_per_token_s"] == pytest.approx(direct.latency_per_token_s)
+    # more bandwidth never makes on-demand slower; a bigger buffer never makes the oracle slower
+    od = {(r["value"], r["buffer_share"]): r["latency_per_token_s"] for r in rows if r["system"] == "on-demand"}
+    assert od[40e9, 0.25] < od[10e9, 0.25]
+    orc = {(r["value"], r["buffer_share"]): r["latency_per_token_s"] for r in rows if r["system"] == "oracle"}
+    assert orc[10e9, 1.0] <= orc[10e9, 0.25]
+
+
+def test_bad_grid_arguments():
+    tr = stmoe.synthetic_trace(50, 2, 8, 2, seed=0)
+    dims, _ = dims_for(tr)
+    with pytest.raises(ConfigError, match="buffer_shares"):
+        latency_grid(tr, "gpu-pcie", bandwidths=[1e9], buffer_shares=[1.5], dims=dims)
+    with pytest.raises(ConfigError, match="max_sequences"):
+        simulation_split(tr, 0)

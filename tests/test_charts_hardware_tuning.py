@@ -1,0 +1,42 @@
+"""Specs of the hardware-tuning chapter's charts hold the numbers the package computed."""
+
+import pytest
+
+from stmoe.book import expert_buffer as ps
+from stmoe.charts.base import render_svg
+from stmoe.charts.hardware_tuning import knee_chart, sweep_chart, tuning_chart
+from tests.prefetch_data import small_held_out
+
+
+def test_sweep_and_knee_charts():
+    data = small_held_out()
+    hw = ps.machine("accelerator", buffer_mib=2)
+    rows = ps.bandwidth_rows(data, hw, [16e9, 256e9, 4e12])
+    spec = sweep_chart(rows, "link_utilisation", "util", log_x=True, scale_x=1e-9).to_dict()
+    assert spec["encoding"]["x"]["scale"]["type"] == "log" and spec["mark"]["type"] == "line"
+    got = {(v["system"], v["value"]): v["link_utilisation"] for v in spec["data"]["values"]}
+    st = [r for r in rows if r["system"] == "st-moe" and r["value"] == 16e9][0]
+    assert got[("st-moe", 16.0)] == pytest.approx(st["link_utilisation"])
+    gains = ps.gain_rows(rows)
+    knee = ps.bandwidth_knee(rows)
+    chart = knee_chart(gains, knee, "knee")
+    spec = chart.to_dict()
+    gain_layer = spec["vconcat"][0]["layer"][0]
+    got = {(v["system"], v["bandwidth"]): v["gain"] for v in gain_layer["data"]["values"]}
+    assert got[("st-moe", knee.peak_bandwidth / 1e9)] == pytest.approx(knee.peak_gain)
+    rule = spec["vconcat"][0]["layer"][1]
+    assert rule["mark"]["type"] == "rule"
+    assert rule["data"]["values"][0]["bandwidth"] == knee.peak_bandwidth / 1e9
+    assert render_svg(chart).startswith("<svg")
+
+
+def test_tuning_chart():
+    rows = ps.tuning_rows(small_held_out(), ps.machine("accelerator", buffer_mib=2))
+    spec = tuning_chart(rows, "title 1").to_dict()
+    assert spec["title"] == "title 1" and spec["usermeta"]["embedOptions"]["renderer"] == "svg"
+    lat = {v["system"]: v["value"] for v in spec["hconcat"][0]["data"]["values"]}
+    energy = {v["system"]: v["value"] for v in spec["hconcat"][1]["data"]["values"]}
+    for r in rows:
+        assert lat[r["system"]] == pytest.approx(r["latency_per_token_s"] * 1e6)
+        assert energy[r["system"]] == pytest.approx(r["energy_per_token_j"] * 1e6)
+    assert "µs" in render_svg(tuning_chart(rows, "t"))
