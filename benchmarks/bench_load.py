@@ -15,8 +15,6 @@ from timing_util import best_of
 from stmoe import Trace, load_trace
 
 
-
-
 def main():
     T, L, k, E = 100_000, 48, 8, 128
     rng = np.random.default_rng(0)

@@ -26,8 +26,6 @@ from stmoe.sim.hardware import model_dims
 from stmoe.sim.timing import simulate
 
 
-
-
 def main():
     from stmoe.predictors import make
 

@@ -3,7 +3,7 @@ slider would drive it, on the bundled traces.
 
     python benchmarks/bench_widgets.py
 
-Each module in `stmoe.widgets` lists its explorers in `BENCHMARK_CASES`: tuples of
+The explorers and the changes applied to each are listed in `widget_cases.CASES`: tuples of
 (label, factory, changes) where `factory()` builds the explorer and `changes` is a list of
 {control: value} settings applied one after another. The baseline, measured in the same run, is
 drawing the same chart once more without recomputing (`draw(result)`), so the ratio shows how much
@@ -12,26 +12,18 @@ of a response is the model and how much is Altair. The target is 250 ms per chan
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import statistics
 import time
 
-import stmoe.widgets
+from widget_cases import CASES
 
 TARGET_S = 0.250
-
-
-def cases():
-    for info in pkgutil.iter_modules(stmoe.widgets.__path__):
-        module = importlib.import_module(f"stmoe.widgets.{info.name}")
-        yield from getattr(module, "BENCHMARK_CASES", [])
 
 
 def main() -> int:
     worst = 0.0
     rows = []
-    for label, factory, changes in cases():
+    for label, factory, changes in CASES:
         explorer = factory()
         times = []
         for change in changes:

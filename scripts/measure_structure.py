@@ -9,7 +9,7 @@ Figures, each over (token, layer) cells of decode tokens, against chance k/E:
   cross-layer    recall at budget k of a static table P(expert j at layer l+1 | expert i at l),
                  summed over the token's layer-l experts; profiled on some tokens, scored on others
   popularity     recall of a static per-layer top-k from the same profile tokens (a baseline)
-  lookahead      recall of the recorded stale gate (layer l's router on layer l-1's input),
+  stale gate     recall of the recorded stale gate (layer l's router on layer l-1's input),
                  where the trace has it
 Profile/score split: even sequences profile, odd ones are scored; a single-sequence trace is
 split in time (first half of its decode tokens profile, second half scored). Nothing is scored
@@ -98,10 +98,10 @@ def cross_layer_recall(trace: Trace, profile: np.ndarray, scored: np.ndarray) ->
     return float(cross), float(popular)
 
 
-def lookahead_recall(trace: Trace, tokens: np.ndarray) -> float | None:
-    if trace.lookahead is None:
+def stale_gate_recall(trace: Trace, tokens: np.ndarray) -> float | None:
+    if trace.stale_gate is None:
         return None
-    ahead, ids = trace.lookahead[tokens][:, 1:, :trace.top_k], trace.expert_ids[tokens][:, 1:]
+    ahead, ids = trace.stale_gate[tokens][:, 1:, :trace.top_k], trace.expert_ids[tokens][:, 1:]
     ok = (ahead[..., 0] >= 0) & (ids[..., 0] >= 0)
     return float(overlap(ahead, ids)[ok].sum() / (ids >= 0)[ok].sum())
 
@@ -118,7 +118,7 @@ def measure(trace: Trace) -> dict:
         "chance": trace.top_k / trace.num_experts,
         "reuse": temporal_reuse(trace, trace.phase == DECODE),
         "cross_layer": cross, "popularity": popular,
-        "lookahead": lookahead_recall(trace, scored),
+        "stale_gate": stale_gate_recall(trace, scored),
     }
 
 
@@ -132,7 +132,7 @@ def markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['trace']} | {r['experts']} | {r['top_k']} | {r['layers']} | "
                      f"{r['decode_tokens']} ({r['profile_tokens']} / {r['scored_tokens']}) | "
                      f"{pct(r['chance'])} | {pct(r['reuse'])} | {pct(r['cross_layer'])} | "
-                     f"{pct(r['popularity'])} | {pct(r['lookahead'])} |")
+                     f"{pct(r['popularity'])} | {pct(r['stale_gate'])} |")
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ from stmoe.errors import ConfigError
 from stmoe.predictors import Predictor, check_budget, check_lookahead, make
 from stmoe.predictors.base import cell_hits, check_compatible, check_disjoint
 from stmoe.readers.catalog import load_trace
+from stmoe.splits import folds
 from stmoe.trace import PHASE_NAMES, Trace, phase_code
 
 PROTOCOLS = ("split", "causal")
@@ -56,20 +57,15 @@ class EvaluationResult:
         raise KeyError(f"no result for predictor {predictor!r} in phase {phase!r}")
 
 
-def folds(trace: Trace, protocol: str, profile: Trace | None):
+def scoring_folds(trace: Trace, protocol: str, profile: Trace | None):
     """(profile or None, boolean mask of scored tokens) pairs; scored tokens are never in
-    their own profile."""
+    their own profile (`stmoe.splits.folds` when no profile is given)."""
     T = trace.num_tokens
     if protocol == "causal":
         return [(None, np.ones(T, dtype=bool))]
     if profile is not None:
         return [(profile, np.ones(T, dtype=bool))]
-    seqs = trace.sequence_ids()
-    if len(seqs) >= 2:
-        first = np.isin(trace.sequence, seqs[: len(seqs) // 2])
-        return [(trace.select(tokens=~first), first), (trace.select(tokens=first), ~first)]
-    half = np.arange(T) < T // 2
-    return [(trace.select(tokens=half), ~half)]
+    return folds(trace)
 
 
 def _as_predictor(p) -> tuple[str, Predictor]:
@@ -110,7 +106,7 @@ def evaluate(trace, predictors=("st-moe", "cct", "history", "previous-token", "p
     phase_list = [phases] if isinstance(phases, str) else list(phases)
     codes = [phase_code(ph) for ph in phase_list]
 
-    splits = folds(trace, protocol, profile)
+    splits = scoring_folds(trace, protocol, profile)
     L = trace.num_layers
     rows, per_layer = [], []
     for label, predictor in named:

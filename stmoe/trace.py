@@ -1,6 +1,6 @@
 """The routing trace: one token-major record of which experts the router picked.
 
-Shapes (T tokens, L MoE layers, k experts per token, m lookahead candidates):
+Shapes (T tokens, L MoE layers, k experts per token, m stale-gate candidates):
 
 - ``expert_ids[T, L, k]`` int16, router rank order, -1 where a cell was not routed
 - ``weights[T, L, k]`` float32 gate weights, optional
@@ -8,8 +8,9 @@ Shapes (T tokens, L MoE layers, k experts per token, m lookahead candidates):
 - ``sequence[T]`` int32, which prompt/request a token belongs to; each sequence is one
   contiguous run of tokens in time order
 - ``token_ids[T]`` int32, optional
-- ``lookahead[T, L, m]`` int16, optional: layer l's router ranking applied to the hidden state
-  entering layer l-1 (row l=0 is -1)
+- ``stale_gate[T, L, m]`` int16, optional: layer l's router ranking applied to the hidden state
+  entering layer l-1 (row l=0 is -1), the "stale gate" a prefetcher can read one layer early;
+  files written before it had this name call it ``lookahead``, and are read as before
 - ``meta``: a JSON-serialisable dict (model, num_experts, top_k, domain, source, license,
   caveats, synthetic, ...)
 """
@@ -59,7 +60,7 @@ class Trace:
         sequence: Any = None,
         weights: Any = None,
         token_ids: Any = None,
-        lookahead: Any = None,
+        stale_gate: Any = None,
         meta: dict | None = None,
         origin: str = "trace",
     ):
@@ -117,13 +118,13 @@ class Trace:
             token_ids = self._int_array("token_ids", token_ids, ndim=1, length=T).astype(np.int32, copy=False)
         self.token_ids = token_ids
 
-        if lookahead is not None:
-            la = self._int_array("lookahead", lookahead, ndim=3)
-            if la.shape[:2] != (T, L):
-                self._fail("lookahead", f"shape {la.shape} does not match (tokens, layers) = {(T, L)}")
-            self._check_ids("lookahead", la, E)
-            lookahead = la.astype(np.int16, copy=False)
-        self.lookahead = lookahead
+        if stale_gate is not None:
+            sg = self._int_array("stale_gate", stale_gate, ndim=3)
+            if sg.shape[:2] != (T, L):
+                self._fail("stale_gate", f"shape {sg.shape} does not match (tokens, layers) = {(T, L)}")
+            self._check_ids("stale_gate", sg, E)
+            stale_gate = sg.astype(np.int16, copy=False)
+        self.stale_gate = stale_gate
 
         self.meta = dict(meta or {})
         self.meta["num_experts"] = E
@@ -230,7 +231,7 @@ class Trace:
             "fields": {
                 "weights": self.weights is not None,
                 "token_ids": self.token_ids is not None,
-                "lookahead": self.lookahead is not None,
+                "stale_gate": self.stale_gate is not None,
             },
             "domain": self.meta.get("domain"),
             "source": self.meta.get("source"),
@@ -290,7 +291,7 @@ class Trace:
         return Trace(
             take(self.expert_ids, True), num_experts=self.num_experts, phase=take(self.phase),
             sequence=take(self.sequence), weights=take(self.weights, True),
-            token_ids=take(self.token_ids), lookahead=take(self.lookahead, True),
+            token_ids=take(self.token_ids), stale_gate=take(self.stale_gate, True),
             meta=self.meta, origin=self.origin,
         )
 
@@ -299,12 +300,12 @@ class Trace:
         """Write the native format (compressed .npz + JSON metadata) atomically."""
         path = check_save_path(path)
         arrays = {"expert_ids": self.expert_ids, "phase": self.phase, "sequence": self.sequence}
-        for name in ("weights", "token_ids", "lookahead"):
+        for name in ("weights", "token_ids", "stale_gate"):
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
         if self.num_experts <= 255:
             # Ids shifted by one fit a byte (-1 -> 0): half the bytes to inflate on load.
-            for name in ("expert_ids", "lookahead"):
+            for name in ("expert_ids", "stale_gate"):
                 if name in arrays:
                     arrays[name] = (arrays[name] + 1).astype(np.uint8)
         header = {"format": NATIVE_FORMAT, "version": NATIVE_VERSION, "meta": self.meta}
@@ -374,8 +375,10 @@ def read_native(path: str | os.PathLike) -> Trace:
             if missing:
                 raise TraceError(f"{path}: missing array(s) {', '.join(sorted(missing))}")
             arrays = {name: z[name] for name in ("expert_ids", "phase", "sequence", "weights",
-                                                 "token_ids", "lookahead") if name in files}
-            for name in ("expert_ids", "lookahead"):
+                                                 "token_ids", "stale_gate") if name in files}
+            if "lookahead" in files and "stale_gate" not in files:   # the field's earlier name
+                arrays["stale_gate"] = z["lookahead"]
+            for name in ("expert_ids", "stale_gate"):
                 if name in arrays and arrays[name].dtype == np.uint8:
                     arrays[name] = arrays[name].astype(np.int16) - 1
     except TraceError:

@@ -5,7 +5,7 @@ from functools import cache
 
 import stmoe
 from stmoe.sim.hardware import model_dims
-from stmoe.book.expert_buffer import held_out
+from stmoe.book.held_out import held_out
 
 
 @cache

@@ -5,8 +5,8 @@ import pytest
 
 import stmoe
 from stmoe.book.correlation import fitting_gap, recall_on
-from stmoe.book.predictor_design import held_out_split
 from stmoe.predictors import make
+from stmoe.splits import split
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def trace():
 
 def test_fitting_gap_scores_the_same_table_in_and_out_of_sample(trace):
     rows = fitting_gap(trace, profile_sizes=[1, 6])
-    profile, scored = held_out_split(trace)
+    profile, scored = split(trace)
     part = profile.select(sequences=profile.sequence_ids()[:1])
     table = make("cct", online=False).fit(part)
     assert rows[0]["in_sample"] == pytest.approx(recall_on(part, table.predict_trace(part, 2)))

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 import stmoe
-from stmoe.book import expert_buffer as ps
+from stmoe.book import expert_buffer as eb
+from stmoe.book import hardware_tuning as ht
+from stmoe.book import held_out as ho
 from stmoe.sim.buffer import BufferSpec, request_stream
 from stmoe.predictors import predict
 from stmoe.sim.timing import simulate
@@ -13,19 +15,19 @@ from tests.prefetch_data import small_held_out, small_trace
 
 def test_belady_bounds_every_policy_and_full_capacity_leaves_compulsory_misses():
     tr = small_trace()
-    rows = ps.replacement_curves(tr)
+    rows = eb.replacement_curves(tr)
     caps = sorted({r["capacity"] for r in rows})
     for c in caps:
-        best = ps.hit_rate_at(rows, "belady", c)
-        assert all(ps.hit_rate_at(rows, p, c) <= best + 1e-12 for p in ("lru", "lfu", "fifo"))
-    lru = [ps.hit_rate_at(rows, "lru", c) for c in caps]
+        best = eb.hit_rate_at(rows, "belady", c)
+        assert all(eb.hit_rate_at(rows, p, c) <= best + 1e-12 for p in ("lru", "lfu", "fifo"))
+    lru = [eb.hit_rate_at(rows, "lru", c) for c in caps]
     assert lru == sorted(lru)            # LRU is a stack algorithm: more room never hurts
     objs = request_stream(tr.select(phase="decode").expert_ids, tr.num_experts)
     compulsory = 1 - np.unique(objs).size / objs.size
     assert caps[-1] == tr.num_layers * tr.num_experts
-    for p in ps.POLICIES:
-        assert ps.hit_rate_at(rows, p, caps[-1]) == pytest.approx(compulsory)
-    assert ps.hit_rate_at(rows, "belady", caps[2]) > ps.hit_rate_at(rows, "lru", caps[2])
+    for p in eb.DEMAND_POLICIES:
+        assert eb.hit_rate_at(rows, p, caps[-1]) == pytest.approx(compulsory)
+    assert eb.hit_rate_at(rows, "belady", caps[2]) > eb.hit_rate_at(rows, "lru", caps[2])
 
 
 def test_held_out_never_scores_profiled_sequences_and_subset_is_causal():
@@ -41,15 +43,15 @@ def test_held_out_never_scores_profiled_sequences_and_subset_is_causal():
 def test_one_sequence_trace_splits_by_tokens():
     tr = stmoe.synthetic_trace(200, 4, 16, 2, num_sequences=1, prompt_tokens=10, seed=1)
     dims = stmoe.sim.hardware.model_dims(tr, hidden=64, ffn=32)
-    data = ps.held_out(tr, dims=dims)
+    data = ho.held_out(tr, dims=dims)
     assert data.profile.num_tokens == 100 and data.scored.num_tokens == 100
     with pytest.raises(stmoe.ConfigError, match="no decode tokens"):
-        ps.held_out(tr.select(phase="prefill"), dims=dims)
+        ho.held_out(tr.select(phase="prefill"), dims=dims)
 
 
 def test_split_outcomes_add_up_and_match_the_simulator():
     data = small_held_out()
-    cache, st = ps.split_outcomes(data, 48, 0.25)
+    cache, st = eb.split_outcomes(data, 48, 0.25)
     for r in (cache, st):
         assert r["hit_rate"] + r["late_prefetch_rate"] + r["miss_rate"] == pytest.approx(1.0)
     assert cache["prefetches_issued"] == 0 and cache["share"] == 0.0
@@ -57,7 +59,7 @@ def test_split_outcomes_add_up_and_match_the_simulator():
                       buffer=BufferSpec(48, "experts", prefetch_share=0.25, policy="predictive"), dims=data.dims)
     assert st["hit_rate"] == direct.hit_rate and st["wasted_bytes"] == direct.wasted_bytes
     assert st["useful_prefetches"] > 0
-    sweep = ps.share_sweep(data, 48, [0.1, 0.5])
+    sweep = eb.share_sweep(data, 48, [0.1, 0.5])
     assert [r["share"] for r in sweep] == [0.1, 0.5] and sweep[0]["hit_rate"] != sweep[1]["hit_rate"]
 
 
@@ -70,37 +72,37 @@ def test_bandwidth_knee_finds_the_peak_and_the_saturated_run():
     rows = []
     for bw, cache_lat, st_lat, util in [(1, 10, 11, 1.0), (2, 6, 6.2, 0.97), (4, 4, 3, 0.8), (8, 2, 1.8, 0.5)]:
         rows += [_row(bw, "lru-cache", cache_lat, 0.9), _row(bw, "st-moe", st_lat, util)]
-    knee = ps.bandwidth_knee(rows)
+    knee = ht.bandwidth_knee(rows)
     assert knee.peak_bandwidth == 4 and knee.peak_gain == pytest.approx(4 / 3)
     assert knee.saturated_below == 2 and knee.gain_at_saturation == pytest.approx(6 / 6.2)
     with pytest.raises(stmoe.ConfigError, match="baseline system 'on-demand'"):
-        ps.gain_rows(rows, "on-demand")
+        ht.gain_rows(rows, "on-demand")
 
 
 def test_real_sweeps_use_the_held_out_predictions():
     data = small_held_out()
-    hw = ps.machine("accelerator", link_gbps=64, buffer_mib=2, pe_side=32)
+    hw = ht.machine("accelerator", link_gbps=64, buffer_mib=2, pe_side=32)
     assert hw.link_bandwidth == 64e9 and hw.buffer_bytes == 2 * 2 ** 20 and hw.macs_per_cycle == 1024
-    rows = ps.bandwidth_rows(data, hw, [16e9, 1e12])
+    rows = ht.bandwidth_rows(data, hw, [16e9, 1e12])
     st = {r["value"]: r for r in rows if r["system"] == "st-moe"}
     assert st[16e9]["link_utilisation"] > st[1e12]["link_utilisation"]
-    ahead = ps.lookahead_rows(data, hw, (1, 3), systems=("st-moe",))
+    ahead = ht.lookahead_rows(data, hw, (1, 3), systems=("st-moe",))
     assert [r["value"] for r in ahead] == [1, 3]
     direct = simulate(data.scored, hw, "st-moe", predictions=data.predictions_for(3), lookahead=3, dims=data.dims)
     assert ahead[1]["latency_per_token_s"] == direct.latency_per_token_s
-    assert ps.experts_mib(data) == pytest.approx(8 * 32 * 3 * 192 * 128 * 4 / 2 ** 20)
+    assert ht.experts_mib(data) == pytest.approx(8 * 32 * 3 * 192 * 128 * 4 / 2 ** 20)
 
 
 def test_per_layer_buffers_and_layer_times():
     tr = small_trace()
-    shared = ps.replacement_curves(tr, sizes=[16], policies=("lru",))
-    split = ps.replacement_curves(tr, sizes=[16], policies=("lru",), per_layer=True)
+    shared = eb.replacement_curves(tr, sizes=[16], policies=("lru",))
+    split = eb.replacement_curves(tr, sizes=[16], policies=("lru",), per_layer=True)
     assert shared[0]["hit_rate"] == 0.0        # 16 < 8 layers x 4 experts: a cyclic scan evicts all
     assert split[0]["hit_rate"] > 0.0          # 2 slots per layer keep some of the previous token's
     with pytest.raises(stmoe.ConfigError, match="less than one expert per layer"):
-        ps.replacement_curves(tr, sizes=[4], per_layer=True)
+        eb.replacement_curves(tr, sizes=[4], per_layer=True)
     data = small_held_out()
-    t = ps.layer_times(data, ps.machine("accelerator", link_gbps=100))
+    t = ht.layer_times(data, ht.machine("accelerator", link_gbps=100))
     assert t["expert_load_us"] == pytest.approx(3 * 192 * 128 * 4 / 100e9 * 1e6 + 0.1)
 
 
@@ -109,16 +111,16 @@ def test_lru_and_fifo_never_hit_at_one_cycle_of_other_layers():
     distinct experts: recency-based replacement with that many slots evicts it every time."""
     tr = small_trace()
     cycle = (tr.num_layers - 1) * tr.top_k
-    rows = ps.replacement_curves(tr, sizes=[cycle, cycle + tr.top_k])
-    assert ps.hit_rate_at(rows, "lru", cycle) == 0.0 and ps.hit_rate_at(rows, "fifo", cycle) == 0.0
-    assert ps.hit_rate_at(rows, "lru", cycle + tr.top_k) > 0.0 and ps.hit_rate_at(rows, "belady", cycle) > 0.0
+    rows = eb.replacement_curves(tr, sizes=[cycle, cycle + tr.top_k])
+    assert eb.hit_rate_at(rows, "lru", cycle) == 0.0 and eb.hit_rate_at(rows, "fifo", cycle) == 0.0
+    assert eb.hit_rate_at(rows, "lru", cycle + tr.top_k) > 0.0 and eb.hit_rate_at(rows, "belady", cycle) > 0.0
 
 
 def test_balanced_pe_side_is_the_roofline_ridge():
     data = small_held_out()
-    hw = ps.machine("accelerator")
-    side = ps.balanced_pe_side(data, hw)["expert"]
+    hw = ht.machine("accelerator")
+    side = ht.balanced_pe_side(data, hw)["expert"]
     for s, bound in ((side * 0.9, "compute"), (side * 1.1, "memory")):
-        t = ps.layer_times(data, ps.machine("accelerator", pe_side=s))["expert_compute_us"] * 1e-6
+        t = ht.layer_times(data, ht.machine("accelerator", pe_side=s))["expert_compute_us"] * 1e-6
         read = data.dims.expert_bytes[0] / hw.local_bandwidth
         assert (t > read * 1.0001) == (bound == "compute")

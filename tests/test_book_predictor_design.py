@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import stmoe
-from stmoe.book.predictor_design import (budget_curves, budget_for_recall, chance, held_out_split, knob_curve,
-                                   recall_by_budget)
+from stmoe.book.predictor_design import budget_curves, budget_for_recall, chance, knob_curve, recall_by_budget
 from stmoe.predictors import make
+from stmoe.splits import split
 
 
 @pytest.fixture(scope="module")
@@ -25,22 +25,11 @@ def test_recall_by_budget_matches_evaluate_at_each_budget(trace, name):
 
 
 def test_explicit_profile_matches_evaluate_with_profile(trace):
-    profile, scored = held_out_split(trace, 300)
+    profile, scored = split(trace, max_scored_tokens=300)
     pred = make("st-moe", combine="linear", history_weight=0.5)
     got = recall_by_budget(scored, pred, [3], profile=profile, phase="prefill")
     want = stmoe.evaluate(scored, [pred], budget=3, profile=profile, phases="prefill").rows[0]["recall"]
     assert got[0] == pytest.approx(want, abs=1e-12)
-
-
-def test_held_out_split_is_disjoint_and_bounded(trace):
-    profile, scored = held_out_split(trace, 300)
-    assert not set(profile.sequence) & set(scored.sequence)
-    assert set(profile.sequence) == set(trace.sequence_ids()[:3])
-    assert scored.num_tokens <= 300 and len(scored.sequence_ids()) == 1
-    single = trace.select(sequences=[trace.sequence_ids()[0]])
-    first, second = held_out_split(single)
-    assert first.num_tokens + second.num_tokens == single.num_tokens
-    assert first.num_tokens == single.num_tokens // 2
 
 
 def test_chance_is_budget_over_experts():
@@ -52,8 +41,6 @@ def test_bad_arguments_name_the_problem(trace):
         recall_by_budget(trace, "random", [1])
     with pytest.raises(stmoe.ConfigError, match="budget"):
         recall_by_budget(trace, "cct", [0])
-    with pytest.raises(stmoe.ConfigError, match="max_scored_tokens"):
-        held_out_split(trace, 0)
 
 
 def test_budget_curves_rows_and_chance(trace):

@@ -9,6 +9,7 @@ from stmoe.book import reproduction as R
 from stmoe.errors import ConfigError
 from stmoe.sim.hardware import model_dims, preset
 from stmoe.sim.timing import simulate
+from stmoe.splits import split
 
 
 @pytest.fixture(scope="module")
@@ -21,33 +22,18 @@ def dims(trace):
     return model_dims(trace, hidden=128, ffn=64, dtype="float32")
 
 
-def test_split_is_disjoint_by_sequence(trace):
-    parts = R.split(trace, max_scored_sequences=3)
-    prof, scored = set(parts.profile.sequence.tolist()), set(parts.scored.sequence.tolist())
-    assert not prof & scored
-    assert len(prof) == 4 and len(scored) == 3
-
-
-def test_split_of_one_sequence_is_in_time():
-    one = stmoe.synthetic_trace(40, 3, 8, 2, num_sequences=1, prompt_tokens=4, seed=1)
-    parts = R.split(one)
-    assert parts.profile.num_tokens == 20 and parts.scored.num_tokens == 20
-    with pytest.raises(ConfigError, match="at least 4"):
-        R.split(one.select(tokens=np.arange(40) < 3))
-
-
 def test_compare_with_reused_predictions_equals_fresh(trace, dims):
     fresh, _ = R.compare(trace, "accelerator", dims=dims)
     pred = R.st_moe_predictions(trace)
     reused, notes = R.compare(trace, "accelerator", dims=dims, predictions=pred)
-    assert [r["system"] for r in reused] == list(R.SYSTEMS)
+    assert [r["system"] for r in reused] == list(R.PAPER_SYSTEMS)
     assert fresh == reused
     assert any("profiled on" in n for n in notes)
 
 
 def test_compare_times_only_the_scored_half(trace, dims):
     rows, _ = R.compare(trace, "gpu-pcie", systems=("on-demand",), dims=dims)
-    direct = simulate(R.split(trace).scored, "gpu-pcie", "on-demand", dims=dims)
+    direct = simulate(split(trace).scored, "gpu-pcie", "on-demand", dims=dims)
     assert rows[0]["latency_per_token_s"] == pytest.approx(direct.latency_per_token_s)
 
 
@@ -67,7 +53,7 @@ def test_gains_are_latency_and_energy_ratios(trace, dims):
 def test_reasons_are_the_package_numbers(trace, dims):
     rows, _ = R.compare(trace, "accelerator", dims=dims)
     why = R.reasons(trace, "accelerator", rows, dims=dims)
-    parts = R.split(trace)
+    parts = split(trace)
     rec = stmoe.evaluate(parts.scored, ["st-moe"], profile=parts.profile, phases=("decode",)).row("st-moe")
     assert why["recall"] == rec["recall"] and why["paper_accuracy"] == 0.85
     assert why["buffer_experts"] == int(preset("accelerator").buffer_bytes // dims.expert_bytes[0])

@@ -6,8 +6,9 @@ import stmoe
 from stmoe.errors import ConfigError
 from stmoe.sim.hardware import model_dims, preset
 from stmoe.sim.comparison import dims_for
-from stmoe.book.tour import latency_grid, layer_budget, simulation_split
+from stmoe.book.tour import latency_grid, layer_budget
 from stmoe.sim.timing import simulate
+from stmoe.splits import split_leading
 
 
 def test_layer_budget_on_qwen(qwen_csv):
@@ -25,7 +26,7 @@ def test_layer_budget_on_qwen(qwen_csv):
 def test_grid_rows_are_what_the_timing_model_gives():
     tr = stmoe.synthetic_trace(300, 6, 16, 2, num_sequences=3, seed=4)
     dims, _ = dims_for(tr)
-    sim, profile = simulation_split(tr, 2)
+    profile, sim = split_leading(tr, 2)
     assert len(sim.sequence_ids()) == 2 and len(profile.sequence_ids()) == 1
     rows = latency_grid(sim, "gpu-pcie", bandwidths=[10e9, 40e9], buffer_shares=[0.25, 1.0],
                         systems=("on-demand", "oracle", "all-resident"), dims=dims, profile=profile)
@@ -46,5 +47,3 @@ def test_bad_grid_arguments():
     dims, _ = dims_for(tr)
     with pytest.raises(ConfigError, match="buffer_shares"):
         latency_grid(tr, "gpu-pcie", bandwidths=[1e9], buffer_shares=[1.5], dims=dims)
-    with pytest.raises(ConfigError, match="max_sequences"):
-        simulation_split(tr, 0)

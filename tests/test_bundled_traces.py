@@ -30,7 +30,7 @@ def test_bundled_trace_is_complete_and_real(name):
     assert (trace.phase == DECODE).sum() >= 20_000
     assert (trace.num_layers, trace.num_experts, trace.top_k) == (8, 32, 4)
     assert trace.weights is not None and trace.token_ids is not None
-    assert trace.lookahead is not None and (trace.lookahead[:, 0] == -1).all()
+    assert trace.stale_gate is not None and (trace.stale_gate[:, 0] == -1).all()
     assert (trace.expert_ids >= 0).all()
     for s in np.unique(trace.sequence):
         phases = trace.phase[trace.sequence == s]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stmoe.book import expert_buffer as ps
+from stmoe.book import hardware_tuning as ht
 from stmoe.charts.base import render_svg
 from stmoe.charts.hardware_tuning import knee_chart, sweep_chart, tuning_chart
 from tests.prefetch_data import small_held_out
@@ -10,15 +10,15 @@ from tests.prefetch_data import small_held_out
 
 def test_sweep_and_knee_charts():
     data = small_held_out()
-    hw = ps.machine("accelerator", buffer_mib=2)
-    rows = ps.bandwidth_rows(data, hw, [16e9, 256e9, 4e12])
+    hw = ht.machine("accelerator", buffer_mib=2)
+    rows = ht.bandwidth_rows(data, hw, [16e9, 256e9, 4e12])
     spec = sweep_chart(rows, "link_utilisation", "util", log_x=True, scale_x=1e-9).to_dict()
     assert spec["encoding"]["x"]["scale"]["type"] == "log" and spec["mark"]["type"] == "line"
     got = {(v["system"], v["value"]): v["link_utilisation"] for v in spec["data"]["values"]}
     st = [r for r in rows if r["system"] == "st-moe" and r["value"] == 16e9][0]
     assert got[("st-moe", 16.0)] == pytest.approx(st["link_utilisation"])
-    gains = ps.gain_rows(rows)
-    knee = ps.bandwidth_knee(rows)
+    gains = ht.gain_rows(rows)
+    knee = ht.bandwidth_knee(rows)
     chart = knee_chart(gains, knee, "knee")
     spec = chart.to_dict()
     gain_layer = spec["vconcat"][0]["layer"][0]
@@ -31,7 +31,7 @@ def test_sweep_and_knee_charts():
 
 
 def test_tuning_chart():
-    rows = ps.tuning_rows(small_held_out(), ps.machine("accelerator", buffer_mib=2))
+    rows = ht.tuning_rows(small_held_out(), ht.machine("accelerator", buffer_mib=2))
     spec = tuning_chart(rows, "title 1").to_dict()
     assert spec["title"] == "title 1" and spec["usermeta"]["embedOptions"]["renderer"] == "svg"
     lat = {v["system"]: v["value"] for v in spec["hconcat"][0]["data"]["values"]}

@@ -11,11 +11,11 @@ from stmoe import DECODE, PREFILL, Trace
 E, K, L = 16, 2, 4
 
 
-def _trace(ids, sequences, lookahead=None):
+def _trace(ids, sequences, stale_gate=None):
     T = ids.shape[0]
     phase = np.full(T, DECODE, np.uint8)
     phase[np.r_[0, np.flatnonzero(np.diff(sequences)) + 1]] = PREFILL
-    return Trace(ids, num_experts=E, phase=phase, sequence=sequences, lookahead=lookahead)
+    return Trace(ids, num_experts=E, phase=phase, sequence=sequences, stale_gate=stale_gate)
 
 
 def test_deterministic_layer_map_is_fully_predictable_and_reuse_zero():
@@ -29,7 +29,7 @@ def test_deterministic_layer_map_is_fully_predictable_and_reuse_zero():
     row = measure(_trace(ids, seq))
     assert row["cross_layer"] == 1.0
     assert row["reuse"] == 0.0
-    assert row["chance"] == K / E and row["lookahead"] is None
+    assert row["chance"] == K / E and row["stale_gate"] is None
 
 
 def test_constant_routing_is_fully_reused():
@@ -42,14 +42,14 @@ def test_random_routing_is_near_chance_and_never_scored_on_profile():
     rng = np.random.default_rng(1)
     ids = np.argsort(rng.random((4000, L, E)), axis=-1)[..., :K]
     seq = np.repeat(np.arange(8), 500)
-    trace = _trace(ids, seq, lookahead=np.where(np.arange(L)[None, :, None] == 0, -1, ids))
+    trace = _trace(ids, seq, stale_gate=np.where(np.arange(L)[None, :, None] == 0, -1, ids))
     profile, scored = split_tokens(trace)
     assert not (profile & scored).any()
     assert set(trace.sequence[profile]).isdisjoint(trace.sequence[scored])
     row = measure(trace)
     for key in ("reuse", "cross_layer", "popularity"):
         assert row[key] == pytest.approx(K / E, abs=0.03), key
-    assert row["lookahead"] == 1.0
+    assert row["stale_gate"] == 1.0
 
 
 def test_single_sequence_is_split_in_time():

@@ -27,7 +27,7 @@ def recall(pred, ids):
 
 def test_names_match_contract():
     assert list(PREDICTORS) == ["popularity", "previous-token", "history", "cct", "st-moe",
-                                "lookahead-gate", "trained", "random", "oracle"]
+                                "stale-gate", "trained", "random", "oracle"]
 
 
 def test_cct_learns_a_function_between_layers():
@@ -109,16 +109,16 @@ def test_issue_layer_wraps_to_previous_token():
 
 def test_lookahead_gate_uses_the_recorded_field():
     tr = synthetic_trace(20, 3, 16, 2, seed=1)
-    with pytest.raises(ConfigError, match="no lookahead field"):
-        predict(tr, "lookahead-gate")
+    with pytest.raises(ConfigError, match="no stale_gate field"):
+        predict(tr, "stale-gate")
     la = np.full((20, 3, 1), -1, dtype=np.int16)
     la[:, 1:, 0] = tr.expert_ids[:, 1:, 0]  # a gate that knows the top expert
-    gated = Trace(tr.expert_ids, num_experts=16, lookahead=la)
-    pred = predict(gated, "lookahead-gate")
+    gated = Trace(tr.expert_ids, num_experts=16, stale_gate=la)
+    pred = predict(gated, "stale-gate")
     assert np.array_equal(pred[:, 1:, 0], tr.expert_ids[:, 1:, 0])
     assert (pred >= 0).all() and (pred[:, :, 0] != pred[:, :, 1]).all()
     with pytest.raises(ConfigError, match="lookahead 2"):
-        predict(gated, "lookahead-gate", lookahead=2)
+        predict(gated, "stale-gate", lookahead=2)
 
 
 def test_trained_is_labelled_and_learns():

@@ -1,5 +1,5 @@
 """The recorder on tiny randomly initialised models of every supported architecture: what it
-stores must be exactly what each router computed, and the lookahead what layer l's router gives
+stores must be exactly what each router computed, and the stale gate what layer l's router gives
 on the input of layer l-1's router."""
 
 from __future__ import annotations
@@ -113,19 +113,19 @@ def test_ids_are_top_k_of_the_models_own_router_logits(arch):
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
-def test_lookahead_is_next_router_on_previous_router_input(arch):
+def test_stale_gate_is_next_router_on_previous_router_input(arch):
     model = tiny_model(arch, seed=1)
     ids = [5, 6, 7, 8, 9, 10, 11]
     trace = record(model, [ids], progress=False)
     calls = _router_calls(model, ids)
     routers = find_routers(model)
-    assert (trace.lookahead[:, 0] == -1).all()
+    assert (trace.stale_gate[:, 0] == -1).all()
     for j in range(1, len(routers)):
         with torch.no_grad():
             out = routers[j](calls[j - 1][1])
-        np.testing.assert_array_equal(trace.lookahead[:, j], _ranked(out[1], out[2])[1])
+        np.testing.assert_array_equal(trace.stale_gate[:, j], _ranked(out[1], out[2])[1])
     # the stale gate is a real prediction: not identical to what the router then picked
-    assert not np.array_equal(trace.lookahead[:, 1:], trace.expert_ids[:, 1:])
+    assert not np.array_equal(trace.stale_gate[:, 1:], trace.expert_ids[:, 1:])
 
 
 def test_dense_layers_are_not_in_the_trace():
@@ -234,9 +234,9 @@ def test_cli_prompt_and_generate(tmp_path, capsys):
     model_dir, _ = _tiny_model_dir(tmp_path)
     out = tmp_path / "gen.npz"
     assert main(["record", str(model_dir), "--prompt", "def f(x):", "--prompt", "In the",
-                 "--generate", "3", "-o", str(out), "--quiet", "--no-lookahead"]) == 0
+                 "--generate", "3", "-o", str(out), "--quiet", "--no-stale-gate"]) == 0
     trace = load_trace(out)
-    assert (trace.phase == DECODE).sum() == 6 and trace.lookahead is None
+    assert (trace.phase == DECODE).sum() == 6 and trace.stale_gate is None
     assert trace.meta["generated_tokens_per_sequence"] == 3
     assert trace.meta["prompt_source"] == "prompts given on the command line"
 

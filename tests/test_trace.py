@@ -25,7 +25,7 @@ def test_valid_trace_and_properties():
     (dict(expert_ids=[[0, 1]]), "expert_ids: must have 3 dimension(s)"),
     (dict(expert_ids=[[[0, 1]], [[1, 2]], [[2, 3]]], sequence=[0, 1, 0]), "sequence 0 is not one contiguous run"),
     (dict(expert_ids=[[[0, 1]]], weights=[[[0.5]]]), "weights: shape (1, 1, 1) does not match"),
-    (dict(expert_ids=[[[0, 1]]], lookahead=[[[9]]]), "lookahead: expert id 9"),
+    (dict(expert_ids=[[[0, 1]]], stale_gate=[[[9]]]), "stale_gate: expert id 9"),
 ])
 def test_validation_names_field_and_value(kwargs, message):
     with pytest.raises(TraceError) as err:
@@ -56,6 +56,21 @@ def test_native_round_trip(tmp_path):
     assert back.meta == tr.meta
     assert back.is_synthetic and "(synthetic)" in back.label
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_stale_gate_round_trips_and_its_earlier_name_still_reads(tmp_path):
+    import zipfile
+    tr = synthetic_trace(num_tokens=40, num_layers=3, num_experts=8, top_k=2, seed=3)
+    gated = Trace(tr.expert_ids, num_experts=8, stale_gate=np.roll(tr.expert_ids, 1, axis=0), meta={"x": 1})
+    path = gated.save(tmp_path / "g.npz")
+    with zipfile.ZipFile(path) as zf:
+        assert "stale_gate.npy" in zf.namelist()
+    assert np.array_equal(load_trace(path).stale_gate, gated.stale_gate)
+    old = tmp_path / "old.npz"   # as written before the field was renamed
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name.replace("stale_gate", "lookahead"), src.read(name))
+    assert np.array_equal(load_trace(old).stale_gate, gated.stale_gate)
 
 
 def test_native_rejects_foreign_npz(tmp_path):

@@ -1,6 +1,6 @@
 """The cache/prefetch split explorer recomputes from the package when a slider moves."""
 
-from stmoe.book import expert_buffer as ps
+from stmoe.book import expert_buffer as eb
 from stmoe.widgets.expert_buffer import split_explorer
 from tests.prefetch_data import small_held_out
 
@@ -9,7 +9,7 @@ def test_split_explorer_follows_its_sliders():
     data = small_held_out()
     ex = split_explorer(data, sequences=2)
     ex.set(capacity=64, share=0.5)
-    cache, st = ps.split_outcomes(data.subset(2), 64, 0.5)
+    cache, st = eb.split_outcomes(data.subset(2), 64, 0.5)
     assert f"hits {st['hit_rate']:.3f}" in ex.readout.value
     assert f"cache only {cache['hit_rate']:.3f}" in ex.readout.value
     assert f"{st['wasted_prefetches']} wasted" in ex.readout.value

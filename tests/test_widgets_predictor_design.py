@@ -4,8 +4,9 @@ package computes for that setting."""
 import pytest
 
 import stmoe
-from stmoe.book.predictor_design import held_out_split, st_moe
+from stmoe.book.predictor_design import st_moe
 from stmoe.predictors import make
+from stmoe.splits import split
 from stmoe.widgets.predictor_design import MIX, recall_explorer
 
 
@@ -22,7 +23,7 @@ def _bars(explorer):
 def test_explorer_shows_evaluate_numbers_after_a_change(trace):
     explorer = recall_explorer(trace, max_scored_tokens=400)
     explorer.set(budget=3, history_length=4, history_decay=0.5, weight=1.0, combine="linear")
-    profile, scored = held_out_split(trace, 400)
+    profile, scored = split(trace, max_scored_tokens=400)
     mix = st_moe(combine="linear", spatial_weight=1.0, transition_weight=0.0, history_weight=1.0,
                history_length=4, history_decay=0.5)
     hist = make("history", history_length=4, history_decay=0.5)

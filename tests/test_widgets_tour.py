@@ -4,7 +4,7 @@ import pytest
 
 import stmoe
 from stmoe.sim.comparison import dims_for
-from stmoe.widgets.tour import BENCHMARK_CASES, latency_explorer
+from stmoe.widgets.tour import latency_explorer
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,3 @@ def test_slider_changes_drive_chart_and_readout(explorer):
 def test_unknown_control_is_refused(explorer):
     with pytest.raises(KeyError, match="no control"):
         explorer.set(speed=1)
-
-
-def test_benchmark_cases_are_declared():
-    assert BENCHMARK_CASES and all(callable(f) and changes for _, f, changes in BENCHMARK_CASES)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from stmoe.book.predictor_design import held_out_split
 from stmoe.errors import ConfigError
-from stmoe.evaluation import cell_hits
 from stmoe.predictors import check_budget, make
+from stmoe.predictors.base import cell_hits
+from stmoe.splits import split
 from stmoe.trace import Trace, phase_code
 
 
@@ -40,7 +40,7 @@ def fitting_gap(trace: Trace, predictor: str = "cct", *, budget: int | None = No
     profiled on the first half of the sequences (or tokens), or on its first n sequences
     (tokens) for each n in `profile_sizes`, scored on that profile (in-sample) and on the
     second half (held-out)."""
-    profile, scored = held_out_split(trace)
+    profile, scored = split(trace)
     m = check_budget(trace.top_k if budget is None else budget, trace.num_experts)
     one_sequence = len(trace.sequence_ids()) < 2
     unit = "profile_tokens" if one_sequence else "profile_sequences"

@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from stmoe.errors import ConfigError
-from stmoe.evaluation import cell_hits, folds
+from stmoe.evaluation import scoring_folds
 from stmoe.predictors import PREDICTORS, Predictor, check_budget, make
+from stmoe.predictors.base import cell_hits
 from stmoe.trace import Trace, phase_code
 
 _BLOCK = 2048  # tokens compared at once: bounds the [block, L, m, k] comparison
@@ -57,7 +58,7 @@ def recall_by_budget(trace: Trace, predictor, budgets, *, profile: Trace | None 
     widest = max(budgets)
     hits = np.zeros(len(budgets))
     routed = 0
-    for fold_profile, scored in folds(trace, "split", profile):
+    for fold_profile, scored in scoring_folds(trace, "split", profile):
         part = trace if scored.all() else trace.select(tokens=scored)
         p.fit(fold_profile)
         pred = p.predict_trace(part, widest, lookahead)
@@ -91,28 +92,6 @@ def _ranks(pred: np.ndarray, ids: np.ndarray) -> np.ndarray:
 def chance(budgets, num_experts: int) -> np.ndarray:
     """Expected recall of m experts drawn at random: m / E."""
     return np.asarray(check_budgets(budgets, num_experts), dtype=float) / num_experts
-
-
-def held_out_split(trace: Trace, max_scored_tokens: int | None = None) -> tuple[Trace, Trace]:
-    """(profile, scored): the first half of the sequences profile, sequences of the second
-    half are scored, as many as fit in `max_scored_tokens` (at least one). A one-sequence trace
-    is split in time: first half of its tokens profile, second half scored."""
-    if max_scored_tokens is not None and (isinstance(max_scored_tokens, bool) or
-                                          not isinstance(max_scored_tokens, (int, np.integer))
-                                          or max_scored_tokens < 1):
-        raise ConfigError(f"max_scored_tokens: must be a positive integer or None, got {max_scored_tokens!r}")
-    seqs = trace.sequence_ids()
-    if len(seqs) < 2:
-        if trace.num_tokens < 2:
-            raise ConfigError(f"trace: {trace.label} has {trace.num_tokens} token; a split needs 2")
-        first = np.arange(trace.num_tokens) < trace.num_tokens // 2
-        return trace.select(tokens=first), trace.select(tokens=~first)
-    half = len(seqs) // 2
-    rest = seqs[half:]
-    if max_scored_tokens is not None:
-        sizes = np.array([(trace.sequence == s).sum() for s in rest])
-        rest = rest[: max(1, int(np.searchsorted(np.cumsum(sizes), max_scored_tokens, side="right")))]
-    return trace.select(sequences=seqs[:half]), trace.select(sequences=rest)
 
 
 def budget_curves(trace: Trace, predictors, budgets, *, profile: Trace | None = None,

@@ -14,18 +14,16 @@ paper's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from stmoe.errors import ConfigError
 from stmoe.evaluation import evaluate
 from stmoe.predictors import predict
-from stmoe.sim.comparison import compare_systems, dims_for, result_rows
+from stmoe.sim.buffer import experts_held
+from stmoe.sim.comparison import compare_systems, dims_for
 from stmoe.sim.hardware import preset
-from stmoe.sim.systems import ADAP_GATING_THRESHOLD, adap_gate
-from stmoe.sim.systems import SYSTEMS as ALL
-from stmoe.sim.timing import simulate
+from stmoe.sim.systems import ADAP_GATING_THRESHOLD, SYSTEMS, adap_gate, predictions_note, runnable
+from stmoe.splits import split
 from stmoe.trace import DECODE, Trace
 
 PAPER = "ST-MoE, arXiv 2606.15453 (figures from public summaries of the paper)"
@@ -37,66 +35,32 @@ PAPER_GAINS = {
 }
 PAPER_ACCURACY = 0.85   # the paper's metric is not public; we compare it with recall at m = k
 BASELINES = tuple(PAPER_GAINS)
-SYSTEMS = ("on-demand", "adap-gating", "pre-gated", "st-moe", "oracle", "all-resident")
+PAPER_SYSTEMS = ("on-demand", "adap-gating", "pre-gated", "st-moe", "oracle", "all-resident")
 
 
-@dataclass
-class Split:
-    """Sequences the tables are profiled on, and the disjoint sequences that are timed."""
-
-    profile: Trace
-    scored: Trace
-
-
-def split(trace: Trace, max_scored_sequences: int | None = None) -> Split:
-    """First half of the sequences profiles, the second half is scored (at most
-    `max_scored_sequences` of it, to bound simulation time). A one-sequence trace is split in
-    time: the first half of its tokens profiles."""
-    seqs = trace.sequence_ids()
-    if len(seqs) >= 2:
-        half = len(seqs) // 2
-        scored = seqs[half:] if max_scored_sequences is None else seqs[half:half + max_scored_sequences]
-        return Split(trace.select(sequences=seqs[:half]), trace.select(sequences=scored))
-    if trace.num_tokens < 4:
-        raise ConfigError(f"trace: {trace.label} has {trace.num_tokens} tokens; splitting it into a "
-                          "profile and a scored half needs at least 4")
-    first = np.arange(trace.num_tokens) < trace.num_tokens // 2
-    return Split(trace.select(tokens=first), trace.select(tokens=~first))
-
-
-def compare(trace: Trace, hardware="accelerator", *, systems=SYSTEMS, dims=None,
+def compare(trace: Trace, hardware="accelerator", *, systems=PAPER_SYSTEMS, dims=None,
             max_scored_sequences: int | None = None, predictions=None,
             **knobs) -> tuple[list[dict], list[str]]:
     """`stmoe.sim.comparison.compare_systems` on the scored half, st-moe profiled on the other;
-    rows as in `stmoe.sim.comparison.result_rows`. `predictions` (from `st_moe_predictions`, same
+    rows as `compare_systems` gives them. `predictions` (from `st_moe_predictions`, same
     split) saves recomputing st-moe's predictions when only the hardware changes."""
-    parts = split(trace, max_scored_sequences)
+    parts = split(trace, max_scored_sequences=max_scored_sequences)
     notes: list[str] = []
     if dims is None:
         dims, notes = dims_for(trace)
-    systems = list(systems)
-    if "adap-gating" in systems and trace.weights is None:
-        systems.remove("adap-gating")
-        notes.append("adap-gating skipped: the trace has no gate weights")
-    if predictions is None or "st-moe" not in systems:
-        results, more = compare_systems(parts.scored, hardware, list(systems), profile=parts.profile,
-                                        dims=dims, **knobs)
-        return result_rows(results), notes + more
-    names = list(systems) if "on-demand" in systems else ["on-demand", *systems]
-    results, more = compare_systems(parts.scored, hardware, [n for n in names if n != "st-moe"],
-                                    dims=dims, **knobs)
-    ours = simulate(parts.scored, hardware, "st-moe", predictions=predictions, dims=dims, **knobs)
-    base = next(r for r in results if r.system == "on-demand")
-    results.insert(names.index("st-moe"), ours.relative_to(base))
-    notes += more + [f"predictions: st-moe, profiled on {parts.profile.label}"]
-    return [row for row in result_rows(results) if row["system"] in systems], notes
+    systems, skipped = runnable(systems, trace)
+    rows, more = compare_systems(parts.scored, hardware, systems, profile=parts.profile, dims=dims,
+                                    predictions=predictions, **knobs)
+    if predictions is not None and "st-moe" in systems:
+        more.append(predictions_note("st-moe", predictions.shape[2], knobs.get("lookahead", 1), parts.profile))
+    return rows, notes + skipped + more
 
 
 def st_moe_predictions(trace: Trace, max_scored_sequences: int | None = None, *,
                        budget: int | None = None) -> np.ndarray:
     """st-moe's predictions for the decode tokens of the scored half, profiled on the other
     half: exactly what `compare` computes for the st-moe system."""
-    parts = split(trace, max_scored_sequences)
+    parts = split(trace, max_scored_sequences=max_scored_sequences)
     return predict(parts.scored.select(phase="decode"), "st-moe", budget=budget, profile=parts.profile)
 
 
@@ -124,7 +88,7 @@ def buffer_share(trace: Trace, hardware="accelerator", dims=None) -> tuple[int, 
     """(experts the preset's buffer holds, experts the model has): how far the model is from
     fitting, the first thing that decides what prefetching can buy."""
     dims = dims or dims_for(trace)[0]
-    return int(preset(hardware).buffer_bytes // float(np.max(dims.expert_bytes))), trace.num_layers * trace.num_experts
+    return experts_held(preset(hardware).buffer_bytes, dims.expert_bytes), trace.num_layers * trace.num_experts
 
 
 def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None, *, dims=None,
@@ -140,7 +104,7 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
     """
     hw = preset(hardware)
     dims = dims or dims_for(trace)[0]
-    parts = split(trace, max_scored_sequences)
+    parts = split(trace, max_scored_sequences=max_scored_sequences)
     rec = evaluate(parts.scored, ["st-moe"], profile=parts.profile, phases=("decode",)).row("st-moe")
     expert_bytes = float(np.max(dims.expert_bytes))
     buffer_experts, model_experts = buffer_share(trace, hw, dims)
@@ -149,7 +113,7 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
         "budget": rec["budget"], "expert_bytes": expert_bytes, "buffer_experts": buffer_experts,
         "model_experts": model_experts, "resident_share": min(buffer_experts / model_experts, 1.0),
         "experts_per_token": trace.num_layers * trace.top_k,
-        "changes_routing": {n: ALL[n].changes_routing for n in ("pre-gated", "adap-gating", "st-moe")},
+        "changes_routing": {n: SYSTEMS[n].changes_routing for n in ("pre-gated", "adap-gating", "st-moe")},
     }
     if trace.weights is not None:
         timed = parts.scored.select(phase="decode") if (parts.scored.phase == DECODE).any() else parts.scored

@@ -69,18 +69,3 @@ def latency_grid(trace: Trace, hardware: Hardware | str, *, bandwidths, buffer_s
                          predictions=predictions, dims=dims):
             rows.append({**row, "buffer_share": share})
     return rows
-
-
-def simulation_split(trace: Trace, max_sequences: int = 8) -> tuple[Trace, Trace | None]:
-    """(simulated, profile): the first `max_sequences` sequences are simulated (the timing model
-    runs a few hundred thousand expert requests a second, so this keeps a grid to seconds) and
-    the predictor is profiled on the remaining sequences; a one-sequence trace is simulated whole
-    and its predictor learns online only (profile None)."""
-    if max_sequences < 1:
-        raise ConfigError(f"max_sequences must be >= 1, got {max_sequences!r}")
-    seqs = trace.sequence_ids()
-    if len(seqs) < 2:
-        return trace, None
-    n = min(max_sequences, len(seqs) - 1)
-    return trace.select(sequences=seqs[:n]), trace.select(sequences=seqs[n:])
-

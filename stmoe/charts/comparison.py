@@ -26,7 +26,7 @@ def predictor_recall_chart(rows: list[dict], title: str, chance: float | None = 
 
 def system_speedup_chart(rows: list[dict], title: str):
     """Speedup and energy efficiency over on-demand per system (rows from
-    `stmoe.report.study.compare_systems`); systems that change routing are marked."""
+    `stmoe.sim.comparison.compare_systems`); systems that change routing are marked."""
     import altair as alt
 
     data = []

@@ -6,8 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from stmoe.cli import (analyze_command, datasets_command, info_command, predict_command, record_command,
-                       report_command, simulate_command)
+from stmoe.cli import (
+    analyze_command,
+    datasets_command,
+    info_command,
+    predict_command,
+    record_command,
+    report_command,
+    simulate_command,
+)
 from stmoe.errors import StmoeError
 from stmoe.version import __version__
 

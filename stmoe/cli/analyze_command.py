@@ -19,7 +19,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-
     if args.permutations < 0:
         raise ConfigError(f"--permutations: must be >= 0, got {args.permutations}")
     trace = load_trace(args.trace)

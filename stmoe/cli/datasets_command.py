@@ -13,7 +13,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-
     entries = catalog()
     if args.json:
         print_json(entries)

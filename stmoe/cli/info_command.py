@@ -14,7 +14,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-
     s = load_trace(args.trace).summary()
     if args.json:
         print_json(s)

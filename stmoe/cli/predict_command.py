@@ -10,7 +10,6 @@ from stmoe.readers.catalog import load_trace
 
 
 def register(sub) -> None:
-
     p = sub.add_parser("predict", help="score expert predictors on a trace (recall, precision, exact)")
     p.add_argument("trace", metavar="TRACE", help="a trace file or the name of a bundled trace")
     p.add_argument("--predictor", action="append", metavar="NAME",
@@ -27,9 +26,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-
     trace = load_trace(args.trace)
-    names = args.predictor or [n for n in PREDICTORS if n != "lookahead-gate" or trace.lookahead is not None]
+    names = args.predictor or [n for n in PREDICTORS if n != "stale-gate" or trace.stale_gate is not None]
     result = evaluate(trace, names, budget=args.budget, protocol=args.protocol, lookahead=args.lookahead,
                       profile=load_trace(args.profile) if args.profile is not None else None)
     if args.json:

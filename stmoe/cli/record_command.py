@@ -29,7 +29,8 @@ def register(sub) -> None:
     p.add_argument("--dtype", help="torch dtype to load the model in (default: the model's own)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--domain", help="domain label stored in the trace (e.g. code, prose)")
-    p.add_argument("--no-lookahead", action="store_true", help="skip the lookahead field")
+    p.add_argument("--no-stale-gate", action="store_true",
+                   help="skip the stale_gate field (layer l's router on layer l-1's input)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -39,7 +40,6 @@ def _windows(ids: list[int], width: int) -> list[list[int]]:
 
 
 def run(args) -> int:
-
     if bool(args.text) == bool(args.prompt):
         raise RecordError("give either --text FILE or --prompt TEXT (not both, not neither)")
     if args.sequence_tokens < 2 or not 0 <= args.prompt_tokens < args.sequence_tokens:
@@ -69,7 +69,7 @@ def run(args) -> int:
         source = ", ".join(str(p) for p in args.text)
     meta = {"domain": args.domain} if args.domain else None
     trace = record(args.model, inputs, tokenizer=tokenizer, prompt_tokens=prompt_tokens,
-                   generate=args.generate, lookahead=not args.no_lookahead,
+                   generate=args.generate, stale_gate=not args.no_stale_gate,
                    revision=args.revision, dtype=args.dtype, device=args.device,
                    prompt_source=source, meta=meta, progress=not args.quiet, path=args.output)
     print_json({"output": str(args.output), **trace.summary()})

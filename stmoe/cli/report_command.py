@@ -17,7 +17,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-
     start = time.perf_counter()
 
     def progress(msg: str) -> None:

@@ -10,12 +10,10 @@ from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import compare_systems, dims_for
 from stmoe.sim.hardware import PRESETS, preset
 from stmoe.sim.sweeps import sweep
-from stmoe.sim.systems import SYSTEMS
-from stmoe.sim.timing import SimulationResult
+from stmoe.sim.systems import SYSTEMS, runnable
 
 
 def register(sub) -> None:
-
     p = sub.add_parser("simulate", help="simulate expert loading, stalls and energy per system")
     p.add_argument("trace", metavar="TRACE", help="a trace file or the name of a bundled trace")
     p.add_argument("--hardware", default="accelerator", metavar="PRESET",
@@ -37,7 +35,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-
     trace = load_trace(args.trace)
     hw = preset(args.hardware)
     dims, notes = dims_for(trace, hidden=args.hidden, ffn=args.ffn, dtype=args.dtype)
@@ -46,9 +43,9 @@ def run(args) -> int:
                  predictor=args.predictor)
     names = args.system or list(SYSTEMS)
     if args.sweep:
-        if not args.system and trace.weights is None:
-            names.remove("adap-gating")
-            notes.append("adap-gating skipped: the trace has no gate weights")
+        if not args.system:
+            names, skipped = runnable(names, trace)
+            notes += skipped
         param, eq, vals = args.sweep.partition("=")
         if not eq:
             raise ConfigError(f"--sweep wants PARAM=V1,V2,..., got {args.sweep!r}")
@@ -68,19 +65,17 @@ def run(args) -> int:
     notes += more
     if args.json:
         print_json({"trace": trace.name, "hardware": hw.name, "model_dims": dims.source,
-                    "results": [{f: getattr(r, f) for f in SimulationResult.JSON_FIELDS}
-                                | {"changes_routing": r.changes_routing} for r in results],
-                    "notes": notes})
+                    "results": results, "notes": notes})
         return 0
     print(f"{trace.label} on {hw.name} "
-          f"({hw.notes}); {results[0].tokens} decode tokens; model sizes from {dims.source}")
-    rows = [{"system": r.system + (" *" if r.changes_routing else ""),
-             "ms/token": r.latency_per_token_s * 1e3, "speedup": r.speedup_vs_on_demand,
-             "mJ/token": r.energy_per_token_j * 1e3, "energy eff.": r.energy_efficiency_vs_on_demand,
-             "hit rate": r.hit_rate, "stall share": r.stall_share, "link util.": r.link_utilisation,
-             "wasted MB": r.wasted_bytes / 1e6} for r in results]
+          f"({hw.notes}); {results[0]['tokens']} decode tokens; model sizes from {dims.source}")
+    rows = [{"system": r["system"] + (" *" if r["changes_routing"] else ""),
+             "ms/token": r["latency_per_token_s"] * 1e3, "speedup": r["speedup_vs_on_demand"],
+             "mJ/token": r["energy_per_token_j"] * 1e3, "energy eff.": r["energy_efficiency_vs_on_demand"],
+             "hit rate": r["hit_rate"], "stall share": r["stall_share"], "link util.": r["link_utilisation"],
+             "wasted MB": r["wasted_bytes"] / 1e6} for r in results]
     print(format_table(rows))
-    if any(r.changes_routing for r in results):
+    if any(r["changes_routing"] for r in results):
         print("* changes the model's routing (replayed here on the trace's routing)")
     for n in dict.fromkeys(notes):
         print(f"note: {n}")

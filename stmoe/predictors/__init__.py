@@ -12,7 +12,7 @@ starts), and (c) layers <= l - D of token t. Online tables update after each tok
 A sequence's first token has no previous token: cells whose issuing layer would lie there are
 predicted from the tables' popularity alone.
 
-Names: popularity, previous-token, history, cct, st-moe, lookahead-gate, trained, random, oracle.
+Names: popularity, previous-token, history, cct, st-moe, stale-gate, trained, random, oracle.
 """
 
 from __future__ import annotations
@@ -21,20 +21,14 @@ import numpy as np
 
 from stmoe.errors import ConfigError
 from stmoe.predictors.base import Predictor, check_budget, check_lookahead, issue_point
-from stmoe.predictors.reference import LookaheadGate, Oracle, Random
-from stmoe.predictors.tables import (
-    CrossLayerTable,
-    History,
-    Popularity,
-    PreviousToken,
-    STMoE,
-)
+from stmoe.predictors.reference import StaleGate, Oracle, Random
+from stmoe.predictors.tables import CrossLayerTable, History, Popularity, PreviousToken, STMoE
 from stmoe.predictors.trained import Trained
 from stmoe.trace import Trace
 
 PREDICTORS: dict[str, type[Predictor]] = {
     cls.name: cls for cls in (Popularity, PreviousToken, History, CrossLayerTable, STMoE,
-                              LookaheadGate, Trained, Random, Oracle)
+                              StaleGate, Trained, Random, Oracle)
 }
 
 

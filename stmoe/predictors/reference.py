@@ -1,5 +1,6 @@
 """Reference points that need no tables: random (the floor), oracle (the ceiling, it reads
-the answer), and lookahead-gate (the "stale gate" recorded in the trace)."""
+the answer), and stale-gate (the next layer's router applied one layer early, recorded in the
+trace's stale_gate field)."""
 
 from __future__ import annotations
 
@@ -47,23 +48,23 @@ class Oracle(Predictor):
         return out
 
 
-class LookaheadGate(Predictor):
-    """The ranking recorded in ``trace.lookahead``: layer l's router applied to the hidden
+class StaleGate(Predictor):
+    """The ranking recorded in ``trace.stale_gate``: layer l's router applied to the hidden
     state entering layer l-1, available one layer ahead only. Popularity (profiled and online)
     fills the budget beyond the recorded ranking and layer 0, which has none."""
 
-    name = "lookahead-gate"
+    name = "stale-gate"
 
     def _predict(self, trace: Trace, budget: int, lookahead: int) -> np.ndarray:
-        if trace.lookahead is None:
-            raise ConfigError(f"predictor 'lookahead-gate': trace {trace.label} has no lookahead "
+        if trace.stale_gate is None:
+            raise ConfigError(f"predictor 'stale-gate': trace {trace.label} has no stale_gate "
                               "field (it needs a recorder with access to hidden states)")
         if lookahead != 1:
-            raise ConfigError(f"predictor 'lookahead-gate': the recorded gate looks 1 layer ahead; "
+            raise ConfigError(f"predictor 'stale-gate': the recorded gate looks 1 layer ahead; "
                               f"lookahead {lookahead} is not available")
-        n = min(budget, trace.lookahead.shape[2])
+        n = min(budget, trace.stale_gate.shape[2])
         out = np.full((trace.num_tokens, trace.num_layers, budget), -1, dtype=np.int16)
-        out[:, :, :n] = trace.lookahead[:, :, :n]
+        out[:, :, :n] = trace.stale_gate[:, :, :n]
         if (out < 0).any():
             filler = Popularity().fit(self.profile).predict_trace(trace, budget, lookahead)
             out = merge_cells(out, filler)

@@ -2,14 +2,14 @@
 
 `record(model, inputs, ...)` runs the model over token sequences (teacher-forced) and optionally
 generates greedily after each one, and captures, per token and MoE layer, the router's top-k
-expert ids and gate weights and the *lookahead* ranking: layer l's router applied to the input
+expert ids and gate weights and the *stale gate* ranking: layer l's router applied to the input
 of layer l-1's router (the normalised hidden state entering layer l-1's MoE block), i.e. the
 "stale gate" a prefetcher can evaluate as soon as layer l-1 is routed.
 
 It works through forward hooks on the router modules, which in transformers 5 every MoE
 architecture exposes as one module returning ``(logits, top-k weights, top-k indices)`` and
 declares in ``_can_record_outputs["router_logits"]`` (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE,
-GraniteMoE, DeepSeek-V3, gpt-oss, ...). Calling the router module itself for the lookahead keeps
+GraniteMoE, DeepSeek-V3, gpt-oss, ...). Calling the router module itself for the stale gate keeps
 each architecture's own scoring (softmax or sigmoid, grouped top-k, bias, renormalisation).
 
 torch and transformers are imported only when recording, so `import stmoe` needs neither.
@@ -28,7 +28,7 @@ from stmoe.errors import StmoeError
 from stmoe.trace import DECODE, PREFILL, Trace, check_save_path
 from stmoe.version import __version__
 
-LOOKAHEAD_DEFINITION = ("layer l's router applied to the input of layer l-1's router (the "
+STALE_GATE_DEFINITION = ("layer l's router applied to the input of layer l-1's router (the "
                         "normalised hidden state entering layer l-1's MoE block); row l=0 is -1")
 
 
@@ -70,12 +70,12 @@ def _rank(weights, ids):
 
 
 class _Capture:
-    """Forward hooks on every router: ids, weights and lookahead of the current forward pass."""
+    """Forward hooks on every router: ids, weights and stale gate of the current forward pass."""
 
-    def __init__(self, routers: list, lookahead: bool):
+    def __init__(self, routers: list, stale_gate: bool):
         self.routers = routers
-        self.lookahead = lookahead
-        self.busy = False  # the lookahead calls a router; its own hook must not record that
+        self.stale_gate = stale_gate
+        self.busy = False  # the stale gate calls a router; its own hook must not record that
         self.reset()
         self.handles = [r.register_forward_hook(self._hook(j)) for j, r in enumerate(routers)]
 
@@ -93,7 +93,7 @@ class _Capture:
             hidden = args[0].reshape(-1, args[0].shape[-1]).detach()
             w, ids = _rank(output[1].detach(), output[2].detach())
             self.ids[j], self.weights[j] = ids.cpu(), w.float().cpu()
-            if self.lookahead:
+            if self.stale_gate:
                 if j > 0:
                     self.busy = True
                     try:
@@ -106,7 +106,7 @@ class _Capture:
         return hook
 
     def take(self, num_tokens: int, num_layers: int, k: int):
-        """This forward's rows as numpy: ids [n, L, k], weights [n, L, k], lookahead [n, L, k]."""
+        """This forward's rows as numpy: ids [n, L, k], weights [n, L, k], stale gate [n, L, k]."""
         missing = [j for j in range(num_layers) if j not in self.ids]
         if missing:
             raise RecordError(f"routers of MoE layers {missing} did not run in the forward pass")
@@ -170,7 +170,7 @@ def _progress(total: int, enabled: bool):
 
 
 def record(model, inputs: str | Iterable, *, tokenizer=None, prompt_tokens: int | None = None,
-           generate: int = 0, lookahead: bool = True, model_id: str | None = None,
+           generate: int = 0, stale_gate: bool = True, model_id: str | None = None,
            revision: str | None = None, dtype: str | None = None, device: str | None = None,
            prompt_source: str | None = None, meta: dict | None = None, progress: bool = True,
            path=None) -> Trace:
@@ -205,7 +205,7 @@ def record(model, inputs: str | Iterable, *, tokenizer=None, prompt_tokens: int 
     # transformers 5.2x renamed `past_key_values` to `cache` (in and out); support both.
     cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
-    capture = _Capture(routers, lookahead)
+    capture = _Capture(routers, stale_gate)
     rows: dict[str, list] = {f: [] for f in ("ids", "weights", "ahead", "phase", "seq", "tok")}
 
     def keep(s: int, tokens: list[int], phases: np.ndarray) -> None:
@@ -240,7 +240,7 @@ def record(model, inputs: str | Iterable, *, tokenizer=None, prompt_tokens: int 
     info.update(extra, caveats=info["caveats"] + list(extra.get("caveats", [])))  # add, never drop
     trace = Trace(cat["ids"], num_experts=E, phase=cat["phase"], sequence=cat["seq"],
                   weights=cat["weights"], token_ids=cat["tok"],
-                  lookahead=cat["ahead"] if lookahead else None, meta=info)
+                  stale_gate=cat["ahead"] if stale_gate else None, meta=info)
     if path is not None:
         trace.save(path)
     return trace
@@ -265,7 +265,7 @@ def _provenance(model, model_id, revision, device, k, E, prompt_source, generate
         "recorded_with": f"stmoe {__version__} (stmoe.record), transformers "
                          f"{transformers.__version__}, torch {torch.__version__}",
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "lookahead_definition": LOOKAHEAD_DEFINITION,
+        "stale_gate_definition": STALE_GATE_DEFINITION,
         "weights_definition": "the gate weights the model applies to each picked expert, "
                               "in rank order (largest first)",
         "model_config": _model_config(cfg),

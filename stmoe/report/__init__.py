@@ -38,7 +38,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def default_traces() -> list[str]:
-
     names = list(bundled())
     if not names:
         raise StmoeError("report: no traces given and none bundled in data/; pass trace paths")

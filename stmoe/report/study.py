@@ -8,25 +8,17 @@ from typing import Callable
 from stmoe.analysis import analyze, headline
 from stmoe.evaluation import evaluate
 from stmoe.predictors import predict
-from stmoe.sim.comparison import REFERENCE_MODEL, reference_dims, result_rows
-from stmoe.sim.comparison import compare_systems as compare
+from stmoe.sim.comparison import REFERENCE_MODEL, compare_systems, reference_dims, reference_note
+from stmoe.sim.systems import predictions_note
 from stmoe.trace import DECODE, Trace
 
-PREDICTORS = ("popularity", "previous-token", "history", "cct", "st-moe", "random", "oracle")
-PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
+STUDY_PREDICTORS = ("popularity", "previous-token", "history", "cct", "st-moe", "random", "oracle")
+STUDY_PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
 PERMUTATIONS = 99  # shuffles in the spatial-affinity significance test (smallest p = 0.01)
 
 
-def compare_systems(trace: Trace, hardware: str, systems=None, **knobs) -> tuple[list[dict], list[str]]:
-    """Rows (one dict per system, relative to on-demand) and notes; see stmoe.sim.comparison."""
-    results, notes = compare(trace, hardware, systems, **knobs)
-    return result_rows(results), notes
-
-
-def study(trace: Trace, *, presets=PRESETS, predictors=PREDICTORS,
+def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
           progress: Callable[[str], None] = lambda msg: None) -> dict:
-
-
     out: dict = {"summary": trace.summary(), "label": trace.label, "meta": trace.meta}
     progress(f"{trace.label}: analysing routing structure")
     scope = trace.select(phase="decode") if (trace.phase == DECODE).any() else trace
@@ -37,10 +29,9 @@ def study(trace: Trace, *, presets=PRESETS, predictors=PREDICTORS,
     result = evaluate(trace, predictors, protocol="split", phases=phases)
     out["prediction"] = {"protocol": result.info, "rows": result.rows, "per_layer": result.per_layer}
     if (trace.phase == DECODE).any():
-
         # The predictions do not depend on the machine: compute them once for every preset.
         predictions = predict(trace.select(phase="decode"), "st-moe")
-        predicted = f"predictions: st-moe, budget {trace.top_k}, lookahead 1, no profile"
+        predicted = predictions_note("st-moe", trace.top_k, 1, None)
         out["systems"] = {}
         for name in presets:
             progress(f"{trace.label}: simulating systems on {name}")
@@ -51,9 +42,8 @@ def study(trace: Trace, *, presets=PRESETS, predictors=PREDICTORS,
             rows, notes = compare_systems(trace, "accelerator", dims=reference_dims(trace),
                                           predictions=predictions)
             out["systems"][f"accelerator, {REFERENCE_MODEL}-sized experts"] = {
-                "rows": rows, "notes": [f"the trace's routing replayed with {REFERENCE_MODEL}'s expert "
-                                        "sizes (bf16): what the same pattern costs at production scale"]
-                         + notes + [predicted]}
+                "rows": rows, "notes": [reference_note(trace) + ": what the same pattern costs at "
+                                                                "production scale"] + notes + [predicted]}
     else:
         out["systems"] = {}
         out.setdefault("notes", []).append("no decode tokens: systems are simulated on decode only")

@@ -59,8 +59,8 @@ class BufferSpec:
     def slots(self, num_layers: int, expert_bytes) -> np.ndarray:
         """Slots per region and partition: int32 [2, P] (row 0 cache, row 1 staging)."""
         largest = float(np.max(expert_bytes))
-        total = self.capacity if self.unit == "experts" else self.capacity / largest
-        total = int(np.floor(total + 1e-9))
+        total = int(np.floor(self.capacity + 1e-9)) if self.unit == "experts" else \
+            experts_held(self.capacity, expert_bytes)
         if total < 1:
             raise HardwareError(f"buffer of {self.capacity:g} {self.unit} is smaller than one expert "
                                 f"({largest:.0f} bytes)")
@@ -72,6 +72,13 @@ class BufferSpec:
         out = np.empty((2, parts), np.int32)
         out[0], out[1] = total - stage, stage
         return out
+
+
+def experts_held(buffer_bytes: float, expert_bytes) -> int:
+    """How many experts a buffer of `buffer_bytes` holds: every slot is sized for the largest
+    expert, so experts of any layer can share the slots (the 1e-9 absorbs rounding in sizes
+    given as a multiple of one expert)."""
+    return int(np.floor(buffer_bytes / float(np.max(expert_bytes)) + 1e-9))
 
 
 def new_state(num_objects: int, slots: np.ndarray):

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from stmoe.errors import ConfigError
+from stmoe.sim.buffer import experts_held
 from stmoe.sim.hardware import KNOWN_MODELS, model_dims, preset
-from stmoe.sim.systems import SYSTEMS, get_system
+from stmoe.sim.systems import SYSTEMS, get_system, runnable
 from stmoe.sim.timing import simulate
 from stmoe.trace import Trace
 
@@ -13,10 +14,6 @@ from stmoe.trace import Trace
 # from a model stmoe has no config for): Qwen3-30B-A3B's (hidden 2048, expert FFN 768, bf16),
 # from its public config.json. The routing stays the trace's; only the bytes per expert change.
 REFERENCE_MODEL = "Qwen3-30B-A3B"
-
-SYSTEM_FIELDS = ("system", "changes_routing", "latency_per_token_s", "speedup_vs_on_demand",
-                 "energy_per_token_j", "energy_efficiency_vs_on_demand", "hit_rate", "stall_share",
-                 "link_utilisation", "wasted_bytes")
 
 
 def dims_for(trace: Trace, **given):
@@ -29,8 +26,20 @@ def dims_for(trace: Trace, **given):
         if "hidden" in given or "ffn" in given:
             raise
         return reference_dims(trace, **given), [
-            f"model sizes of {trace.label} unknown: its routing is replayed with {REFERENCE_MODEL}'s "
-            f"expert sizes ({given.get('dtype', 'bfloat16')})"]
+            f"model sizes of {trace.label} unknown: {reference_note(trace, given.get('dtype', 'bfloat16'))}"]
+
+
+def reference_note(trace: Trace, dtype: str = "bfloat16") -> str:
+    """What a result computed with `reference_dims` says about its sizes."""
+    return f"routing of {trace.label} replayed with {REFERENCE_MODEL}'s expert sizes ({dtype})"
+
+
+def buffer_note(hardware, dims, trace: Trace) -> str:
+    """How much of the model the machine's buffer holds: the first thing that decides what
+    prefetching can buy."""
+    held, total = experts_held(hardware.buffer_bytes, dims.expert_bytes), trace.num_layers * trace.num_experts
+    return (f"the {hardware.name} buffer holds {min(held, total)} of the model's {total} experts "
+            f"({min(held / total, 1):.1%})")
 
 
 def reference_dims(trace: Trace, **given):
@@ -40,7 +49,7 @@ def reference_dims(trace: Trace, **given):
 
 
 def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predictions=None, **knobs):
-    """(results, notes): a `SimulationResult` per system, each made relative to on-demand.
+    """(rows, notes): `SimulationResult.row()` of each system, relative to on-demand.
     adap-gating needs gate weights and is skipped, with a note, on traces without them.
     predictions: the predictor's output over the trace's decode tokens, computed once by a
     caller comparing several machines; only predictor-driven systems (st-moe) use it."""
@@ -48,16 +57,10 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
     notes: list[str] = []
     if dims is None:
         dims, notes = dims_for(trace)
-    names = list(systems or SYSTEMS)
-    if "adap-gating" in names and trace.weights is None:
-        if systems:
-            raise ConfigError("adap-gating needs gate weights, and this trace has none")
-        names.remove("adap-gating")
-        notes.append("adap-gating skipped: the trace has no gate weights")
-    held = int(hw.buffer_bytes // float(dims.expert_bytes.max()))  # as the buffer counts its slots
-    total = trace.num_layers * trace.num_experts
-    notes.append(f"the {hw.name} buffer holds {min(held, total)} of the model's {total} experts "
-                 f"({min(held / total, 1):.1%})")
+    if systems and "adap-gating" in systems and trace.weights is None:
+        raise ConfigError("adap-gating needs gate weights, and this trace has none")
+    names, skipped = runnable(systems or SYSTEMS, trace)
+    notes += skipped + [buffer_note(hw, dims, trace)]
     base = simulate(trace, hw, "on-demand", dims=dims)
     results = []
     for name in names:
@@ -65,9 +68,5 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
         r = base if name == "on-demand" else simulate(trace, hw, name, dims=dims, **given, **knobs)
         r.relative_to(base)
         notes += [n for n in r.notes if n not in notes]
-        results.append(r)
+        results.append(r.row())
     return results, notes
-
-
-def result_rows(results) -> list[dict]:
-    return [{f: getattr(r, f) for f in SYSTEM_FIELDS} for r in results]

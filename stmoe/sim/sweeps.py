@@ -15,9 +15,6 @@ from stmoe.sim.timing import simulate
 
 SWEEPABLE = ("lookahead", "budget", "prefetch_share") + tuple(f for f in Hardware.__dataclass_fields__
                                                      if f not in ("name", "notes"))
-ROW_FIELDS = ("latency_per_token_s", "speedup_vs_on_demand", "energy_per_token_j",
-              "energy_efficiency_vs_on_demand", "hit_rate", "late_prefetch_rate", "stall_share",
-              "link_utilisation", "moved_bytes", "wasted_bytes")
 
 
 def _number(v) -> bool:
@@ -30,7 +27,7 @@ def _number(v) -> bool:
 
 def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "oracle"),
           hardware: Hardware | str = "accelerator", predictions=None, dims=None, **simulate_kw) -> list[dict]:
-    """Rows ``{parameter, value, system, changes_routing, <ROW_FIELDS>}``; speedups are over
+    """Rows ``{parameter, value, <SimulationResult.row()>}``; speedups are over
     on-demand at the same value (it is simulated even when not listed).
 
     predictions: st-moe's predictions computed once (so a sweep does not re-run the predictor);
@@ -82,7 +79,5 @@ def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "ora
             base = base or r
             r.relative_to(base)
             if name in systems:
-                rows.append({"parameter": parameter, "value": v, "system": name,
-                             "changes_routing": sysm.changes_routing,
-                             **{f: getattr(r, f) for f in ROW_FIELDS}})
+                rows.append({"parameter": parameter, "value": v, **r.row()})
     return rows

@@ -15,7 +15,7 @@ import numpy as np
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
 from stmoe.predictors.base import check_disjoint
-from stmoe.sim.buffer import BufferSpec
+from stmoe.sim.buffer import BufferSpec, experts_held
 
 # Adap-Gating (Li, Jiang, Zhang, Lai, Zhou, Liu, "Adaptive Gating in Mixture-of-Experts based
 # Language Models", EMNLP 2023) lets a token skip its lower-ranked experts when the router is
@@ -74,15 +74,14 @@ class System:
                 check_disjoint(profile, trace)
             pred = _check_predictions(predict(trace, predictor, budget=budget, profile=profile,
                                               lookahead=lookahead), trace)
-            notes.append(f"predictions: {predictor}, budget {budget}, lookahead {lookahead}, "
-                         f"{'profiled on ' + profile.name if profile is not None else 'no profile'}")
+            notes.append(predictions_note(predictor, budget, lookahead, profile))
         if buffer is None:
             buffer = self._buffer(hardware, dims, k, trace.num_experts, lookahead)
         return Plan(np.asarray(ids, np.int16), np.asarray(pred, np.int16), int(lookahead), buffer,
                     self.preload, notes)
 
     def _buffer(self, hardware, dims, k, E, lookahead) -> BufferSpec:
-        total = int(hardware.buffer_bytes // float(np.max(dims.expert_bytes)))
+        total = experts_held(hardware.buffer_bytes, dims.expert_bytes)
         if self.working_set_only:   # the current layer's k experts (+ the next layer's k)
             share = 0.5 if self.prefetch != "none" else 0.0
             return BufferSpec(max(min(k / (1 - share), total), 1), "experts", prefetch_share=share,
@@ -95,6 +94,23 @@ class System:
             # a bigger staging region only shrinks the cache (see the prefetch_share sweep)
             share = min(0.5, 2 * k * lookahead / max(total, 1))
         return BufferSpec(hardware.buffer_bytes, "bytes", prefetch_share=share, policy=self.policy)
+
+
+ADAP_GATING_SKIPPED = "adap-gating skipped: the trace has no gate weights"
+
+
+def runnable(names, trace) -> tuple[list[str], list[str]]:
+    """(the systems of `names` that can run on `trace`, a note for each left out): adap-gating
+    needs gate weights."""
+    if "adap-gating" in names and trace.weights is None:
+        return [n for n in names if n != "adap-gating"], [ADAP_GATING_SKIPPED]
+    return list(names), []
+
+
+def predictions_note(predictor: str, budget: int, lookahead: int, profile) -> str:
+    """How a system's predictions were made: the one wording every table and report uses."""
+    fitted = f"profiled on {profile.label}" if profile is not None else "no profile"
+    return f"predictions: {predictor}, budget {budget}, lookahead {lookahead}, {fitted}"
 
 
 def adap_gate(trace, threshold: float):

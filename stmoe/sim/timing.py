@@ -18,7 +18,7 @@ written to and read from the buffer, MACs, and static power x time.
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 from numba import njit
@@ -296,10 +296,6 @@ class SimulationResult:
     energy_efficiency_vs_on_demand: float | None = None
     notes: list = field(default_factory=list)
 
-    JSON_FIELDS = ("system", "latency_per_token_s", "speedup_vs_on_demand", "energy_per_token_j",
-                   "energy_efficiency_vs_on_demand", "hit_rate", "stall_share", "link_utilisation",
-                   "wasted_bytes")
-
     def relative_to(self, base: "SimulationResult") -> "SimulationResult":
         self.speedup_vs_on_demand = base.latency_per_token_s / self.latency_per_token_s
         self.energy_efficiency_vs_on_demand = base.energy_per_token_j / self.energy_per_token_j
@@ -307,6 +303,11 @@ class SimulationResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def row(self) -> dict:
+        """Every scalar result as one flat dict: what tables, JSON output, sweeps and charts read."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("energy_breakdown_j", "notes")}
 
 
 def decode_tokens(trace, phase: str | None):

@@ -11,7 +11,6 @@ from stmoe.analysis import expert_counts, spatial_affinity
 from stmoe.charts.base import MAX_ROWS
 from stmoe.charts.correlation import heatmap_experts, transition_heatmap
 from stmoe.errors import ConfigError
-from stmoe.readers.catalog import load_trace
 from stmoe.widgets.explorer import Explorer
 
 PERMUTATIONS = 19  # enough for the shuffled baseline in the title; the notebook runs more
@@ -19,7 +18,6 @@ PERMUTATIONS = 19  # enough for the shuffled baseline in the title; the notebook
 
 class TransitionModel:
     def __init__(self, trace, *, permutations: int = PERMUTATIONS, seed: int = 0, affinity: dict | None = None):
-
         self.trace = trace
         self.affinity = affinity or spatial_affinity(trace, permutations=permutations, seed=seed)
         self.counts = expert_counts(trace)
@@ -63,10 +61,3 @@ def transition_explorer(trace, *, permutations: int = PERMUTATIONS, seed: int = 
                         title=f"Layer-to-layer transitions of {trace.label}")
     explorer.model = model
     return explorer
-
-
-
-BENCHMARK_CASES = [
-    ("02 transition explorer", lambda: transition_explorer(load_trace("tiny-moe-code")),
-     [{"layer": 1}, {"layer": 3}, {"layer": 6}, {"layer": 2}, {"layer": 0}]),
-]

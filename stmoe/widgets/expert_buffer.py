@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from stmoe.book.expert_buffer import HeldOut, default_held_out, split_outcomes
+from stmoe.book.expert_buffer import split_outcomes
+from stmoe.book.held_out import HeldOut, default_held_out
 from stmoe.charts.expert_buffer import split_chart
 from stmoe.widgets.explorer import Explorer
 
@@ -47,8 +48,3 @@ def split_explorer(data: HeldOut | None = None, *, capacity: int | None = None, 
 
     return Explorer(controls, lambda capacity, share: compute(int(capacity), float(share)), split_chart,
                     describe, title=f"Cache/prefetch split ({data.scored.label}, {hardware})")
-
-
-BENCHMARK_CASES = [("04 cache/prefetch split", split_explorer,
-                    [{"share": 0.1}, {"share": 0.5}, {"capacity": 128}, {"capacity": 48}, {"share": 0.25},
-                     {"capacity": 200}])]

@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from stmoe.book.expert_buffer import (
-    HeldOut,
-    default_held_out,
-    experts_mib,
-    machine,
-    tuning_rows,
-)
+from stmoe.book.hardware_tuning import experts_mib, machine, tuning_rows
+from stmoe.book.held_out import HeldOut, default_held_out
 from stmoe.charts.hardware_tuning import tuning_chart
 from stmoe.widgets.explorer import Explorer
 
 LINK_GBPS = (16, 32, 64, 128, 256, 512, 1024, 2048)
 BUFFER_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 PE_SIDES = (16, 32, 64, 128, 256)
-SYSTEMS = ("on-demand", "lru-cache", "st-moe", "oracle")
+TUNING_SYSTEMS = ("on-demand", "lru-cache", "st-moe", "oracle")
 EXPLORER_SEQUENCES = 4   # held-out sequences simulated per change: keeps a change under 250 ms
 
 
@@ -44,7 +39,7 @@ def tuning_explorer(data: HeldOut | None = None, *, hardware: str = "accelerator
     @lru_cache(maxsize=512)
     def compute(link_gbps, buffer, pe_side, lookahead):
         hw = machine(hardware, link_gbps=link_gbps, buffer_mib=buffer * full, pe_side=pe_side)
-        rows = tuning_rows(data, hw, lookahead=lookahead, systems=SYSTEMS)
+        rows = tuning_rows(data, hw, lookahead=lookahead, systems=TUNING_SYSTEMS)
         return {"rows": rows, "buffer_mib": buffer * full, "link_gbps": link_gbps, "pe_side": pe_side,
                 "lookahead": lookahead}
 
@@ -68,8 +63,3 @@ def tuning_explorer(data: HeldOut | None = None, *, hardware: str = "accelerator
     return Explorer(controls, lambda **v: compute(v["link_gbps"], float(v["buffer"]), v["pe_side"],
                                                   int(v["lookahead"])),
                     draw, describe, title=f"Tuning the machine ({data.scored.label}, {hardware} preset)")
-
-
-BENCHMARK_CASES = [("05 hardware tuning", tuning_explorer,
-                    [{"link_gbps": 64}, {"link_gbps": 1024}, {"buffer": 0.1}, {"pe_side": 32},
-                     {"lookahead": 2}, {"lookahead": 3}, {"buffer": 0.5}])]

@@ -9,10 +9,10 @@ says how many tokens).
 
 from __future__ import annotations
 
-from stmoe.book.predictor_design import chance, held_out_split, recall_by_budget, st_moe
+from stmoe.book.predictor_design import chance, recall_by_budget, st_moe
 from stmoe.charts.predictor_design import recall_bars_chart
 from stmoe.predictors import make
-from stmoe.readers.catalog import load_trace
+from stmoe.splits import split
 from stmoe.widgets.explorer import Explorer
 
 FIXED = ("popularity", "previous-token", "cct")
@@ -27,7 +27,7 @@ class RecallModel:
     def __init__(self, trace, *, max_scored_tokens: int | None = MAX_SCORED_TOKENS,
                  max_budget: int | None = None):
         self.trace = trace
-        self.profile, self.scored = held_out_split(trace, max_scored_tokens)
+        self.profile, self.scored = split(trace, max_scored_tokens=max_scored_tokens)
         self.max_budget = max_budget or min(trace.num_experts, 2 * trace.top_k)
         self.budgets = list(range(1, self.max_budget + 1))
         self.chance = chance(self.budgets, trace.num_experts)
@@ -110,11 +110,3 @@ def recall_explorer(trace, *, max_scored_tokens: int | None = MAX_SCORED_TOKENS)
                         title=f"Recall by predictor on held-out tokens of {trace.label}")
     explorer.model = model
     return explorer
-
-
-
-BENCHMARK_CASES = [
-    ("03 recall explorer", lambda: recall_explorer(load_trace("tiny-moe-code")),
-     [{"budget": 2}, {"budget": 8}, {"history_length": 4}, {"history_decay": 0.5},
-      {"weight": 1.0}, {"combine": "linear"}, {"weight": 0.25}, {"history_length": 16}]),
-]

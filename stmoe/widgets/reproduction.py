@@ -5,18 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stmoe.book.reproduction import (
-    BASELINES,
-    PAPER_GAINS,
-    compare,
-    gains,
-    split,
-    st_moe_predictions,
-)
+from stmoe.book.reproduction import BASELINES, PAPER_GAINS, compare, gains, st_moe_predictions
 from stmoe.charts.reproduction import paper_gap_chart
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import REFERENCE_MODEL, dims_for
 from stmoe.sim.hardware import KNOWN_MODELS, PRESETS, model_dims, preset
+from stmoe.splits import split
 from stmoe.widgets.explorer import Explorer
 
 DEFAULT_TRACE = "tiny-moe-code"
@@ -56,7 +50,7 @@ def paper_explorer(trace=None, *, dims=None, max_scored_sequences: int = EXPLORE
         trace = load_trace(trace or DEFAULT_TRACE)
     sizes = {OWN: dims or dims_for(trace)[0],
              REFERENCE: model_dims(trace, **KNOWN_MODELS[REFERENCE_MODEL], dtype="bfloat16")}
-    split(trace, max_scored_sequences)     # fail here, not in a callback, on a trace too short
+    split(trace, max_scored_sequences=max_scored_sequences)     # fail here, not in a callback, on a trace too short
     predictions = st_moe_predictions(trace, max_scored_sequences)   # hardware-independent
     cache: dict = {}
 
@@ -90,10 +84,3 @@ def paper_explorer(trace=None, *, dims=None, max_scored_sequences: int = EXPLORE
     }
     return Explorer(controls, compute, draw, describe,
                     title=f"st-moe against the paper's baselines ({trace.label})")
-
-
-BENCHMARK_CASES = [
-    ("06 paper gap (tiny-moe-code)", paper_explorer,
-     [{"bandwidth": 0.5}, {"bandwidth": 2.0}, {"hardware": "gpu-pcie"}, {"bandwidth": 0.25},
-      {"hardware": "edge-flash"}, {"bandwidth": 4.0}, {"experts": OWN}, {"hardware": "accelerator"}]),
-]

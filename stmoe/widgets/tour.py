@@ -4,10 +4,11 @@ st-moe, oracle and all-resident, from a grid simulated once (`stmoe.book.tour.la
 from __future__ import annotations
 
 import stmoe
-from stmoe.book.tour import TOUR_SYSTEMS, latency_grid, simulation_split
+from stmoe.book.tour import TOUR_SYSTEMS, latency_grid
 from stmoe.charts.tour import latency_chart, latency_rows
-from stmoe.sim.comparison import REFERENCE_MODEL, reference_dims
+from stmoe.sim.comparison import REFERENCE_MODEL, reference_dims, reference_note
 from stmoe.sim.hardware import preset
+from stmoe.splits import split_leading
 from stmoe.widgets.explorer import Explorer
 
 BANDWIDTH_STEPS = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8, 16)
@@ -71,21 +72,14 @@ def latency_explorer(trace, hardware="gpu-pcie", *, dims=None, profile=None, sys
 def tour_explorer(trace="tiny-moe-code", hardware="gpu-pcie", *, max_sequences: int = 8,
                   dims=None, **kw) -> Explorer:
     """The notebook's explorer: a trace by name or object, its first `max_sequences` sequences
-    simulated with the predictor profiled on the rest (`stmoe.book.tour.simulation_split`). Unless
+    simulated with the predictor profiled on the rest (`stmoe.splits.split_leading`). Unless
     `dims` are given, experts have Qwen3-30B-A3B's sizes, so the bytes and times are those of a
     production-sized model whatever model the routing comes from."""
     trace = stmoe.load_trace(trace)
-    simulated, profile = simulation_split(trace, max_sequences)
+    profile, simulated = split_leading(trace, max_sequences)
     note = ""
     if dims is None:
         dims = reference_dims(trace)
         if trace.meta.get("model") != REFERENCE_MODEL:
-            note = f"routing of {trace.label} replayed with {REFERENCE_MODEL}'s expert sizes (bf16)"
+            note = reference_note(trace)
     return latency_explorer(simulated, hardware, dims=dims, profile=profile, note=note, **kw)
-
-
-BENCHMARK_CASES = [
-    ("tour: latency vs link and buffer", lambda: tour_explorer("tiny-moe-code", "gpu-pcie"),
-     [{"bandwidth": 25e9 * 4}, {"buffer_share": 0.5}, {"bandwidth": 25e9 / 4}, {"buffer_share": 0.05},
-      {"buffer_share": 1.0}]),
-]

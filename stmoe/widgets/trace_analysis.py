@@ -61,10 +61,3 @@ def popularity_explorer(traces, *, trace: str | None = None, phase: str = "decod
                 f"top-10% share {res['top10_share']:.2f}")
 
     return Explorer(controls, compute, draw, describe, title="Expert popularity of one layer")
-
-
-BENCHMARK_CASES = [
-    ("trace analysis: expert popularity",
-     lambda: popularity_explorer(["tiny-moe-code", "tiny-moe-prose", "qwen3-30b-a3b"]),
-     [{"layer": 3}, {"phase": "prefill"}, {"trace": "qwen3-30b-a3b"}, {"layer": 40}, {"phase": "all"}]),
-]
