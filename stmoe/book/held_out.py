@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stmoe.book import DEFAULT_TRACE
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.hardware import ModelDims, model_dims
 from stmoe.splits import split
 from stmoe.trace import DECODE, Trace
-
-DEFAULT_TRACE = "tiny-moe-code"
 
 
 @dataclass

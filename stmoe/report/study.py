@@ -14,7 +14,7 @@ from stmoe.trace import DECODE, Trace
 
 STUDY_PREDICTORS = ("popularity", "previous-token", "history", "cct", "st-moe", "random", "oracle")
 STUDY_PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
-PERMUTATIONS = 99  # shuffles in the spatial-affinity significance test (smallest p = 0.01)
+SIGNIFICANCE_PERMUTATIONS = 99  # shuffles in the spatial-affinity significance test (smallest p = 0.01)
 
 
 def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
@@ -23,7 +23,7 @@ def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
     progress(f"{trace.label}: analysing routing structure")
     scope = trace.select(phase="decode") if (trace.phase == DECODE).any() else trace
     out["analysis"] = {"phase": "decode" if scope is not trace else "all",
-                       "rows": headline(analyze(scope, permutations=PERMUTATIONS))}
+                       "rows": headline(analyze(scope, permutations=SIGNIFICANCE_PERMUTATIONS))}
     progress(f"{trace.label}: scoring {len(predictors)} predictors")
     phases = ("decode",) if (trace.phase == DECODE).any() else ("prefill",)
     result = evaluate(trace, predictors, protocol="split", phases=phases)

@@ -13,11 +13,11 @@ from stmoe.charts.correlation import heatmap_experts, transition_heatmap
 from stmoe.errors import ConfigError
 from stmoe.widgets.explorer import Explorer
 
-PERMUTATIONS = 19  # enough for the shuffled baseline in the title; the notebook runs more
+BASELINE_PERMUTATIONS = 19  # enough for the shuffled baseline in the title; the notebook runs more
 
 
 class TransitionModel:
-    def __init__(self, trace, *, permutations: int = PERMUTATIONS, seed: int = 0, affinity: dict | None = None):
+    def __init__(self, trace, *, permutations: int = BASELINE_PERMUTATIONS, seed: int = 0, affinity: dict | None = None):
         self.trace = trace
         self.affinity = affinity or spatial_affinity(trace, permutations=permutations, seed=seed)
         self.counts = expert_counts(trace)
@@ -46,7 +46,7 @@ def _describe(result) -> str:
             f"permutation p-value {result['p_value']:.3f} ({result['permutations']} shuffles)")
 
 
-def transition_explorer(trace, *, permutations: int = PERMUTATIONS, seed: int = 0,
+def transition_explorer(trace, *, permutations: int = BASELINE_PERMUTATIONS, seed: int = 0,
                         affinity: dict | None = None) -> Explorer:
     """A layer slider -> transition heat map for layer l -> l+1 of `trace`, MI in the title.
     `affinity`: the result of `stmoe.analysis.spatial_affinity(trace, ...)` if already computed."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stmoe.book import DEFAULT_TRACE
 from stmoe.book.reproduction import BASELINES, PAPER_GAINS, compare, gains, st_moe_predictions
 from stmoe.charts.reproduction import paper_gap_chart
 from stmoe.readers.catalog import load_trace
@@ -13,7 +14,6 @@ from stmoe.sim.hardware import KNOWN_MODELS, PRESETS, model_dims, preset
 from stmoe.splits import split
 from stmoe.widgets.explorer import Explorer
 
-DEFAULT_TRACE = "tiny-moe-code"
 BANDWIDTH_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 # the scored sequences simulated per change: enough decode tokens for stable ratios, few
 # enough that a change answers within 250 ms

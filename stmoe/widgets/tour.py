@@ -4,6 +4,7 @@ st-moe, oracle and all-resident, from a grid simulated once (`stmoe.book.tour.la
 from __future__ import annotations
 
 import stmoe
+from stmoe.book import DEFAULT_TRACE
 from stmoe.book.tour import TOUR_SYSTEMS, latency_grid
 from stmoe.charts.tour import latency_chart, latency_rows
 from stmoe.sim.comparison import REFERENCE_MODEL, reference_dims, reference_note
@@ -69,7 +70,7 @@ def latency_explorer(trace, hardware="gpu-pcie", *, dims=None, profile=None, sys
     return explorer
 
 
-def tour_explorer(trace="tiny-moe-code", hardware="gpu-pcie", *, max_sequences: int = 8,
+def tour_explorer(trace=DEFAULT_TRACE, hardware="gpu-pcie", *, max_sequences: int = 8,
                   dims=None, **kw) -> Explorer:
     """The notebook's explorer: a trace by name or object, its first `max_sequences` sequences
     simulated with the predictor profiled on the rest (`stmoe.splits.split_leading`). Unless
