@@ -46,7 +46,7 @@ def granite_hf() -> Path:
 # Real-browser fixtures: JupyterLab on 127.0.0.1 and Debian's chromium driven by Playwright.
 
 #
-# The recipe (DESIGN.md): never `playwright install` (no CDN here), use /usr/bin/chromium;
+# The recipe: never `playwright install` (no CDN here), use /usr/bin/chromium;
 # `--ServerApp.allow_root=True` because CI runs as root; `autoStartDefaultKernel` so no kernel
 # dialog appears; wait for the debugger button to be enabled before Run All. Every request that
 # leaves loopback is blocked and recorded, so a test can prove the page needs no network.

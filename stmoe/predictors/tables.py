@@ -139,7 +139,8 @@ class STMoE(History):
     with S the cross-layer table's P(j | issuing layer's experts), Q the temporal transition
     table's P(j at t | experts of t-1 at this layer) and H the smoothed history of recent
     tokens. combine="linear" mixes the normalised scores instead:
-    spatial_weight S + transition_weight Q + history_weight H (the naive mix of DESIGN.md).
+    spatial_weight S + transition_weight Q + history_weight H (the naive mix, which lets a weak
+    temporal signal dilute the spatial one).
 
     tune="global" (default) or "per-layer" picks the three weights from `TUNING_GRID`, per
     layer or for all layers, by recall on the last `tune_tokens` tokens of the *profile*
@@ -151,7 +152,8 @@ class STMoE(History):
 
     name = "st-moe"
     # history_length 1 (the previous token, smoothed) and global tuning measured best on the
-    # traces of ../shared and the synthetic ones; per-layer tuning overfits short profiles.
+    # public Qwen3-30B-A3B and Granite traces and on synthetic ones; per-layer tuning overfits
+    # short profiles.
     KNOBS = {**History.KNOBS, "history_length": 1, "combine": "log-odds", "spatial_weight": 1.0,
              "transition_weight": 0.5, "history_weight": 0.0, "tune": "global", "tune_tokens": 256}
     COMBINE = {"log-odds": LOG, "linear": LINEAR}

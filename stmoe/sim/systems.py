@@ -1,4 +1,4 @@
-"""The systems compared (DESIGN.md): what each fetches, keeps and predicts, and whether it
+"""The systems compared: what each fetches, keeps and predicts, and whether it
 changes the model's routing (then its numbers are not for the same model output).
 
 Each `System.plan(...)` turns a trace (the simulated tokens), a machine and knobs into the
