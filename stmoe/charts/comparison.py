@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from stmoe.charts import theme
 from stmoe.charts.base import rows_data
+
+MEASURES = ("speedup", "energy efficiency")
 
 
 def predictor_recall_chart(rows: list[dict], title: str, chance: float | None = None):
@@ -15,12 +18,12 @@ def predictor_recall_chart(rows: list[dict], title: str, chance: float | None = 
     bars = alt.Chart(rows_data(data)).mark_bar().encode(
         x=alt.X("recall:Q", scale=alt.Scale(domain=[0, 1]), title="recall at budget m"),
         y=alt.Y("predictor:N", sort=order, title=None),
+        color=theme.color("predictor:N", [d["predictor"] for d in data], legend=False),
         tooltip=["predictor:N", alt.Tooltip("recall:Q", format=".3f")],
     )
     layers = [bars]
     if chance is not None:
-        layers.append(alt.Chart(rows_data([{"chance": chance}])).mark_rule(color="#a00", strokeDash=[4, 3])
-                      .encode(x="chance:Q"))
+        layers.append(theme.rule([{"chance": chance}], x="chance:Q"))
     return alt.layer(*layers).properties(title=title, width=420, height=22 * len(data))
 
 
@@ -38,6 +41,6 @@ def system_speedup_chart(rows: list[dict], title: str):
         x=alt.X("value:Q", title="x over on-demand"),
         y=alt.Y("system:N", sort=[r["system"] + (" *" if r["changes_routing"] else "") for r in rows], title=None),
         yOffset="measure:N",
-        color=alt.Color("measure:N", title=None),
+        color=theme.color("measure:N", MEASURES),
         tooltip=["system:N", "measure:N", alt.Tooltip("value:Q", format=".2f")],
     ).properties(title=title, width=420)

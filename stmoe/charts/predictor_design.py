@@ -3,9 +3,8 @@ recall explorer redraws."""
 
 from __future__ import annotations
 
+from stmoe.charts import theme
 from stmoe.charts.base import rows_data
-
-SVG_META = {"embedOptions": {"renderer": "svg"}}  # browser tests read the drawn title text
 
 
 def recall_curves_chart(rows: list[dict], x: str, title: str, x_title: str | None = None):
@@ -17,7 +16,7 @@ def recall_curves_chart(rows: list[dict], x: str, title: str, x_title: str | Non
     return alt.Chart(rows_data(data)).mark_line(point=True).encode(
         x=alt.X(f"{x}:Q", title=x_title or x.replace("_", " ")),
         y=alt.Y("recall:Q", scale=alt.Scale(domain=[0, 1]), title="recall"),
-        color=alt.Color("series:N", title=None),
+        color=theme.color("series:N", [d["series"] for d in data]),
         tooltip=["series:N", f"{x}:Q", alt.Tooltip("recall:Q", format=".3f")],
     ).properties(title=title, width=420, height=260)
 
@@ -31,11 +30,11 @@ def recall_bars_chart(rows: list[dict], title: str, chance: float | None = None)
     bars = alt.Chart(rows_data(data)).mark_bar().encode(
         x=alt.X("recall:Q", scale=alt.Scale(domain=[0, 1]), title="recall at budget m"),
         y=alt.Y("predictor:N", sort=[r["predictor"] for r in data], title=None),
+        color=theme.color("predictor:N", [d["predictor"] for d in data], legend=False),
         tooltip=["predictor:N", alt.Tooltip("recall:Q", format=".3f")],
     )
     layers = [bars]
     if chance is not None:
-        layers.append(alt.Chart(rows_data([{"chance": chance}])).mark_rule(color="#a00", strokeDash=[4, 3])
-                      .encode(x="chance:Q"))
+        layers.append(theme.rule([{"chance": chance}], x="chance:Q"))
     return alt.layer(*layers).properties(title=title, width=420, height=24 * len(data),
-                                         usermeta=SVG_META)
+                                         usermeta=theme.SVG_RENDERER)
