@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stmoe.charts import theme
 from stmoe.charts.base import MAX_ROWS, rows_data
-
-SVG_META = {"embedOptions": {"renderer": "svg"}}  # browser tests read the drawn title text
 
 
 def reuse_by_layer_chart(reuse, chance: float, title: str):
@@ -16,13 +15,12 @@ def reuse_by_layer_chart(reuse, chance: float, title: str):
     import altair as alt
 
     data = [{"layer": l, "reuse": float(r)} for l, r in enumerate(reuse)]
-    bars = alt.Chart(rows_data(data)).mark_bar().encode(
+    bars = alt.Chart(rows_data(data)).mark_bar(color=theme.MARK_COLOR).encode(
         x=alt.X("layer:O", title="layer"),
         y=alt.Y("reuse:Q", scale=alt.Scale(domain=[0, 1]), title="share reused from the previous token"),
         tooltip=["layer:O", alt.Tooltip("reuse:Q", format=".3f")],
     )
-    rule = alt.Chart(rows_data([{"chance": chance}])).mark_rule(color="#a00", strokeDash=[4, 3]).encode(
-        y="chance:Q")
+    rule = theme.rule([{"chance": chance}], y="chance:Q")
     return alt.layer(bars, rule).properties(title=title, width=420, height=220)
 
 
@@ -34,7 +32,7 @@ def reuse_distance_chart(distance_hist, title: str):
     hist = np.asarray(distance_hist, dtype=float)
     share = hist / max(hist.sum(), 1.0)
     data = [{"distance": d + 1, "share": float(s)} for d, s in enumerate(share)]
-    return alt.Chart(rows_data(data)).mark_bar().encode(
+    return alt.Chart(rows_data(data)).mark_bar(color=theme.MARK_COLOR).encode(
         x=alt.X("distance:Q", title="reuse distance (tokens)", bin=False),
         y=alt.Y("share:Q", title="share of repeat requests"),
         tooltip=["distance:Q", alt.Tooltip("share:Q", format=".3f")],
@@ -76,9 +74,9 @@ def transition_heatmap(P, title: str, *, rows=None, cols=None, layer: int | None
         **ids, p="datum.data").mark_rect().encode(
         x=alt.X("to:O", title=f"expert at {dst}", axis=alt.Axis(labels=len(cols) <= 32)),
         y=alt.Y("from:O", title=f"expert at {src}", axis=alt.Axis(labels=len(rows) <= 32)),
-        color=alt.Color("p:Q", title="P(j | i)", scale=alt.Scale(scheme="blues")),
+        color=alt.Color("p:Q", title="P(j | i)", scale=alt.Scale(scheme=theme.HEATMAP_SCHEME)),
         tooltip=["from:O", "to:O", alt.Tooltip("p:Q", format=".3f")],
-    ).properties(title=title, width=360, height=360, usermeta=SVG_META)
+    ).properties(title=title, width=360, height=360, usermeta=theme.SVG_RENDERER)
 
 
 def mutual_information_chart(mi_bits, baseline_bits, title: str):
@@ -92,7 +90,7 @@ def mutual_information_chart(mi_bits, baseline_bits, title: str):
     return alt.Chart(rows_data(data)).mark_line(point=True).encode(
         x=alt.X("pair:Q", title="layer l (pair l -> l + 1)", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("bits:Q", title="mutual information (bits)"),
-        color=alt.Color("kind:N", title=None),
+        color=theme.color("kind:N", ("observed", "shuffled tokens")),
         tooltip=["layer pair:N", "kind:N", alt.Tooltip("bits:Q", format=".3f")],
     ).properties(title=title, width=420, height=220)
 
@@ -107,6 +105,6 @@ def fit_gap_chart(rows: list[dict], title: str):
         x=alt.X("recall:Q", scale=alt.Scale(domain=[0, 1]), title="recall at budget k"),
         y=alt.Y("trace:N", title=None),
         yOffset="scoring:N",
-        color=alt.Color("scoring:N", title=None),
+        color=theme.color("scoring:N", [d["scoring"] for d in data]),
         tooltip=["trace:N", "scoring:N", alt.Tooltip("recall:Q", format=".3f")],
     ).properties(title=title, width=420)

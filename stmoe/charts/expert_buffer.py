@@ -3,9 +3,9 @@ prediction-driven prefetching does to hits, stalls and wasted bytes."""
 
 from __future__ import annotations
 
+from stmoe.charts import theme
 from stmoe.charts.base import rows_data
 
-SVG = {"embedOptions": {"renderer": "svg"}}
 OUTCOMES = ("ready when needed", "in flight when needed", "fetched on demand")
 
 
@@ -18,7 +18,7 @@ def replacement_chart(rows: list[dict], title: str):
     return alt.Chart(rows_data(data)).mark_line(point=True).encode(
         x=alt.X("capacity:Q", title="buffer capacity (experts, shared by all layers)"),
         y=alt.Y("hit_rate:Q", scale=alt.Scale(domain=[0, 1]), title="hit rate (demand only)"),
-        color=alt.Color("policy:N", title="policy"),
+        color=theme.color("policy:N", [d["policy"] for d in data], title="policy"),
         strokeDash=alt.StrokeDash("policy:N", legend=None),
         tooltip=["policy:N", "capacity:Q", alt.Tooltip("hit_rate:Q", format=".3f")],
     ).properties(title=title, width=420, height=240)
@@ -40,7 +40,7 @@ def outcome_chart(rows: list[dict], title: str):
     return alt.Chart(rows_data(outcome_rows(rows))).mark_bar().encode(
         x=alt.X("share:Q", stack="zero", scale=alt.Scale(domain=[0, 1]), title="share of expert requests"),
         y=alt.Y("system:N", title=None, sort=[r["system"] for r in rows]),
-        color=alt.Color("outcome:N", sort=list(OUTCOMES), title=None),
+        color=theme.color("outcome:N", OUTCOMES),
         order=alt.Order("order:Q"),
         tooltip=["system:N", "outcome:N", alt.Tooltip("share:Q", format=".3f")],
     ).transform_calculate(order=f"indexof({list(OUTCOMES)!r}, datum.outcome)").properties(
@@ -57,7 +57,7 @@ def share_chart(rows: list[dict], title: str):
     return alt.Chart(rows_data(data)).mark_line(point=True).encode(
         x=alt.X("share:Q", title="prefetch staging share of the buffer"),
         y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title=None),
-        color=alt.Color("measure:N", title=None),
+        color=theme.color("measure:N", names.values()),
         tooltip=["measure:N", "share:Q", alt.Tooltip("value:Q", format=".3f")],
     ).properties(title=title, width=420, height=220)
 
@@ -78,9 +78,9 @@ def split_chart(rows: list[dict]):
         panels.append(alt.Chart(rows_data([d for d in data if d["measure"] == m])).mark_bar().encode(
             x=alt.X("value:Q", title=m, scale=scale),
             y=alt.Y("system:N", title=None, sort=[r["system"] for r in rows]),
-            color=alt.Color("system:N", legend=None),
+            color=theme.color("system:N", [r["system"] for r in rows], legend=False),
             tooltip=["system:N", alt.Tooltip("value:Q", format=".3f")],
         ).properties(width=170, height=60))
     title = (f"capacity {st['capacity']:g} experts, staging {st['share']:.0%}: hit rate {st['hit_rate']:.2f}, "
              f"stall share {st['stall_share']:.2f}, wasted {per_token[st['system']]:.2f} MB/token")
-    return alt.hconcat(*panels).properties(title=title, usermeta=SVG)
+    return alt.hconcat(*panels).properties(title=title, usermeta=theme.SVG_RENDERER)

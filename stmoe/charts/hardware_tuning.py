@@ -3,9 +3,9 @@ sweeps, and the link-bandwidth knee."""
 
 from __future__ import annotations
 
+from stmoe.charts import theme
 from stmoe.charts.base import rows_data
 
-SVG = {"embedOptions": {"renderer": "svg"}}
 LABELS = {"latency_per_token_s": ("latency per token (µs)", 1e6),
           "energy_per_token_j": ("energy per token (µJ)", 1e6),
           "speedup_vs_on_demand": ("speedup over on-demand", 1.0),
@@ -25,7 +25,7 @@ def sweep_chart(rows: list[dict], field: str, title: str, *, log_x: bool = False
         x=alt.X("value:Q", title=x_title or rows[0]["parameter"],
                 scale=alt.Scale(type="log") if log_x else alt.Scale(zero=False)),
         y=alt.Y(f"{field}:Q", title=label),
-        color=alt.Color("system:N", title=None),
+        color=theme.color("system:N", [d["system"] for d in data]),
         tooltip=["system:N", "value:Q", alt.Tooltip(f"{field}:Q", format=".3f")],
     ).properties(title=title, width=380, height=200)
 
@@ -42,15 +42,18 @@ def knee_chart(gains: list[dict], knee, title: str):
     marks = [{"bandwidth": knee.peak_bandwidth / 1e9, "mark": "largest gain"}]
     if knee.saturated_below is not None:
         marks.append({"bandwidth": knee.saturated_below / 1e9, "mark": "link saturated at and below"})
-    rules = alt.Chart(rows_data(marks)).mark_rule(strokeDash=[4, 3]).encode(
-        x="bandwidth:Q", color=alt.Color("mark:N", title=None, scale=alt.Scale(range=["#a00", "#555"])))
+    # one colour scale over systems and markers draws one legend for both
+    names = [d["system"] for d in data] + [m["mark"] for m in marks]
+    rules = theme.rule(marks, x="bandwidth:Q", color=theme.color("mark:N", names))
+    color = theme.color("system:N", names)
+    dash = alt.StrokeDash("system:N", legend=None)
     gain = alt.Chart(rows_data(data)).mark_line(point=True).encode(
         x=x, y=alt.Y("gain:Q", title="speedup over the same buffer as a cache"),
-        strokeDash=alt.StrokeDash("system:N", title=None),
+        color=color, strokeDash=dash,
         tooltip=["system:N", "bandwidth:Q", alt.Tooltip("gain:Q", format=".3f")])
     util = alt.Chart(rows_data(data)).mark_line(point=True).encode(
         x=x, y=alt.Y("link utilisation:Q", scale=alt.Scale(domain=[0, 1])),
-        strokeDash=alt.StrokeDash("system:N", title=None),
+        color=color, strokeDash=dash,
         tooltip=["system:N", "bandwidth:Q", alt.Tooltip("link utilisation:Q", format=".3f")])
     return alt.vconcat(alt.layer(gain, rules).properties(width=420, height=180),
                        alt.layer(util, rules).properties(width=420, height=140)).properties(title=title)
@@ -68,7 +71,7 @@ def tuning_chart(rows: list[dict], title: str):
         panels.append(alt.Chart(rows_data(data)).mark_bar().encode(
             x=alt.X("value:Q", title=label),
             y=alt.Y("system:N", sort=order, title=None),
-            color=alt.Color("system:N", legend=None, sort=order),
+            color=theme.color("system:N", order, legend=False),
             tooltip=["system:N", alt.Tooltip("value:Q", format=".3f")],
         ).properties(width=220, height=22 * len(rows)))
-    return alt.hconcat(*panels).properties(title=title, usermeta=SVG)
+    return alt.hconcat(*panels).properties(title=title, usermeta=theme.SVG_RENDERER)

@@ -1,11 +1,10 @@
-"""Charts of predictor recall (notebook 03): against budget, against a knob, and the bars the
-recall explorer redraws."""
+"""Charts of predictor recall (notebook 03) against budget or a knob; the recall explorer's
+bars are `stmoe.charts.comparison.recall_bars_chart`."""
 
 from __future__ import annotations
 
+from stmoe.charts import theme
 from stmoe.charts.base import rows_data
-
-SVG_META = {"embedOptions": {"renderer": "svg"}}  # browser tests read the drawn title text
 
 
 def recall_curves_chart(rows: list[dict], x: str, title: str, x_title: str | None = None):
@@ -17,25 +16,6 @@ def recall_curves_chart(rows: list[dict], x: str, title: str, x_title: str | Non
     return alt.Chart(rows_data(data)).mark_line(point=True).encode(
         x=alt.X(f"{x}:Q", title=x_title or x.replace("_", " ")),
         y=alt.Y("recall:Q", scale=alt.Scale(domain=[0, 1]), title="recall"),
-        color=alt.Color("series:N", title=None),
+        color=theme.color("series:N", [d["series"] for d in data]),
         tooltip=["series:N", f"{x}:Q", alt.Tooltip("recall:Q", format=".3f")],
     ).properties(title=title, width=420, height=260)
-
-
-def recall_bars_chart(rows: list[dict], title: str, chance: float | None = None):
-    """Recall per predictor as bars (rows: dicts with "predictor", "recall"), in the given
-    order, with chance m / E as a dashed rule when given."""
-    import altair as alt
-
-    data = [{"predictor": r["predictor"], "recall": r["recall"]} for r in rows]
-    bars = alt.Chart(rows_data(data)).mark_bar().encode(
-        x=alt.X("recall:Q", scale=alt.Scale(domain=[0, 1]), title="recall at budget m"),
-        y=alt.Y("predictor:N", sort=[r["predictor"] for r in data], title=None),
-        tooltip=["predictor:N", alt.Tooltip("recall:Q", format=".3f")],
-    )
-    layers = [bars]
-    if chance is not None:
-        layers.append(alt.Chart(rows_data([{"chance": chance}])).mark_rule(color="#a00", strokeDash=[4, 3])
-                      .encode(x="chance:Q"))
-    return alt.layer(*layers).properties(title=title, width=420, height=24 * len(data),
-                                         usermeta=SVG_META)

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from stmoe.charts import theme
 from stmoe.charts.base import rows_data
+
+SOURCES = ("measured", "paper (reported)")
 
 
 def paper_gap_chart(gain_rows: list[dict], title: str):
@@ -21,12 +24,11 @@ def paper_gap_chart(gain_rows: list[dict], title: str):
     bars = base.mark_bar().encode(
         x=alt.X("gain:Q", title="st-moe gain (x)"),
         y=alt.Y("baseline:N", sort=order, title=None),
-        yOffset=alt.YOffset("source:N", sort=["measured", "paper (reported)"]),
-        color=alt.Color("source:N", sort=["measured", "paper (reported)"], title=None,
-                        scale=alt.Scale(range=["#1f77b4", "#bbbbbb"])),
+        yOffset=alt.YOffset("source:N", sort=list(SOURCES)),
+        color=theme.color("source:N", SOURCES),
         tooltip=["baseline:N", "measure:N", "source:N", alt.Tooltip("gain:Q", format=".2f")],
     )
-    one = base.mark_rule(color="#a00", strokeDash=[4, 3]).encode(x=alt.datum(1.0))
+    one = theme.rule(base, x=alt.datum(1.0))
     return (alt.layer(bars, one).properties(width=260, height=40 * len(order))
             .facet(column=alt.Column("measure:N", title=None, sort=["speedup", "energy efficiency"]))
-            .properties(title=title, usermeta={"embedOptions": {"renderer": "svg"}}))
+            .properties(title=title, usermeta=theme.SVG_RENDERER))

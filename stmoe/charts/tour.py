@@ -3,6 +3,7 @@ buffer size, with the reader's chosen bandwidth marked."""
 
 from __future__ import annotations
 
+from stmoe.charts import theme
 from stmoe.charts.base import rows_data
 
 SYSTEM_ORDER = ("on-demand", "st-moe", "oracle", "all-resident")
@@ -25,7 +26,7 @@ def latency_chart(grid: list[dict], buffer_share: float, bandwidth: float, title
     order = [s for s in SYSTEM_ORDER if any(r["system"] == s for r in rows)] + \
         sorted({r["system"] for r in rows} - set(SYSTEM_ORDER))
     x = alt.X("bandwidth_gbs:Q", scale=alt.Scale(type="log"), title="link bandwidth (GB/s)")
-    color = alt.Color("system:N", sort=order, title=None)
+    color = theme.color("system:N", order)
     base = alt.Chart(rows_data(rows))
     lines = base.mark_line().encode(
         x=x, y=alt.Y("latency_ms:Q", scale=alt.Scale(type="log"), title="latency per decode token (ms)"),
@@ -35,7 +36,6 @@ def latency_chart(grid: list[dict], buffer_share: float, bandwidth: float, title
         x=x, y="latency_ms:Q", color=color,
         tooltip=["system:N", alt.Tooltip("latency_ms:Q", format=".3f"),
                  alt.Tooltip("speedup:Q", format=".2f"), alt.Tooltip("hit_rate:Q", format=".2f")])
-    rule = alt.Chart(rows_data([{"bandwidth_gbs": bandwidth / 1e9}])).mark_rule(
-        color="#666", strokeDash=[4, 3]).encode(x=x)
+    rule = theme.rule([{"bandwidth_gbs": bandwidth / 1e9}], x=x)
     return alt.layer(lines, rule, points).properties(
-        title=title, width=460, height=280, usermeta={"embedOptions": {"renderer": "svg"}})
+        title=title, width=460, height=280, usermeta=theme.SVG_RENDERER)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stmoe.charts import theme
 from stmoe.charts.base import rows_data
 
 
@@ -23,14 +24,13 @@ def expert_share_chart(counts: np.ndarray, title: str):
     import altair as alt
 
     rows = expert_share_rows(counts)
-    bars = alt.Chart(rows_data(rows)).mark_bar().encode(
+    bars = alt.Chart(rows_data(rows)).mark_bar(color=theme.MARK_COLOR).encode(
         x=alt.X("rank:O", title="experts, most requested first", axis=alt.Axis(labels=False, ticks=False)),
         y=alt.Y("share:Q", title="share of the layer's requests"),
         tooltip=["expert:N", alt.Tooltip("share:Q", format=".3f")])
-    uniform = alt.Chart(rows_data([{"share": 1.0 / len(rows)}])).mark_rule(
-        color="#a00", strokeDash=[4, 3]).encode(y="share:Q")
+    uniform = theme.rule([{"share": 1.0 / len(rows)}], y="share:Q")
     return alt.layer(bars, uniform).properties(
-        title=title, width=460, height=220, usermeta={"embedOptions": {"renderer": "svg"}})
+        title=title, width=460, height=220, usermeta=theme.SVG_RENDERER)
 
 
 def layer_stat_chart(rows: list[dict], stat: str, title: str, baselines: dict | None = None):
@@ -40,13 +40,12 @@ def layer_stat_chart(rows: list[dict], stat: str, title: str, baselines: dict | 
     import altair as alt
 
     data = [{"group": r["group"], "layer": r["layer"], stat: r[stat]} for r in rows]
-    color = alt.Color("group:N", title=None)
+    color = theme.color("group:N", [d["group"] for d in data] + list(baselines or ()))
     lines = alt.Chart(rows_data(data)).mark_line(point=True).encode(
         x=alt.X("layer:Q", title="MoE layer"), y=alt.Y(f"{stat}:Q", title=stat.replace("_", " ")),
         color=color, tooltip=["group:N", "layer:Q", alt.Tooltip(f"{stat}:Q", format=".3f")])
     layers = [lines]
     if baselines:
         base = [{"group": g, stat: v} for g, v in baselines.items()]
-        layers.append(alt.Chart(rows_data(base)).mark_rule(strokeDash=[4, 3]).encode(
-            y=f"{stat}:Q", color=color))
+        layers.append(theme.rule(base, y=f"{stat}:Q", color=color))
     return alt.layer(*layers).properties(title=title, width=460, height=220)

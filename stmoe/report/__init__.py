@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from stmoe.charts import render_svg
-from stmoe.charts.comparison import predictor_recall_chart, system_speedup_chart
+from stmoe.charts.comparison import recall_bars_chart, system_speedup_chart
 from stmoe.errors import ConfigError, StmoeError
 from stmoe.readers.catalog import bundled, load_trace
 from stmoe.report import html
@@ -73,7 +73,7 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
         res["trace"] = str(name)
         res["seconds"] = round(time.perf_counter() - start, 2)
         results.append(res)
-        sections.append(_section(res, out, html, render_svg, predictor_recall_chart, system_speedup_chart))
+        sections.append(_section(res, out, html, render_svg, recall_bars_chart, system_speedup_chart))
         progress(f"{trace.label}: done in {res['seconds']:.1f} s")
     intro = ("<p>What a spatio-temporal expert prefetcher (ST-MoE, arXiv 2606.15453) buys on each "
              "trace below: how predictable expert requests are one layer ahead (recall at budget "
@@ -109,7 +109,8 @@ def _section(res: dict, out: Path, html, render_svg, recall_chart, speedup_chart
     phase = rows[0]["phase"] if rows else "decode"
     budget = rows[0]["budget"] if rows else s["top_k"]
     chance = budget / s["num_experts"]
-    chart = recall_chart(rows, f"{res['label']}: {phase} recall at m = {budget}", chance=chance)
+    chart = recall_chart(rows, f"{res['label']}: {phase} recall at m = {budget}", chance=chance,
+                         sort_by_recall=True)
     parts.append(f"<h3>Prediction ({phase} tokens, chance m/E = {chance:.3f})</h3>")
     parts.append(html.figure(_save_figure(chart, out, f"{slug}-recall", render_svg, vlc),
                              f"Recall one layer ahead at budget m = {budget}; the dashed line is chance."))

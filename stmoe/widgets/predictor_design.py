@@ -10,7 +10,7 @@ says how many tokens).
 from __future__ import annotations
 
 from stmoe.book.predictor_design import chance, recall_by_budget, st_moe
-from stmoe.charts.predictor_design import recall_bars_chart
+from stmoe.charts.comparison import recall_bars_chart
 from stmoe.predictors import make
 from stmoe.splits import split
 from stmoe.widgets.explorer import Explorer
