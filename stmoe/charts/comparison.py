@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stmoe.charts import theme
 from stmoe.charts.base import rows_data
+from stmoe.sim.comparison import marked
 
 MEASURES = ("speedup", "energy efficiency")
 
@@ -38,12 +39,12 @@ def system_speedup_chart(rows: list[dict], title: str):
 
     data = []
     for r in rows:
-        name = r["system"] + (" *" if r["changes_routing"] else "")
+        name = marked(r)
         data.append({"system": name, "measure": "speedup", "value": r["speedup_vs_on_demand"]})
         data.append({"system": name, "measure": "energy efficiency", "value": r["energy_efficiency_vs_on_demand"]})
     return alt.Chart(rows_data(data)).mark_bar().encode(
         x=alt.X("value:Q", title="x over on-demand"),
-        y=alt.Y("system:N", sort=[r["system"] + (" *" if r["changes_routing"] else "") for r in rows], title=None),
+        y=alt.Y("system:N", sort=[marked(r) for r in rows], title=None),
         yOffset="measure:N",
         color=theme.color("measure:N", MEASURES),
         tooltip=["system:N", "measure:N", alt.Tooltip("value:Q", format=".2f")],

@@ -7,7 +7,7 @@ from __future__ import annotations
 from stmoe.cli.output import format_table, print_json
 from stmoe.errors import ConfigError
 from stmoe.readers.catalog import load_trace
-from stmoe.sim.comparison import compare_systems, dims_for
+from stmoe.sim.comparison import compare_systems, dims_for, readable
 from stmoe.sim.hardware import PRESETS, preset
 from stmoe.sim.sweeps import sweep
 from stmoe.sim.systems import SYSTEMS, runnable
@@ -69,12 +69,7 @@ def run(args) -> int:
         return 0
     print(f"{trace.label} on {hw.name} "
           f"({hw.notes}); {results[0]['tokens']} decode tokens; model sizes from {dims.source}")
-    rows = [{"system": r["system"] + (" *" if r["changes_routing"] else ""),
-             "ms/token": r["latency_per_token_s"] * 1e3, "speedup": r["speedup_vs_on_demand"],
-             "mJ/token": r["energy_per_token_j"] * 1e3, "energy eff.": r["energy_efficiency_vs_on_demand"],
-             "hit rate": r["hit_rate"], "stall share": r["stall_share"], "link util.": r["link_utilisation"],
-             "wasted MB": r["wasted_bytes"] / 1e6} for r in results]
-    print(format_table(rows))
+    print(format_table([readable(r) for r in results]))
     if any(r["changes_routing"] for r in results):
         print("* changes the model's routing (replayed here on the trace's routing)")
     for n in dict.fromkeys(notes):

@@ -21,7 +21,7 @@ import numpy as np
 
 from stmoe.errors import ConfigError
 from stmoe.predictors.base import Predictor, check_budget, check_lookahead, issue_point
-from stmoe.predictors.reference import StaleGate, Oracle, Random
+from stmoe.predictors.reference import Oracle, Random, StaleGate
 from stmoe.predictors.tables import CrossLayerTable, History, Popularity, PreviousToken, STMoE
 from stmoe.predictors.trained import Trained
 from stmoe.trace import Trace

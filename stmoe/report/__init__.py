@@ -17,9 +17,8 @@ from stmoe.errors import ConfigError, StmoeError
 from stmoe.readers.catalog import bundled, load_trace
 from stmoe.report import html
 from stmoe.report.study import study
+from stmoe.sim.comparison import readable
 from stmoe.version import __version__
-
-DEFAULT_TRACES_NOTE = "the bundled traces (stmoe datasets)"
 
 
 def _slug(text: str) -> str:
@@ -73,7 +72,7 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
         res["trace"] = str(name)
         res["seconds"] = round(time.perf_counter() - start, 2)
         results.append(res)
-        sections.append(_section(res, out, html, render_svg, recall_bars_chart, system_speedup_chart))
+        sections.append(_section(res, out))
         progress(f"{trace.label}: done in {res['seconds']:.1f} s")
     intro = ("<p>What a spatio-temporal expert prefetcher (ST-MoE, arXiv 2606.15453) buys on each "
              "trace below: how predictable expert requests are one layer ahead (recall at budget "
@@ -88,9 +87,7 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
     return summary
 
 
-def _section(res: dict, out: Path, html, render_svg, recall_chart, speedup_chart) -> str:
-    import vl_convert as vlc
-
+def _section(res: dict, out: Path) -> str:
     s = res["summary"]
     slug = _slug(s["name"])
     parts = [f"<h2>{html.esc(res['label'])}</h2>",
@@ -109,33 +106,26 @@ def _section(res: dict, out: Path, html, render_svg, recall_chart, speedup_chart
     phase = rows[0]["phase"] if rows else "decode"
     budget = rows[0]["budget"] if rows else s["top_k"]
     chance = budget / s["num_experts"]
-    chart = recall_chart(rows, f"{res['label']}: {phase} recall at m = {budget}", chance=chance,
+    chart = recall_bars_chart(rows, f"{res['label']}: {phase} recall at m = {budget}", chance=chance,
                          sort_by_recall=True)
     parts.append(f"<h3>Prediction ({phase} tokens, chance m/E = {chance:.3f})</h3>")
-    parts.append(html.figure(_save_figure(chart, out, f"{slug}-recall", render_svg, vlc),
+    parts.append(html.figure(_save_figure(chart, out, f"{slug}-recall"),
                              f"Recall one layer ahead at budget m = {budget}; the dashed line is chance."))
     parts.append(html.table(rows, ["predictor", "phase", "budget", "recall", "precision", "exact", "cells"]))
     for hw_name, block in res["systems"].items():
-        chart = speedup_chart(block["rows"], f"{res['label']} on {hw_name}")
+        chart = system_speedup_chart(block["rows"], f"{res['label']} on {hw_name}")
         parts.append(f"<h3>Systems on the {html.esc(hw_name)} preset (decode)</h3>" if "," not in hw_name
                      else f"<h3>Systems on the {html.esc(hw_name)} (decode)</h3>")
-        parts.append(html.figure(_save_figure(chart, out, f"{slug}-{_slug(hw_name)}", render_svg, vlc),
+        parts.append(html.figure(_save_figure(chart, out, f"{slug}-{_slug(hw_name)}"),
                                  "Speedup and energy efficiency over on-demand; * changes routing."))
-        parts.append(html.table([_system_display(r) for r in block["rows"]]))
+        parts.append(html.table([readable(r) for r in block["rows"]]))
         parts += [f"<p class='note'>note: {html.esc(n)}</p>" for n in block["notes"]]
     return "".join(parts)
 
 
-def _system_display(r: dict) -> dict:
-    """A system row with readable units for the HTML table (summary.json keeps SI units)."""
-    return {"system": r["system"] + (" *" if r["changes_routing"] else ""),
-            "µs / token": r["latency_per_token_s"] * 1e6, "speedup": r["speedup_vs_on_demand"],
-            "mJ / token": r["energy_per_token_j"] * 1e3, "energy eff.": r["energy_efficiency_vs_on_demand"],
-            "hit rate": r["hit_rate"], "stall share": r["stall_share"], "link util.": r["link_utilisation"],
-            "wasted MB": r["wasted_bytes"] / 1e6}
+def _save_figure(chart, out: Path, stem: str) -> str:
+    import vl_convert as vlc
 
-
-def _save_figure(chart, out: Path, stem: str, render_svg, vlc) -> str:
     svg = render_svg(chart)
     _atomic_write(out / "figures" / f"{stem}.svg", svg.encode())
     _atomic_write(out / "figures" / f"{stem}.png", vlc.vegalite_to_png(chart.to_dict(), scale=2))

@@ -48,6 +48,21 @@ def reference_dims(trace: Trace, **given):
     return model_dims(trace, **(dict(KNOWN_MODELS[REFERENCE_MODEL], dtype="bfloat16") | given))
 
 
+def marked(row: dict) -> str:
+    """A system's name, with " *" when it changes the model's routing (its numbers are then not
+    for the same model output; tables say so under the "*")."""
+    return row["system"] + (" *" if row["changes_routing"] else "")
+
+
+def readable(row: dict) -> dict:
+    """A system's row in the units tables print (JSON keeps SI units)."""
+    return {"system": marked(row),
+            "µs / token": row["latency_per_token_s"] * 1e6, "speedup": row["speedup_vs_on_demand"],
+            "mJ / token": row["energy_per_token_j"] * 1e3, "energy eff.": row["energy_efficiency_vs_on_demand"],
+            "hit rate": row["hit_rate"], "stall share": row["stall_share"], "link util.": row["link_utilisation"],
+            "wasted MB": row["wasted_bytes"] / 1e6}
+
+
 def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predictions=None, **knobs):
     """(rows, notes): `SimulationResult.row()` of each system, relative to on-demand.
     adap-gating needs gate weights and is skipped, with a note, on traces without them.
