@@ -13,7 +13,9 @@ to the newest end of the list (a column of the registry `_RULES`). LRU and FIFO 
 they evict the oldest, and differ only in the hit rule. To add a policy: its code constant and
 its row in `_RULES` (name, whether a hit moves it to the newest end, whether it evicts simply
 the oldest), and, unless it does, its branch in `_eviction_key`. `POLICIES`, `BufferSpec`,
-`replay` and the timing model pick it up from there.
+`replay` and the timing model pick it up from there, once numba recompiles them: its cache
+checks only a kernel's own file, so after editing this one delete the cached kernels of
+``stmoe/sim/__pycache__`` (``*.nbi``, ``*.nbc``), or the timing model keeps the old rules.
 
 The state lives in plain numpy arrays handled by numba kernels (the timing model in
 ``stmoe.sim.timing`` calls the same helpers), because a Python object per request is two orders
