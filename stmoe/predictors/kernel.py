@@ -57,7 +57,7 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     `weights[l]` = (w_prior, w_spatial, w_transition, w_history, w_previous) of layer l.
     Returns the predictions [stop - start, L, budget] int16 (all -1 when not `predict`).
     """
-    T, L, k = ids.shape
+    L = ids.shape[1]
     E = pop.shape[1]
     out = np.full((stop - start, L, budget), -1, np.int16)
     use_sp, use_tr = cross.shape[1] == E, trans.shape[1] == E
@@ -78,31 +78,16 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
         cross_l = cross[l]
         trans_l = trans[l]
         pop_sum = pop_l.sum()
-        cross_sum = np.zeros(E)
-        trans_sum = np.zeros(E)
-        if use_sp:
-            for i in range(E):
-                cross_sum[i] = cross_l[i].sum()
-        if use_tr:
-            for i in range(E):
-                trans_sum[i] = trans_l[i].sum()
+        cross_sum = _row_sums(cross_l, use_sp, E)
+        trans_sum = _row_sums(trans_l, use_tr, E)
         scale = 1.0
         for t in range(start, stop):
             pt = prev[t]
             st = t if src_prev[l] == 0 else pt
             inv = 1.0 / scale
             if predict:
-                norm = 1.0 / (pop_sum * inv + E * beta)
-                for j in range(E):
-                    p[j] = (pop_l[j] * inv + beta) * norm
-                if mode == LINEAR:
-                    for j in range(E):
-                        score[j] = w_prior * p[j]
-                elif mode == LOG:
-                    _log(p, logp)
-                    score[:] = logp
-                else:
-                    score[:] = p
+                _prior(p, pop_l, pop_sum, inv, beta)
+                _prior_term(score, p, logp, w_prior, mode)
                 ref = logp if mode == LOG else p
                 if use_sp and w_sp != 0.0:
                     _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
@@ -111,59 +96,123 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
                     _mixture(Q, p, trans_l, trans_sum, ids, pt, l, inv, alpha)
                     _combine(score, Q, ref, w_tr, mode)
                 if w_h != 0.0:
-                    H[:] = 0.0
-                    total = 0.0
-                    wgt = 1.0
-                    u = pt
-                    for _ in range(hist_len):
-                        if u < 0:
-                            break
-                        for s in range(k):
-                            j = ids[u, l, s]
-                            if j >= 0:
-                                H[j] += wgt
-                                total += wgt
-                        wgt *= hist_decay
-                        u = prev[u]
-                    if mode == LINEAR:
-                        if total > 0.0:
-                            for j in range(E):
-                                H[j] /= total
-                    else:
-                        c = 1.0 / (total + alpha)
-                        for j in range(E):
-                            H[j] = (H[j] + alpha * p[j]) * c
+                    _history(H, p, ids, prev, pt, l, hist_len, hist_decay, alpha, mode)
                     _combine(score, H, ref, w_h, mode)
                 if w_prev != 0.0 and pt >= 0:
-                    for s in range(k):
-                        j = ids[pt, l, s]
-                        if j >= 0:
-                            score[j] += w_prev * (1.0 + (k - s) / k)
+                    _previous_token_bonus(score, ids, pt, l, w_prev)
                 _top(score, out[t - start, l], top_vals)
             if update:
-                for s in range(k):
-                    j = ids[t, l, s]
-                    if j >= 0:
-                        pop_l[j] += scale
-                        pop_sum += scale
-                if use_sp:
-                    _count_pairs(cross_l, cross_sum, ids, st, sl, t, l, scale)
-                if use_tr:
-                    _count_pairs(trans_l, trans_sum, ids, pt, l, t, l, scale)
+                pop_sum = _update_tables(pop_l, pop_sum, cross_l, cross_sum, trans_l, trans_sum, use_sp,
+                                         use_tr, ids, t, l, st, sl, pt, scale)
                 scale /= decay
                 if scale > _RENORMALISE_AT:
-                    pop_l /= scale
-                    pop_sum /= scale
-                    cross_l /= scale
-                    cross_sum /= scale
-                    trans_l /= scale
-                    trans_sum /= scale
+                    pop_sum = _renormalise(pop_l, pop_sum, cross_l, cross_sum, trans_l, trans_sum, scale)
                     scale = 1.0
         if scale != 1.0:
-            pop_l /= scale
-            cross_l /= scale
-            trans_l /= scale
+            _renormalise(pop_l, pop_sum, cross_l, cross_sum, trans_l, trans_sum, scale)
     return out
+
+
+@numba.njit(cache=True, inline="always")
+def _row_sums(table, kept, E):
+    """sum_j table[i, j] for each source expert i; zeros for a table not kept."""
+    sums = np.zeros(E)
+    if kept:
+        for i in range(E):
+            sums[i] = table[i].sum()
+    return sums
+
+
+@numba.njit(cache=True, inline="always")
+def _prior(p, pop_l, pop_sum, inv, beta):
+    """p_j = (pop_j + beta) / (sum pop + E beta), the counts in true units (raw * inv)."""
+    E = p.shape[0]
+    norm = 1.0 / (pop_sum * inv + E * beta)
+    for j in range(E):
+        p[j] = (pop_l[j] * inv + beta) * norm
+
+
+@numba.njit(cache=True, inline="always")
+def _prior_term(score, p, logp, w_prior, mode):
+    """Start the scores with the prior's term: w_prior p (LINEAR), log p (LOG; also into logp,
+    the reference the other terms are taken against) or p (PRODUCT)."""
+    if mode == LINEAR:
+        for j in range(p.shape[0]):
+            score[j] = w_prior * p[j]
+    elif mode == LOG:
+        _log(p, logp)
+        score[:] = logp
+    else:
+        score[:] = p
+
+
+@numba.njit(cache=True, inline="always")
+def _history(dest, p, ids, prev, pt, l, hist_len, hist_decay, alpha, mode):
+    """dest_j = sum over the last `hist_len` tokens of the sequence (pt, prev[pt], ...) of
+    hist_decay ** (age - 1) * [j routed at layer l]: normalised to sum 1 (LINEAR), or smoothed
+    towards p like a table row (LOG, PRODUCT)."""
+    E = dest.shape[0]
+    dest[:] = 0.0
+    total = 0.0
+    wgt = 1.0
+    u = pt
+    for _ in range(hist_len):
+        if u < 0:
+            break
+        for s in range(ids.shape[2]):
+            j = ids[u, l, s]
+            if j >= 0:
+                dest[j] += wgt
+                total += wgt
+        wgt *= hist_decay
+        u = prev[u]
+    if mode == LINEAR:
+        if total > 0.0:
+            for j in range(E):
+                dest[j] /= total
+    else:
+        c = 1.0 / (total + alpha)
+        for j in range(E):
+            dest[j] = (dest[j] + alpha * p[j]) * c
+
+
+@numba.njit(cache=True, inline="always")
+def _previous_token_bonus(score, ids, pt, l, w_prev):
+    """score_j += w_prev (1 + (k - slot) / k) for each expert j that token pt routed at layer l,
+    in router slot `slot`: the previous token's experts first, in the router's order."""
+    k = ids.shape[2]
+    for s in range(k):
+        j = ids[pt, l, s]
+        if j >= 0:
+            score[j] += w_prev * (1.0 + (k - s) / k)
+
+
+@numba.njit(cache=True, inline="always")
+def _update_tables(pop_l, pop_sum, cross_l, cross_sum, trans_l, trans_sum, use_sp, use_tr, ids, t, l,
+                   st, sl, pt, scale):
+    """Count token t's routing at layer l, `scale` per observation: its experts, the pairs from
+    its source cell (st, sl) and from the previous token's experts at l. Returns pop_sum."""
+    for s in range(ids.shape[2]):
+        j = ids[t, l, s]
+        if j >= 0:
+            pop_l[j] += scale
+            pop_sum += scale
+    if use_sp:
+        _count_pairs(cross_l, cross_sum, ids, st, sl, t, l, scale)
+    if use_tr:
+        _count_pairs(trans_l, trans_sum, ids, pt, l, t, l, scale)
+    return pop_sum
+
+
+@numba.njit(cache=True, inline="always")
+def _renormalise(pop_l, pop_sum, cross_l, cross_sum, trans_l, trans_sum, scale):
+    """Divide layer l's tables and their sums by `scale`, back to scale 1. Returns pop_sum."""
+    pop_l /= scale
+    cross_l /= scale
+    cross_sum /= scale
+    trans_l /= scale
+    trans_sum /= scale
+    return pop_sum / scale
 
 
 @numba.njit(cache=True, inline="always")

@@ -6,6 +6,17 @@ Replacement in the cache region is one of LRU, FIFO, LFU, Belady (offline optimu
 the expert whose next request is farthest away) or prediction-aware (evicts, among experts
 not predicted for an upcoming layer, the least recently used). The staging region is FIFO.
 
+Each region keeps its experts in a list, oldest first. A policy is two rules, kept together in
+the section "Replacement policies" below: its eviction key (`_eviction_key`: a full region
+evicts the expert with the smallest key, the oldest on ties) and whether a hit moves the expert
+to the newest end of the list (a column of the registry `_RULES`). LRU and FIFO need no key:
+they evict the oldest, and differ only in the hit rule. To add a policy: its code constant and
+its row in `_RULES` (name, whether a hit moves it to the newest end, whether it evicts simply
+the oldest), and, unless it does, its branch in `_eviction_key`. `POLICIES`, `BufferSpec`,
+`replay` and the timing model pick it up from there, once numba recompiles them: its cache
+checks only a kernel's own file, so after editing this one delete the cached kernels of
+``stmoe/sim/__pycache__`` (``*.nbi``, ``*.nbc``), or the timing model keeps the old rules.
+
 The state lives in plain numpy arrays handled by numba kernels (the timing model in
 ``stmoe.sim.timing`` calls the same helpers), because a Python object per request is two orders
 of magnitude too slow for sweeps over real traces.
@@ -20,14 +31,52 @@ from numba import njit
 
 from stmoe.errors import ConfigError, HardwareError
 
-POLICIES = {"lru": 0, "fifo": 1, "lfu": 2, "belady": 3, "predictive": 4}
-LRU, FIFO, LFU, BELADY, PREDICTIVE = range(5)
 CACHE, STAGE = 0, 1          # region index; `where` stores region + 1 (0 = absent)
 NEVER = np.int64(2 ** 62)    # "next request" of an expert that is never requested again
 # rows of the per-expert state S and of the per-region state H (see new_state)
 WHERE, PRV, NXT, K_LAST, K_FREQ, K_FTIME, K_NEXT, K_SOON, PREFETCHED, QPOS = range(10)
 N_ROWS = 10
 HEAD, TAIL, CNT, CAP = range(4)
+
+# Replacement policies: the registry, then the eviction key, side by side (module docstring).
+LRU, FIFO, LFU, BELADY, PREDICTIVE = range(5)
+_RULES = (
+    # code        name          a hit moves it    evicts the oldest
+    #                           to the newest     (no key to compare)
+    (LRU,         "lru",        True,             True),
+    (FIFO,        "fifo",       False,            True),
+    (LFU,         "lfu",        False,            False),
+    (BELADY,      "belady",     False,            False),
+    (PREDICTIVE,  "predictive", True,             False),
+)
+POLICIES = {name: code for code, name, _, _ in _RULES}
+# Tuples indexed by code, as numba compiles module-level tuples in as constants.
+_MOVES_ON_HIT = tuple(moves for _, _, moves, _ in sorted(_RULES))
+_EVICTS_OLDEST = tuple(oldest for _, _, _, oldest in sorted(_RULES))
+
+
+@njit(cache=True, inline="always")
+def _eviction_key(S, o, policy, cell):
+    """(k1, k2) of expert o: a full cache region evicts the smallest, the oldest on ties.
+    `cell` is the cell the room is made for: the prediction-aware policy keeps the experts
+    predicted for it or a later cell longest."""
+    if policy == LFU:
+        return S[K_FREQ, o], S[K_FTIME, o]
+    if policy == BELADY:
+        return -S[K_NEXT, o], np.int64(0)
+    if policy == PREDICTIVE:
+        return np.int64(1) if S[K_SOON, o] >= cell else np.int64(0), S[K_LAST, o]
+    return np.int64(0), np.int64(0)   # LRU, FIFO: all equal, so the oldest goes
+
+
+@njit(cache=True, inline="always")
+def _moves_to_newest_on_hit(policy):
+    return _MOVES_ON_HIT[policy]
+
+
+@njit(cache=True, inline="always")
+def _evicts_oldest(policy):
+    return _EVICTS_OLDEST[policy]
 
 
 @dataclass(frozen=True)
@@ -130,18 +179,12 @@ def append(S, H, o, r, p):
 def victim(S, H, r, p, policy, cell):
     """The expert to evict from region r of partition p (the region is full, so non-empty)."""
     o = H[HEAD, r, p]
-    if r == STAGE or policy == LRU or policy == FIFO:
+    if r == STAGE or _evicts_oldest(policy):
         return o
     best, bk1, bk2 = o, np.int64(0), np.int64(0)
     first = True
     while o >= 0:
-        if policy == LFU:
-            k1, k2 = S[K_FREQ, o], S[K_FTIME, o]
-        elif policy == BELADY:
-            k1, k2 = -S[K_NEXT, o], np.int64(0)
-        else:  # PREDICTIVE: experts predicted for a layer not yet run are kept longest
-            k1 = np.int64(1) if S[K_SOON, o] >= cell else np.int64(0)
-            k2 = S[K_LAST, o]
+        k1, k2 = _eviction_key(S, o, policy, cell)
         if first or k1 < bk1 or (k1 == bk1 and k2 < bk2):
             best, bk1, bk2, first = o, k1, k2, False
         o = S[NXT, o]
@@ -154,7 +197,7 @@ def touch(S, H, o, p, policy, stamp):
     S[K_LAST, o] = stamp
     S[K_FREQ, o] += 1
     S[K_FTIME, o] = stamp
-    if (policy == LRU or policy == PREDICTIVE) and H[TAIL, CACHE, p] != o:
+    if _moves_to_newest_on_hit(policy) and H[TAIL, CACHE, p] != o:
         unlink(S, H, o, p)
         append(S, H, o, CACHE, p)
 

@@ -1,18 +1,34 @@
 """Event-driven timing and energy of MoE decoding with an expert buffer and one fetch link.
 
-Per token and MoE layer: attention and router compute; the router's choice is then known and
-(1) each chosen expert is looked up in the buffer, missing ones are fetched on demand, ahead of
-any queued prefetch; (2) queued prefetches for this layer that the router did not choose are
-cancelled (bytes already on the wire are wasted); (3) the predictor's experts for the layer
-`lookahead` layers ahead are queued on the link (this is when the contract says a prediction is
-issued); (4) the experts are computed in arrival order, so compute stalls on late data.
+`run_kernel` walks the tokens (`_run_phases`); the first token of a sequence first queues the
+prefetches for its first `lookahead` layers, which no earlier token could issue
+(`_issue_sequence_start`). Then per MoE layer, one helper per phase:
+
+1. attention and router compute, while the link starts the queued prefetches it reaches
+   by their end (`_start_due_prefetches`);
+2. the router's choice is now known: a prefetch still on the wire for this layer (or an earlier
+   one) that it did not choose is pre-empted, its bytes so far wasted
+   (`_preempt_unrouted_prefetch`);
+3. each chosen expert is looked up in the buffer (hit, late prefetch, or miss), missing ones
+   are fetched on demand, ahead of any queued prefetch (`_serve_routed_experts`);
+4. queued prefetches for this layer that the router did not choose are cancelled, before a
+   byte of them moved (`_cancel_unchosen_prefetches`);
+5. the predictor's experts for the layer `lookahead` layers ahead are queued on the link (this
+   is when the contract says a prediction is issued; `_issue_predictions`);
+6. the experts are computed in arrival order, so compute stalls on late data
+   (`_compute_in_arrival_order`).
+
+At the end, prefetches never used count as wasted, or as cancelled if they never left the
+queue (`_count_unused_prefetches`); so does a prefetched expert evicted before its use
+(`_evict_for`).
 
 The link is one FIFO queue: latency + bytes / bandwidth per expert, demand fetches jumping the
-queue of not-yet-started prefetches and preempting the prefetch on the wire. Compute is a
-roofline (max of MACs / peak and weight bytes / bandwidth): experts are read from the buffer at
-local bandwidth, attention and router weights at the hardware's dense bandwidth, over a path of
-their own (a stated simplification: they never contend with the expert link). Energy: bytes over the link, bytes
-written to and read from the buffer, MACs, and static power x time.
+queue of not-yet-started prefetches (they wait for the prefetch on the wire, unless phase 2
+pre-empted it). Compute is a roofline (max of MACs / peak and weight bytes / bandwidth):
+experts are read from the buffer at local bandwidth, attention and router weights at the
+hardware's dense bandwidth, over a path of their own (a stated simplification: they never
+contend with the expert link). Energy: bytes over the link, bytes written to and read from the
+buffer, MACs, and static power x time.
 """
 
 from __future__ import annotations
@@ -118,9 +134,201 @@ def _issue(S, H, g, c, now, pred, L, E, part, policy, stamp, nbytes, ready, queu
     return qt
 
 
+@njit(cache=True, inline="always")
+def _issue_sequence_start(S, H, t, now, pred, lookahead, L, E, part, policy, stamp, nbytes, ready,
+                          queue, qissue, qh, qt, stats):
+    """Queue the prefetches for the first `lookahead` cells of token t, which starts a sequence:
+    no earlier token of it was routed to issue them. Returns the new queue tail."""
+    for c in range(t * L, t * L + min(lookahead, L)):
+        qt = _issue(S, H, t * L - 1, c, now, pred, L, E, part, policy, stamp, nbytes, ready, queue,
+                    qissue, qh, qt, stats)
+    return qt
+
+
+@njit(cache=True, inline="always")
+def _start_due_prefetches(S, queue, qissue, qh, qt, now, link_free, pf_obj, E, xfer, nbytes, latency,
+                          ready, stats):
+    """Start, in queue order, every queued prefetch the link reaches by `now`.
+    Returns (queue head, link_free, pf_obj)."""
+    Q = queue.shape[1]
+    while qh < qt:
+        j = qh % Q
+        q = queue[0, j]
+        if q >= 0:
+            start = max(link_free, qissue[j])
+            if start > now:
+                break
+            link_free = start + xfer[q // E]
+            ready[q] = link_free + latency
+            S[QPOS, q] = -1
+            stats[S_PF_BYTES] += nbytes[q // E]
+            stats[S_LINK_BUSY] += xfer[q // E]
+            pf_obj = q
+        qh += 1
+    return qh, link_free, pf_obj
+
+
+@njit(cache=True, inline="always")
+def _preempt_unrouted_prefetch(S, H, ids, t, l, g, now, link_free, pf_obj, part, E, xfer, nbytes, stats):
+    """If the prefetch on the wire was for this layer (or earlier) and the router did not choose
+    it, stop it: demands would wait behind it for nothing, and its bytes so far are wasted.
+    Returns (link_free, pf_obj)."""
+    if (pf_obj >= 0 and link_free > now and S[WHERE, pf_obj] != 0 and S[PREFETCHED, pf_obj]
+            and S[QPOS, pf_obj] < 0 and S[K_SOON, pf_obj] <= g and not _routed(ids, t, l, pf_obj, E)):
+        q = pf_obj
+        unsent = link_free - now
+        unsent_bytes = unsent / xfer[q // E] * nbytes[q // E]
+        stats[S_PF_BYTES] -= unsent_bytes
+        stats[S_LINK_BUSY] -= unsent
+        stats[S_WASTED] += 1
+        stats[S_WASTED_BYTES] += nbytes[q // E] - unsent_bytes
+        stats[S_PREEMPTED] += 1
+        link_free = now
+        S[PREFETCHED, q] = 0
+        unlink(S, H, q, part[q])
+        pf_obj = -1
+    return link_free, pf_obj
+
+
+@njit(cache=True, inline="always")
+def _look_up(S, H, o, l, g, i, now, part, policy, next_req, E, nbytes, ready, queue, stats):
+    """Request i, for expert o of layer l (cell g), meets the buffer: a hit, a prefetch still in
+    flight (late), or a miss. A staged expert moves to the cache region on its first use.
+    Returns whether o must be fetched on demand."""
+    p = part[o]
+    S[K_NEXT, o] = next_req[i]
+    stats[S_REQ] += 1
+    demand = False
+    if S[WHERE, o] != 0:
+        if S[QPOS, o] >= 0:     # prefetch still queued: fetch it as a demand
+            queue[0, S[QPOS, o] % queue.shape[1]] = -1
+            S[QPOS, o] = -1
+            S[PREFETCHED, o] = 0
+            stats[S_CANCELLED] += 1
+            demand = True
+        elif ready[o] <= now:
+            stats[S_HIT] += 1
+        else:
+            stats[S_LATE] += 1
+        if S[PREFETCHED, o]:
+            stats[S_USEFUL] += 1
+            stats[S_USEFUL_BYTES] += nbytes[l]
+            S[PREFETCHED, o] = 0
+        if S[WHERE, o] == STAGE + 1:
+            unlink(S, H, o, p)
+            _evict_for(S, H, CACHE, p, policy, g, E, nbytes, queue, stats)
+            admit(S, H, o, CACHE, p, i)
+        else:
+            touch(S, H, o, p, policy, i)
+    else:
+        demand = True
+        _evict_for(S, H, CACHE, p, policy, g, E, nbytes, queue, stats)
+        admit(S, H, o, CACHE, p, i)
+    return demand
+
+
+@njit(cache=True, inline="always")
+def _fetch_on_demand(o, l, now, link_free, latency, xfer, nbytes, ready, stats):
+    """Fetch expert o of layer l ahead of the queued prefetches (behind the transfer on the
+    wire, if any). Returns link_free."""
+    stats[S_MISS] += 1
+    link_free = max(link_free, now) + xfer[l]
+    ready[o] = link_free + latency
+    stats[S_DEMAND_BYTES] += nbytes[l]
+    stats[S_LINK_BUSY] += xfer[l]
+    return link_free
+
+
+@njit(cache=True, inline="always")
+def _serve_routed_experts(ids, t, l, g, i, now, link_free, pf_obj, S, H, part, policy, next_req, E,
+                          latency, xfer, nbytes, ready, queue, rt, stats):
+    """Look up each expert the router chose for (t, l), fetching the missing ones on demand;
+    their ready times go to rt[:nd]. Returns (nd, i, link_free, pf_obj)."""
+    nd = 0
+    for s in range(ids.shape[2]):
+        e = ids[t, l, s]
+        if e < 0:
+            continue
+        o = l * E + e
+        if _look_up(S, H, o, l, g, i, now, part, policy, next_req, E, nbytes, ready, queue, stats):
+            pf_obj = -1
+            link_free = _fetch_on_demand(o, l, now, link_free, latency, xfer, nbytes, ready, stats)
+        rt[nd] = ready[o]
+        nd += 1
+        i += 1
+    return nd, i, link_free, pf_obj
+
+
+@njit(cache=True, inline="always")
+def _cancel_unchosen_prefetches(S, H, queue, qh, qt, g, part, stats):
+    """Drop the prefetches for cell g still queued: the chosen ones left the queue when looked
+    up, so these are the ones the router did not choose, and none of their bytes moved."""
+    Q = queue.shape[1]
+    for jj in range(qh, qt):
+        j = jj % Q
+        q = queue[0, j]
+        if q >= 0 and queue[1, j] == g:
+            queue[0, j] = -1
+            S[QPOS, q] = -1
+            S[PREFETCHED, q] = 0
+            unlink(S, H, q, part[q])
+            stats[S_CANCELLED] += 1
+
+
+@njit(cache=True, inline="always")
+def _issue_predictions(S, H, t, g, T, L, lookahead, first, now, pred, E, part, policy, stamp, nbytes,
+                       ready, queue, qissue, qh, qt, stats):
+    """Queue the new prediction, for cell g + lookahead, right after cell g was routed. Returns
+    the new queue tail."""
+    # The nearer cells again too: those a full staging region made us drop, as the prefetcher
+    # keeps staging the nearest cells. Not across a sequence start: that token's first cells
+    # are issued when it starts.
+    for c in range(g + 1, g + lookahead + 1):
+        tt = c // L
+        if tt < T and (tt == t or not first[tt]):
+            qt = _issue(S, H, g, c, now, pred, L, E, part, policy, stamp, nbytes, ready, queue,
+                        qissue, qh, qt, stats)
+    return qt
+
+
+@njit(cache=True, inline="always")
+def _compute_in_arrival_order(rt, nd, now, t_exp, stats):
+    """Compute the layer's nd experts in the order their weights arrive (ready times rt[:nd]),
+    stalling for late ones. Returns the time the layer ends."""
+    for j in range(1, nd):           # insertion sort: nd <= k is small
+        x, m = rt[j], j - 1
+        while m >= 0 and rt[m] > x:
+            rt[m + 1] = rt[m]
+            m -= 1
+        rt[m + 1] = x
+    cur = now
+    for j in range(nd):
+        if rt[j] > cur:
+            stats[S_STALL] += rt[j] - cur
+            cur = rt[j]
+        cur += t_exp
+    stats[S_EXPERT] += nd * t_exp
+    return cur
+
+
+@njit(cache=True, inline="always")
+def _count_unused_prefetches(S, E, nbytes, stats):
+    """At the end: prefetched experts never used are wasted, or cancelled if still queued (then
+    they never moved a byte)."""
+    for o in range(S.shape[1]):
+        if S[PREFETCHED, o]:
+            if S[QPOS, o] >= 0:
+                stats[S_CANCELLED] += 1
+            else:
+                stats[S_WASTED] += 1
+                stats[S_WASTED_BYTES] += nbytes[o // E]
+
+
 @njit(cache=True)
 def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, latency,
                S, H, part, policy, next_req, first_req, preload):
+    """The statistics vector of decoding the tokens of `ids` [T, L, k] (the module docstring
+    says how). `_run_phases` runs them and cannot allocate, so the scratch arrays are made here."""
     T, L, k = ids.shape
     N = L * E
     stats = np.zeros(N_STATS)
@@ -128,141 +336,49 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
     Q = (lookahead + 2) * max(pred.shape[2], 1) + 1
     queue = np.full((2, Q), -1, np.int64)    # expert, target cell; -1 expert = cancelled
     qissue = np.zeros(Q)
-    qh, qt = 0, 0
     S[K_NEXT, :] = first_req
     if preload:
         for o in range(N):
             admit(S, H, o, CACHE, part[o], 0)
     rt = np.empty(k)
+    stats[S_TIME] = _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, latency,
+                                S, H, part, policy, next_req, ready, queue, qissue, rt, stats)
+    return stats
+
+
+# Compiled without reference counting (numba's private `_nrt` option): each phase helper takes
+# several arrays, and numba cannot prune the counting of an inlined helper's array arguments
+# around its branches; counted, this loop ran 2.6 times slower than when it was one function.
+@njit(cache=True, _nrt=False)
+def _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, latency,
+                S, H, part, policy, next_req, ready, queue, qissue, rt, stats):
+    """Run the phases for every token and layer; returns the time decoding ends."""
+    T, L, _ = ids.shape
+    qh, qt = 0, 0
     now, link_free = 0.0, 0.0
     pf_obj = -1    # the expert whose prefetch started last (-1: the last transfer was a demand)
-    i = 0
+    i = 0          # requests served so far: the buffer's time stamp
     for t in range(T):
-        if first[t]:   # no earlier token of this sequence could have issued these cells
-            for c in range(t * L, t * L + min(lookahead, L)):
-                qt = _issue(S, H, t * L - 1, c, now, pred, L, E, part, policy, i, nbytes, ready, queue,
-                            qissue, qh, qt, stats)
+        if first[t]:
+            qt = _issue_sequence_start(S, H, t, now, pred, lookahead, L, E, part, policy, i, nbytes,
+                                       ready, queue, qissue, qh, qt, stats)
         for l in range(L):
+            g = t * L + l
             now += t_attn[l]
             stats[S_ATTN] += t_attn[l]
-            g = t * L + l
-            # start every queued prefetch the link reaches by now
-            while qh < qt:
-                j = qh % Q
-                q = queue[0, j]
-                if q >= 0:
-                    start = max(link_free, qissue[j])
-                    if start > now:
-                        break
-                    link_free = start + xfer[q // E]
-                    ready[q] = link_free + latency
-                    S[QPOS, q] = -1
-                    stats[S_PF_BYTES] += nbytes[q // E]
-                    stats[S_LINK_BUSY] += xfer[q // E]
-                    pf_obj = q
-                qh += 1
-            if (pf_obj >= 0 and link_free > now and S[WHERE, pf_obj] != 0 and S[PREFETCHED, pf_obj]
-                    and S[QPOS, pf_obj] < 0 and S[K_SOON, pf_obj] <= g and not _routed(ids, t, l, pf_obj, E)):
-                # the prefetch on the wire was for this layer (or earlier) and the router did not
-                # choose it: demands preempt it, and its bytes so far are wasted
-                q = pf_obj
-                unsent = link_free - now
-                unsent_bytes = unsent / xfer[q // E] * nbytes[q // E]
-                stats[S_PF_BYTES] -= unsent_bytes
-                stats[S_LINK_BUSY] -= unsent
-                stats[S_WASTED] += 1
-                stats[S_WASTED_BYTES] += nbytes[q // E] - unsent_bytes
-                stats[S_PREEMPTED] += 1
-                link_free = now
-                S[PREFETCHED, q] = 0
-                unlink(S, H, q, part[q])
-                pf_obj = -1
-            nd = 0
-            for s in range(k):
-                e = ids[t, l, s]
-                if e < 0:
-                    continue
-                o = l * E + e
-                p = part[o]
-                S[K_NEXT, o] = next_req[i]
-                stats[S_REQ] += 1
-                demand = False
-                if S[WHERE, o] != 0:
-                    if S[QPOS, o] >= 0:     # prefetch still queued: fetch it as a demand
-                        queue[0, S[QPOS, o] % Q] = -1
-                        S[QPOS, o] = -1
-                        S[PREFETCHED, o] = 0
-                        stats[S_CANCELLED] += 1
-                        demand = True
-                    elif ready[o] <= now:
-                        stats[S_HIT] += 1
-                    else:
-                        stats[S_LATE] += 1
-                    if S[PREFETCHED, o]:
-                        stats[S_USEFUL] += 1
-                        stats[S_USEFUL_BYTES] += nbytes[l]
-                        S[PREFETCHED, o] = 0
-                    if S[WHERE, o] == STAGE + 1:
-                        unlink(S, H, o, p)
-                        _evict_for(S, H, CACHE, p, policy, g, E, nbytes, queue, stats)
-                        admit(S, H, o, CACHE, p, i)
-                    else:
-                        touch(S, H, o, p, policy, i)
-                else:
-                    demand = True
-                    _evict_for(S, H, CACHE, p, policy, g, E, nbytes, queue, stats)
-                    admit(S, H, o, CACHE, p, i)
-                if demand:
-                    pf_obj = -1
-                    stats[S_MISS] += 1
-                    link_free = max(link_free, now) + xfer[l]
-                    ready[o] = link_free + latency
-                    stats[S_DEMAND_BYTES] += nbytes[l]
-                    stats[S_LINK_BUSY] += xfer[l]
-                rt[nd] = ready[o]
-                nd += 1
-                i += 1
-            # prefetches for this layer that the router did not choose
-            for jj in range(qh, qt):
-                j = jj % Q
-                q = queue[0, j]
-                if q >= 0 and queue[1, j] == g:
-                    queue[0, j] = -1
-                    S[QPOS, q] = -1
-                    S[PREFETCHED, q] = 0
-                    unlink(S, H, q, part[q])
-                    stats[S_CANCELLED] += 1
-            # the new prediction (cell g + lookahead), and again those for nearer cells that a
-            # full staging region made us drop: the prefetcher keeps staging the nearest cells
-            for c in range(g + 1, g + lookahead + 1):
-                tt = c // L
-                if tt < T and (tt == t or not first[tt]):
-                    qt = _issue(S, H, g, c, now, pred, L, E, part, policy, i, nbytes, ready, queue,
-                                qissue, qh, qt, stats)
-            for j in range(1, nd):           # arrival order (insertion sort: nd <= k is small)
-                x, m = rt[j], j - 1
-                while m >= 0 and rt[m] > x:
-                    rt[m + 1] = rt[m]
-                    m -= 1
-                rt[m + 1] = x
-            cur = now
-            for j in range(nd):
-                if rt[j] > cur:
-                    stats[S_STALL] += rt[j] - cur
-                    cur = rt[j]
-                cur += t_exp[l]
-            stats[S_EXPERT] += nd * t_exp[l]
-            now = cur
-    # fetched prefetches never used by the end count as wasted; queued ones never moved
-    for o in range(N):
-        if S[PREFETCHED, o]:
-            if S[QPOS, o] >= 0:
-                stats[S_CANCELLED] += 1
-            else:
-                stats[S_WASTED] += 1
-                stats[S_WASTED_BYTES] += nbytes[o // E]
-    stats[S_TIME] = now
-    return stats
+            qh, link_free, pf_obj = _start_due_prefetches(S, queue, qissue, qh, qt, now, link_free, pf_obj,
+                                                          E, xfer, nbytes, latency, ready, stats)
+            link_free, pf_obj = _preempt_unrouted_prefetch(S, H, ids, t, l, g, now, link_free, pf_obj,
+                                                           part, E, xfer, nbytes, stats)
+            nd, i, link_free, pf_obj = _serve_routed_experts(ids, t, l, g, i, now, link_free, pf_obj, S, H,
+                                                             part, policy, next_req, E, latency, xfer,
+                                                             nbytes, ready, queue, rt, stats)
+            _cancel_unchosen_prefetches(S, H, queue, qh, qt, g, part, stats)
+            qt = _issue_predictions(S, H, t, g, T, L, lookahead, first, now, pred, E, part, policy, i,
+                                    nbytes, ready, queue, qissue, qh, qt, stats)
+            now = _compute_in_arrival_order(rt, nd, now, t_exp[l], stats)
+    _count_unused_prefetches(S, E, nbytes, stats)
+    return now
 
 
 @dataclass
