@@ -133,7 +133,7 @@ def experts_held(buffer_bytes: float, expert_bytes) -> int:
 def new_state(num_objects: int, slots: np.ndarray):
     """Empty buffer state for objects 0..num_objects-1: (S, H) used by the kernels.
 
-    S int64 [8, N]: per expert, its region (0 absent, 1 cache, 2 staging), the neighbours in its
+    S int64 [N_ROWS, N]: per expert, its region (0 absent, 1 cache, 2 staging), the neighbours in its
     region's list (oldest first), the policy keys, and for the timing model whether it was
     prefetched and not yet used and its place in the link queue. H int64 [4, 2, P]: per region
     and partition, list head and tail, occupancy and capacity. Two arrays rather than many:

@@ -346,10 +346,20 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
     return stats
 
 
-# Compiled without reference counting (numba's private `_nrt` option): each phase helper takes
-# several arrays, and numba cannot prune the counting of an inlined helper's array arguments
-# around its branches; counted, this loop ran 2.6 times slower than when it was one function.
-@njit(cache=True, _nrt=False)
+def _without_refcounting() -> dict:
+    """numba's private `_nrt=False` option where this numba has it, else nothing. Each phase
+    helper takes several arrays, and numba cannot prune the reference counting of an inlined
+    helper's array arguments around its branches: counted, the phase loop ran 2.6 times slower
+    than when it was one function. The loop allocates nothing, so it needs no counting; a numba
+    without the option compiles it with counting (same numbers, slower)."""
+    try:
+        from numba.core.cpu import CPUTargetOptions
+    except ImportError:
+        return {}
+    return {"_nrt": False} if hasattr(CPUTargetOptions, "_nrt") else {}
+
+
+@njit(cache=True, **_without_refcounting())
 def _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, latency,
                 S, H, part, policy, next_req, ready, queue, qissue, rt, stats):
     """Run the phases for every token and layer; returns the time decoding ends."""
