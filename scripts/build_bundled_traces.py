@@ -287,13 +287,15 @@ def write_data_dir(traces: dict, baselines: list, cfg: dict, summary: dict, loss
     from stmoe.readers.catalog import CATALOG, DATA_DIR, sha256_of
     DATA_DIR.mkdir(exist_ok=True)
     catalog = []
+    # shipped public traces (scripts/ship_public_traces.py) stay in the catalog
+    shipped = [e for e in json.loads(CATALOG.read_text()) if e.get("kind") == "public"] if CATALOG.exists() else []
     for domain, trace in traces.items():
         name = NAMES[domain]
         path = trace.save(DATA_DIR / f"{name}.npz")
-        catalog.append({"name": name, "file": path.name, "sha256": sha256_of(path),
+        catalog.append({"name": name, "file": path.name, "sha256": sha256_of(path), "kind": "project",
                         "description": DESCRIPTIONS[domain], "domain": domain})
     tmp = CATALOG.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(catalog, indent=2) + "\n")
+    tmp.write_text(json.dumps(catalog + shipped, indent=2) + "\n")
     tmp.replace(CATALOG)
     rows = [measure(t) for t in [*traces.values(), *baselines]]
     try:

@@ -1,4 +1,10 @@
-"""Shared fixtures. Tests that use the real traces in ../shared/traces skip where it is absent."""
+"""Shared fixtures.
+
+The whole session, notebooks included, runs as on a fresh clone with no network: the public
+traces' local reference copy (STMOE_SHARED_TRACES) is hidden and the download cache is empty,
+so every trace loaded by name must come from data/. Tests of the readers on the original files
+and of the fetch path ask for the reference copy explicitly (the fixtures below) and skip
+where it is absent."""
 
 from __future__ import annotations
 
@@ -19,6 +25,9 @@ SHARED_TRACES = Path(os.environ.get("STMOE_SHARED_TRACES", ROOT.parent / "shared
 QWEN_CSV = SHARED_TRACES / "qwen3-30b-a3b" / "qwen.route.csv"
 GRANITE_SGLANG = SHARED_TRACES / "granite-3.0-1b-a400m" / "granite-3.0-1b-a400m_sglang_routing-trace.jsonl"
 GRANITE_HF = SHARED_TRACES / "granite-3.0-1b-a400m" / "granite-3.0-1b-a400m_transformers_length_cap.jsonl"
+# Inherited by the notebooks' kernels, which nbval starts from this process.
+os.environ["STMOE_SHARED_TRACES"] = str(ROOT / "build" / "no-reference-copy")
+os.environ["STMOE_CACHE"] = str(ROOT / "build" / "empty-download-cache")
 
 
 def _shared(path: Path) -> Path:
@@ -40,6 +49,18 @@ def granite_sglang() -> Path:
 @pytest.fixture
 def granite_hf() -> Path:
     return _shared(GRANITE_HF)
+
+
+@pytest.fixture
+def qwen() -> str:
+    """The Qwen3-30B-A3B trace by name: the copy shipped in data/."""
+    return "qwen3-30b-a3b"
+
+
+@pytest.fixture
+def granite() -> str:
+    """The Granite SGLang trace by name: the copy shipped in data/."""
+    return "granite-3.0-1b-a400m-sglang"
 
 
 # ---------------------------------------------------------------- real-browser fixtures

@@ -11,8 +11,8 @@ from stmoe.sim.timing import simulate
 from stmoe.splits import split_leading
 
 
-def test_layer_budget_on_qwen(qwen_csv):
-    tr = stmoe.load_trace(qwen_csv)
+def test_layer_budget_on_qwen(qwen):
+    tr = stmoe.load_trace(qwen)
     dims = model_dims(tr)
     pcie, acc = layer_budget(tr, "gpu-pcie"), layer_budget(tr, "accelerator")
     hw = preset("gpu-pcie")

@@ -29,8 +29,8 @@ def libcachesim_hits(objs, capacity, policy, tmp_path):
 
 
 @pytest.mark.parametrize("policy", list(LCS))
-def test_hit_ratios_equal_libcachesim_on_real_routing(qwen_csv, policy, tmp_path):
-    objs = expert_stream(stmoe.load_trace(qwen_csv).select(phase="decode"))
+def test_hit_ratios_equal_libcachesim_on_real_routing(qwen, policy, tmp_path):
+    objs = expert_stream(stmoe.load_trace(qwen).select(phase="decode"))
     for capacity in (6, 100, 1000):
         assert replay(objs, capacity, policy) == libcachesim_hits(objs, capacity, policy, tmp_path), capacity
 

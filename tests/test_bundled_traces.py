@@ -1,4 +1,5 @@
-"""The bundled traces in data/: complete, checked on load, documented, and with real structure."""
+"""The traces in data/: the project's own complete, documented and with real structure; every
+file, the shipped public copies too, checked on load and listed with its digest."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from stmoe import DECODE, PREFILL, TraceError, load_trace
 from stmoe.readers import catalog as ds
 
 CATALOG = json.loads((ROOT / "data" / "datasets.json").read_text())
-NAMES = [e["name"] for e in CATALOG]
+PROJECT = [e for e in CATALOG if e["kind"] == "project"]
+NAMES = [e["name"] for e in PROJECT]
 
 
-def test_one_trace_per_domain():
-    assert sorted(e["domain"] for e in CATALOG) == ["code", "prose"]
+def test_one_project_trace_per_domain():
+    assert sorted(e["domain"] for e in PROJECT) == ["code", "prose"]
+    assert sorted(e["kind"] for e in CATALOG) == ["project"] * 2 + ["public"] * 3
     for e in CATALOG:
-        assert set(e) >= {"name", "file", "sha256", "description", "domain"}
+        assert set(e) >= {"name", "file", "sha256", "kind", "description", "domain"}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -49,12 +52,15 @@ def test_structure_well_above_chance(name):
     assert row["cross_layer"] > row["popularity"]
 
 
-def test_readme_lists_every_file_digest():
+def test_data_cards_list_every_file_digest():
     readme = (ROOT / "data" / "README.md").read_text()
+    public = (ROOT / "data" / "PUBLIC_TRACES.md").read_text()
     for e in CATALOG:
-        assert f"{e['sha256']}  {e['file']}" in readme
+        assert f"{e['sha256']}  {e['file']}" in (readme if e["kind"] == "project" else public)
         assert ds.sha256_of(ROOT / "data" / e["file"]) == e["sha256"]
-    assert "scripts/build_bundled_traces.py" in readme
+    assert f"{ds.sha256_of(ROOT / 'data' / 'datasets.json')}  datasets.json" in readme
+    assert "scripts/build_bundled_traces.py" in readme and "scripts/ship_public_traces.py" in public
+    assert (ROOT / "data" / "LICENSE-Apache-2.0.txt").is_file()
 
 
 def test_changed_file_is_refused(tmp_path, monkeypatch):

@@ -12,8 +12,8 @@ FIELDS = {"system", "latency_per_token_s", "speedup_vs_on_demand", "energy_per_t
           "wasted_bytes"}
 
 
-def test_json_contract(qwen_csv, capsys):
-    rc = main(["simulate", str(qwen_csv), "--json", "--system", "on-demand", "--system", "oracle",
+def test_json_contract(qwen, capsys):
+    rc = main(["simulate", qwen, "--json", "--system", "on-demand", "--system", "oracle",
                "--system", "pre-gated", "--hardware", "edge-flash"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0
@@ -25,24 +25,24 @@ def test_json_contract(qwen_csv, capsys):
     assert out["results"][2]["changes_routing"] is True
 
 
-def test_table_and_sweep(qwen_csv, capsys):
-    assert main(["simulate", str(qwen_csv), "--system", "lru-cache", "--hardware", "gpu-pcie"]) == 0
+def test_table_and_sweep(qwen, capsys):
+    assert main(["simulate", qwen, "--system", "lru-cache", "--hardware", "gpu-pcie"]) == 0
     out = capsys.readouterr().out
     assert "lru-cache" in out and "speedup" in out and "on gpu-pcie" in out
-    assert main(["simulate", str(qwen_csv), "--system", "oracle", "--sweep",
+    assert main(["simulate", qwen, "--system", "oracle", "--sweep",
                  "link_bandwidth=1e10,1e12", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert [r["value"] for r in rows] == [1e10, 1e12]
     assert rows[1]["latency_per_token_s"] < rows[0]["latency_per_token_s"]
 
 
-def test_errors_are_one_line(qwen_csv, tmp_path, capsys):
-    assert main(["simulate", str(qwen_csv), "--hardware", "tpu"]) == 2
+def test_errors_are_one_line(qwen, tmp_path, capsys):
+    assert main(["simulate", qwen, "--hardware", "tpu"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("stmoe: error: unknown hardware preset 'tpu'") and err.count("\n") == 1
-    assert main(["simulate", str(qwen_csv), "--system", "warp"]) == 2
+    assert main(["simulate", qwen, "--system", "warp"]) == 2
     assert "unknown system 'warp'" in capsys.readouterr().err
-    assert main(["simulate", str(qwen_csv), "--sweep", "colour=1,2"]) == 2
+    assert main(["simulate", qwen, "--sweep", "colour=1,2"]) == 2
     assert "cannot sweep 'colour'" in capsys.readouterr().err
 
 

@@ -99,8 +99,8 @@ def test_cli_analyze(capsys, tmp_path):
 
 
 @pytest.fixture
-def real_traces(qwen_csv, granite_sglang):
-    return {"qwen": load_trace(qwen_csv), "granite": load_trace(granite_sglang),
+def real_traces(qwen, granite):
+    return {"qwen": load_trace(qwen), "granite": load_trace(granite),
             "synthetic": synthetic_trace(2048, 16, 64, 4, seed=1)}
 
 
@@ -111,8 +111,8 @@ def test_stmoe_beats_every_single_signal_on_real_traces(real_traces):
         assert r["st-moe"] > max(r["cct"], r["history"], r["previous-token"], r["popularity"]), (name, r)
 
 
-def test_qwen_reaches_the_design_bar(qwen_csv):
-    r = evaluate(load_trace(qwen_csv), ["st-moe"], phases="decode").row("st-moe")
+def test_qwen_reaches_the_design_bar(qwen):
+    r = evaluate(load_trace(qwen), ["st-moe"], phases="decode").row("st-moe")
     assert r["recall"] > 0.586 and r["cells"] == 78 * 48
 
 

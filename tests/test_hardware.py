@@ -38,14 +38,14 @@ def test_unknown_preset_and_field():
     assert issubclass(HardwareError, StmoeError)
 
 
-def test_buffer_smaller_than_one_expert(qwen_csv):
-    tr = stmoe.load_trace(qwen_csv)
+def test_buffer_smaller_than_one_expert(qwen):
+    tr = stmoe.load_trace(qwen)
     with pytest.raises(HardwareError, match="smaller than one expert"):
         stmoe.sim.timing.simulate(tr, preset("accelerator", buffer_bytes=1e6), "on-demand")
 
 
-def test_expert_bytes_from_recorder_or_dims(qwen_csv):
-    tr = stmoe.load_trace(qwen_csv)
+def test_expert_bytes_from_recorder_or_dims(qwen):
+    tr = stmoe.load_trace(qwen)
     d = model_dims(tr)
     assert np.array_equal(d.expert_bytes, np.asarray(tr.meta["expert_bytes"], float))
     assert d.expert_macs == 3 * 2048 * 768

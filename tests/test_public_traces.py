@@ -1,22 +1,26 @@
-"""Public traces by name: the shared copy, and pooch's fetch-check-cache path driven offline by a
-downloader that copies the ../shared files instead of reaching GitHub."""
+"""Public traces by name: the copies shipped in data/ (equal to the originals), the local
+reference copy, and pooch's fetch-check-cache path driven offline by a downloader that copies the
+reference files instead of reaching GitHub."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import socket
 
+import numpy as np
 import pytest
 
 from conftest import SHARED_TRACES
 from stmoe import TraceError, load_trace
-from stmoe.readers.catalog import PUBLIC, availability, fetch, load_public, url
+from stmoe.readers.catalog import PUBLIC, availability, bundled, fetch, load_public, url
 
 
 @pytest.fixture
-def shared():
+def shared(monkeypatch):
     if not SHARED_TRACES.is_dir():
-        pytest.skip("../shared/traces is absent")
+        pytest.skip("the reference copy of the public traces is absent")
+    monkeypatch.setenv("STMOE_SHARED_TRACES", str(SHARED_TRACES))
     return SHARED_TRACES
 
 
@@ -51,7 +55,7 @@ class CopyFromShared:
 ])
 def test_load_by_name_from_shared_copy(shared, name, layers, k, experts):
     assert availability(name) == "shared"
-    trace = load_trace(name)
+    trace = load_public(name)
     assert (trace.num_layers, trace.top_k, trace.num_experts) == (layers, k, experts)
     assert trace.meta["license"] == "Apache-2.0" and trace.meta["name"] == name
     assert PUBLIC[name]["repo"] in trace.meta["attribution"]
@@ -88,7 +92,7 @@ def test_corrupted_shared_copy_is_refused(shared, tmp_path, monkeypatch):
     bad.write_bytes((shared / entry["file"]).read_bytes()[:-10])
     monkeypatch.setenv("STMOE_SHARED_TRACES", str(tmp_path / "shared"))
     with pytest.raises(TraceError, match="sha256"):
-        load_trace("granite-3.0-1b-a400m-transformers")
+        load_public("granite-3.0-1b-a400m-transformers")
 
 
 def test_no_network_is_a_clear_error(offline):
@@ -103,10 +107,34 @@ def test_unknown_name_lists_public_ones():
         load_trace("no-such-trace")
 
 
-def test_datasets_cli_lists_public_and_availability(offline, capsys):
+def test_datasets_cli_lists_every_trace_as_offline(offline, capsys):
     from stmoe.cli import main
     assert main(["datasets", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert {n for n, r in rows.items() if r["kind"] == "public"} == set(PUBLIC)
-    assert all(rows[n]["offline"] == "no" for n in PUBLIC)
-    assert all(r["offline"] == "yes" for r in rows.values() if r["kind"] == "bundled")
+    assert {n for n, r in rows.items() if r["kind"] == "project"} == {"tiny-moe-code", "tiny-moe-prose"}
+    assert all(r["offline"] == "yes" and r["source"].startswith("data/") for r in rows.values())
+
+
+@pytest.mark.parametrize("name", list(PUBLIC))
+def test_shipped_copy_equals_the_original(shared, name):
+    shipped, original = load_trace(name), load_public(name)
+    assert bundled()[name]["kind"] == "public"
+    for field in ("expert_ids", "weights", "phase", "sequence", "token_ids", "stale_gate"):
+        a, b = getattr(shipped, field), getattr(original, field)
+        assert (a is None and b is None) or np.array_equal(a, b), field
+    assert {k: v for k, v in shipped.meta.items() if k != "shipped_from"} == original.meta
+    assert shipped.meta["shipped_from"]["sha256"] == PUBLIC[name]["sha256"]
+
+
+def test_every_name_the_book_uses_loads_with_no_reference_copy_and_no_network(offline, monkeypatch):
+    """What a fresh clone without the network sees: no reference copy, an empty cache, and any
+    attempt to connect an error."""
+    def refuse(*args, **kwargs):
+        raise OSError("network blocked by the test")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for name in [*bundled(), *PUBLIC]:
+        trace = load_trace(name)
+        assert trace.name == name and trace.num_tokens > 0
+    assert availability("qwen3-30b-a3b") == "download"   # nothing was fetched or found elsewhere

@@ -8,11 +8,11 @@ from stmoe.sim.sweeps import sweep
 from stmoe.sim.timing import SimulationResult
 
 
-def test_prefetching_stops_helping_when_the_link_saturates(qwen_csv):
+def test_prefetching_stops_helping_when_the_link_saturates(qwen):
     """Perfect prefetching gains most where link time and compute time are comparable: on a
     link 8x slower than the preset it cannot create bandwidth, on one 30x faster there is
     nothing left to hide."""
-    tr = stmoe.load_trace(qwen_csv)
+    tr = stmoe.load_trace(qwen)
     rows = sweep(tr, "link_bandwidth", [32e9, 256e9, 8e12], systems=("oracle",))
     gain = {r["value"]: r["speedup_vs_on_demand"] for r in rows}
     assert gain[256e9] > 1.3
@@ -21,8 +21,8 @@ def test_prefetching_stops_helping_when_the_link_saturates(qwen_csv):
     assert util[0] > 0.99 and util[2] < 0.5
 
 
-def test_rows_are_tidy(qwen_csv):
-    tr = stmoe.load_trace(qwen_csv)
+def test_rows_are_tidy(qwen):
+    tr = stmoe.load_trace(qwen)
     rows = sweep(tr, "buffer_bytes", [64 * 2 ** 20, 4 * 2 ** 30], systems=("lru-cache", "oracle"))
     assert [(r["value"], r["system"]) for r in rows] == [
         (64 * 2 ** 20, "lru-cache"), (64 * 2 ** 20, "oracle"), (4 * 2 ** 30, "lru-cache"), (4 * 2 ** 30, "oracle")]
@@ -32,16 +32,16 @@ def test_rows_are_tidy(qwen_csv):
     assert rows[2]["hit_rate"] > rows[0]["hit_rate"] + 0.3
 
 
-def test_split_and_lookahead_sweeps_run(qwen_csv):
-    tr = stmoe.load_trace(qwen_csv)
+def test_split_and_lookahead_sweeps_run(qwen):
+    tr = stmoe.load_trace(qwen)
     split = sweep(tr, "prefetch_share", [0.05, 0.5], systems=("oracle",), hardware="gpu-pcie")
     assert split[0]["hit_rate"] != split[1]["hit_rate"]
     ahead = sweep(tr, "lookahead", [1, 3], systems=("oracle",))
     assert all(r["speedup_vs_on_demand"] > 1 for r in ahead)
 
 
-def test_bad_sweeps(qwen_csv):
-    tr = stmoe.load_trace(qwen_csv)
+def test_bad_sweeps(qwen):
+    tr = stmoe.load_trace(qwen)
     with pytest.raises(ConfigError, match="cannot sweep 'colour'"):
         sweep(tr, "colour", [1])
     with pytest.raises(ConfigError, match="at least one value"):

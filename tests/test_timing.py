@@ -43,8 +43,8 @@ def cases(qwen):
 
 
 @pytest.mark.parametrize("hw", PRESETS)
-def test_systems_are_ordered(qwen_csv, hw):
-    for tr, dims in cases(stmoe.load_trace(qwen_csv)):
+def test_systems_are_ordered(qwen, hw):
+    for tr, dims in cases(stmoe.load_trace(qwen)):
         for pred in (previous_token_predictions(tr), noisy_oracle(tr, 0.8)):
             lat = {s: simulate(tr, hw, s, dims=dims, predictions=pred if s == "st-moe" else None)
                    .latency_per_token_s for s in ("all-resident", "oracle", "st-moe", "on-demand")}
@@ -52,8 +52,8 @@ def test_systems_are_ordered(qwen_csv, hw):
 
 
 @pytest.mark.parametrize("system", list(SYSTEMS))
-def test_bytes_are_conserved(qwen_csv, system):
-    tr = stmoe.load_trace(qwen_csv)
+def test_bytes_are_conserved(qwen, system):
+    tr = stmoe.load_trace(qwen)
     pred = noisy_oracle(tr, 0.5) if system == "st-moe" else None
     for hw in PRESETS:
         r = simulate(tr, hw, system, predictions=pred)
@@ -64,8 +64,8 @@ def test_bytes_are_conserved(qwen_csv, system):
         assert 0 <= r.stall_share < 1 and 0 <= r.link_utilisation <= 1
 
 
-def test_what_each_system_moves(qwen_csv):
-    tr = stmoe.load_trace(qwen_csv)
+def test_what_each_system_moves(qwen):
+    tr = stmoe.load_trace(qwen)
     r = {s: simulate(tr, "accelerator", s, predictions=noisy_oracle(tr, 0.6) if s == "st-moe" else None)
          for s in SYSTEMS}
     assert r["all-resident"].moved_bytes == 0 and r["all-resident"].hit_rate == 1
@@ -79,12 +79,12 @@ def test_what_each_system_moves(qwen_csv):
     assert r["adap-gating"].demand_bytes < r["on-demand"].demand_bytes
 
 
-def test_timing_kernel_buffer_matches_replay(qwen_csv):
+def test_timing_kernel_buffer_matches_replay(qwen):
     """Demand-only LRU through the timing kernel hits exactly as the buffer replay (and so as
     libCacheSim, see test_buffer)."""
     from stmoe.sim.buffer import BufferSpec, replay, request_stream
 
-    tr = stmoe.load_trace(qwen_csv)
+    tr = stmoe.load_trace(qwen)
     dec = tr.select(phase="decode")
     for cap in (40, 400):
         r = simulate(tr, "gpu-pcie", "lru-cache", buffer=BufferSpec(cap, prefetch_share=0))
@@ -99,8 +99,8 @@ def test_faster_link_never_slower(synthetic):
     assert lat[0] > lat[1] > lat[2]
 
 
-def test_bad_arguments(qwen_csv, granite_sglang):
-    tr = stmoe.load_trace(qwen_csv)
+def test_bad_arguments(qwen, granite):
+    tr = stmoe.load_trace(qwen)
     with pytest.raises(ConfigError, match="unknown system 'gpu'"):
         simulate(tr, "accelerator", "gpu")
     with pytest.raises(ConfigError, match=r"predictions must have shape \[128, 48, budget\]"):
@@ -108,13 +108,13 @@ def test_bad_arguments(qwen_csv, granite_sglang):
     with pytest.raises(ConfigError, match="lookahead"):
         simulate(tr, "accelerator", "oracle", lookahead=0)
     with pytest.raises(ConfigError, match="needs gate weights"):
-        simulate(stmoe.load_trace(granite_sglang), "accelerator", "adap-gating")
+        simulate(stmoe.load_trace(granite), "accelerator", "adap-gating")
 
 
-def test_deeper_lookahead_keeps_nearer_prefetches(qwen_csv):
+def test_deeper_lookahead_keeps_nearer_prefetches(qwen):
     """With perfect predictions issued 3 layers ahead, staging holds the nearest layers first;
     the prefetches still arrive and are used."""
-    tr = stmoe.load_trace(qwen_csv)
+    tr = stmoe.load_trace(qwen)
     dec = tr.select(phase="decode")
     r = simulate(tr, "gpu-pcie", "st-moe", predictions=dec.expert_ids, lookahead=3)
     assert r.useful_prefetches > 0 and r.wasted_bytes == 0
@@ -122,9 +122,9 @@ def test_deeper_lookahead_keeps_nearer_prefetches(qwen_csv):
 
 
 @pytest.mark.parametrize("hw", PRESETS)
-def test_ordering_with_the_st_moe_predictor(qwen_csv, hw):
+def test_ordering_with_the_st_moe_predictor(qwen, hw):
     pytest.importorskip("stmoe.predictors")
-    tr = stmoe.load_trace(qwen_csv)
+    tr = stmoe.load_trace(qwen)
     lat = {s: simulate(tr, hw, s).latency_per_token_s for s in ("all-resident", "oracle", "st-moe", "on-demand")}
     assert lat["all-resident"] <= lat["oracle"] <= lat["st-moe"] <= lat["on-demand"], lat
 

@@ -1,8 +1,10 @@
-"""Traces by name: the ones bundled in `data/` (made by the project's own code, sha256-checked)
-and the public routing traces of real released MoE models. `load_trace` accepts a path or one of
-these names; `catalog()` lists them.
+"""Traces by name. `data/` ships two kinds, each sha256-checked on load: the project's own
+(kind "project": routing of the small MoE the project trains) and copies of public routing traces
+of real released MoE models (kind "public", converted to the native format by
+`scripts/ship_public_traces.py`, with their license, attribution and source in the metadata).
+`load_trace` accepts a path or one of these names; `catalog()` lists them.
 
-A public trace is fetched from its source repository at a pinned revision with `pooch`, checked
+A public trace that is not shipped is fetched from its source repository at a pinned revision with `pooch`, checked
 against its sha256 and cached (``STMOE_CACHE`` overrides pooch's per-user cache folder). Where a
 local reference copy exists (``STMOE_SHARED_TRACES``, by default a ``shared/traces`` folder
 beside the project's checkout), that copy is used instead, after the same digest check, and
@@ -137,7 +139,7 @@ def load_public(name: str, *, downloader=None) -> Trace:
 
 
 def bundled() -> dict[str, dict]:
-    """Name -> catalog entry (file, sha256, description, ...) of every bundled trace."""
+    """Name -> catalog entry (file, sha256, kind, description, ...) of every trace in `data/`."""
     if not CATALOG.exists():
         return {}
     try:
@@ -147,13 +149,20 @@ def bundled() -> dict[str, dict]:
     return {e["name"]: e for e in entries}
 
 
+def project_traces() -> list[str]:
+    """Names of the project's own bundled traces (the report's default)."""
+    return [n for n, e in bundled().items() if e.get("kind", "project") == "project"]
+
+
 def catalog() -> list[dict]:
-    """Every trace loadable by name: bundled ones, then public ones, with where each comes from
-    and whether it is available without the network."""
-    rows = [{"name": n, "kind": "bundled", "domain": e.get("domain", ""), "offline": "yes",
+    """Every trace loadable by name: the ones in `data/`, then public ones not shipped, with
+    where each comes from and whether it is available without the network."""
+    rows = [{"name": n, "kind": e.get("kind", "project"), "domain": e.get("domain", ""), "offline": "yes",
              "source": f"data/{e['file']}", "description": e.get("description", "")}
             for n, e in bundled().items()]
     for n, e in PUBLIC.items():
+        if n in bundled():
+            continue
         where = availability(n)
         rows.append({"name": n, "kind": "public", "domain": e["domain"],
                      "offline": {"shared": "yes (shared copy)", "cached": "yes (cached)"}.get(where, "no"),
@@ -182,8 +191,8 @@ def load_bundled(name: str) -> Trace:
 
 
 def load_trace(path_or_name: str | os.PathLike) -> Trace:
-    """Load a trace from a file (format detected from extension and content) or by name: a
-    bundled trace or a public one (fetched and cached on first use; see `stmoe datasets`)."""
+    """Load a trace from a file (format detected from extension and content) or by name: one in
+    `data/`, else a public one (fetched and cached on first use; see `stmoe datasets`)."""
     if isinstance(path_or_name, Trace):
         return path_or_name
     text = str(path_or_name)

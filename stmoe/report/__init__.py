@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 from stmoe.charts import render_svg
 from stmoe.charts.comparison import recall_bars_chart, system_speedup_chart
 from stmoe.errors import ConfigError, StmoeError
-from stmoe.readers.catalog import bundled, load_trace
+from stmoe.readers.catalog import load_trace, project_traces
 from stmoe.report import html
 from stmoe.report.study import study
 from stmoe.sim.comparison import readable
@@ -37,7 +37,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def default_traces() -> list[str]:
-    names = list(bundled())
+    names = project_traces()
     if not names:
         raise StmoeError("report: no traces given and none bundled in data/; pass trace paths")
     return names
