@@ -11,7 +11,7 @@ import numpy as np
 
 from stmoe.errors import ConfigError
 from stmoe.predictors.base import check_budget
-from stmoe.trace import Trace
+from stmoe.trace import DECODE, PREFILL, Trace
 
 
 def _multi_hot(trace: Trace, layer: int) -> np.ndarray:
@@ -202,6 +202,87 @@ def keyed_ceiling(trace: Trace, budget: int | None = None, *, source: str = "spa
                       f"{'R(t, l-1)' if source == 'spatial' else 'R(t-1, l)'}, scored on this trace"}
 
 
+def _lagged(trace: Trace, lag: int) -> np.ndarray:
+    """For each token, the token `lag` steps earlier in its sequence (-1 where there is none)."""
+    prev = trace.previous_token()
+    back = np.arange(trace.num_tokens)
+    for _ in range(lag):
+        back = np.where(back >= 0, prev[np.maximum(back, 0)], -1)
+    return back
+
+
+def _overlap_share(pred: np.ndarray, ids: np.ndarray) -> float:
+    """Share of the routed experts `ids` [n, L', k] that the predictions `pred` [n, L', m] hold."""
+    routed = ids >= 0
+    hit = ((ids[..., :, None] == pred[..., None, :]) & routed[..., None]).any(axis=-1)
+    return float(hit.sum() / max(routed.sum(), 1))
+
+
+def _hottest(trace: Trace, tokens: np.ndarray, k: int) -> np.ndarray:
+    """[L, k]: each layer's k most requested experts over `tokens` (lower id first on ties)."""
+    counts = expert_counts(trace.select(tokens=tokens)) if tokens.any() else None
+    return np.argsort(-counts, axis=1, kind="stable")[:, :k]
+
+
+def temporal_vs_static(trace: Trace, max_lag: int = 8) -> dict:
+    """The simplest temporal and static rules side by side, each as the share of a decode step's
+    routed experts it holds at budget k, over the trace's decode steps:
+
+    - previous_token: the experts the previous decode step of the sequence used at the same layer;
+    - hottest_in_sample: each layer's k most requested experts over these same decode steps
+      (in-sample: fitted on the tokens it scores, an optimistic static rule);
+    - hottest_prompt_only: each layer's k most requested experts over the prefill tokens only
+      (None without prefill tokens);
+    - random: k / E, the expected share of k experts drawn at random;
+    - lag_overlap[d - 1]: the experts of the decode step d steps back in the sequence, d = 1..max_lag;
+    - cross_layer_in_sample: ST-MoE's spatial rule on the same in-sample footing: the k experts
+      j of layer l + 1 with the largest sum over the step's layer-l experts i of the count of
+      (i at l, j at l + 1) over these decode steps (layers 1..L-1 scored).
+
+    The first five are the table of BigMoeOnEdge's route-trace findings (github.com/Helldez/
+    BigMoeOnEdge, docs/bench-data/2026-07-15-route-trace/findings.md, Apache-2.0), which on the
+    Qwen3-30B-A3B trace reads 38.0%, 37.6%, 17.9%, 4.7% and 26.7% at lag 8, and concludes that a
+    temporal rule adds nothing over popularity. The spatial rule looks one layer back, not one
+    token back, which is why the two conclusions differ."""
+    if isinstance(max_lag, bool) or not isinstance(max_lag, (int, np.integer)) or max_lag < 1:
+        raise ConfigError(f"max_lag: must be an integer >= 1, got {max_lag!r}")
+    decode = trace.phase == DECODE
+    if not decode.any():
+        raise ConfigError(f"trace: {trace.label} has no decode tokens; temporal_vs_static scores decode steps")
+    ids, k, L, E = trace.expert_ids, trace.top_k, trace.num_layers, trace.num_experts
+    steps = np.flatnonzero(decode)
+    lags = []
+    for d in range(1, max_lag + 1):
+        back = _lagged(trace, d)[steps]
+        ok = back >= 0
+        ok[ok] = decode[back[ok]]   # step against step, as the peer's table counts them
+        lags.append(_overlap_share(ids[back[ok]], ids[steps[ok]]) if ok.any() else None)
+    hot = _hottest(trace, decode, k)
+    prompt = trace.phase == PREFILL
+    cross = np.zeros((L - 1, E + 1, E), dtype=np.int64)   # row E collects unrouted slots
+    for l in range(L - 1):
+        src, dst = ids[steps, l].astype(np.int64), ids[steps, l + 1].astype(np.int64)
+        pairs = (np.where(src >= 0, src, E)[:, :, None] * E + dst[:, None, :])[(dst >= 0)[:, None, :]
+                                                                               .repeat(k, axis=1)]
+        cross[l] = np.bincount(pairs, minlength=(E + 1) * E).reshape(E + 1, E)
+    cross[:, E] = 0
+    src = np.where(ids[steps, :-1] >= 0, ids[steps, :-1], E).astype(np.int64)   # [n, L-1, k]
+    score = cross[np.arange(L - 1)[None, :, None], src].sum(axis=2)                # [n, L-1, E]
+    spatial = np.argsort(-score, axis=2, kind="stable")[:, :, :k]
+    return {
+        "decode_steps": int(len(steps)), "budget": k,
+        "previous_token": lags[0],
+        "hottest_in_sample": _overlap_share(np.broadcast_to(hot, (len(steps), L, k)), ids[steps]),
+        "hottest_prompt_only": (_overlap_share(np.broadcast_to(_hottest(trace, prompt, k), (len(steps), L, k)),
+                                               ids[steps]) if prompt.any() else None),
+        "random": k / E,
+        "lag_overlap": lags,
+        "cross_layer_in_sample": _overlap_share(spatial, ids[steps, 1:]) if L > 1 else None,
+        "definitions": "shares of a decode step's routed experts held by each rule at budget k; see "
+                       "stmoe.analysis.temporal_vs_static",
+    }
+
+
 def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0) -> dict:
     """Everything above for one trace, as JSON-ready numbers (what `stmoe analyze` prints)."""
     # Without a layer pair or a token pair the spatial or temporal figures would read 0.000
@@ -228,6 +309,7 @@ def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0) -> dict:
         "spatial": {"mi_bits": aff["mi_bits"].tolist(), "baseline_bits": aff["baseline_bits"].tolist(),
                     "p_value": aff["p_value"].tolist(), "permutations": permutations},
         "ceiling": {"spatial_top1": spatial, "temporal_top1": temporal},
+        "temporal_vs_static": temporal_vs_static(trace) if (trace.phase == DECODE).any() else None,
     }
 
 

@@ -33,4 +33,13 @@ def run(args) -> int:
           f"{a['num_layers']} layers, top-{a['top_k']} of {a['num_experts']}")
     rows = headline(a)
     print(format_table(rows))
+    tvs = a["temporal_vs_static"]
+    if tvs is not None:
+        rules = [("previous decode step", tvs["previous_token"]), ("hottest k, in-sample", tvs["hottest_in_sample"]),
+                 ("hottest k of the prompt", tvs["hottest_prompt_only"]), ("random", tvs["random"]),
+                 (f"decode step {len(tvs['lag_overlap'])} back", tvs["lag_overlap"][-1]),
+                 ("cross-layer table, in-sample", tvs["cross_layer_in_sample"])]
+        print(f"\nshare of a decode step's experts each rule holds at budget {tvs['budget']} "
+              f"({tvs['decode_steps']} decode steps; stmoe.analysis.temporal_vs_static)")
+        print(format_table([{"rule": r, "share": v} for r, v in rules]))
     return 0
