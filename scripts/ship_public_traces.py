@@ -2,9 +2,9 @@
 
     python scripts/ship_public_traces.py
 
-Each public trace of `stmoe.readers.catalog.PUBLIC` is read from its pinned source (a local
-reference copy named by STMOE_SHARED_TRACES, else downloaded at the pinned revision; either way
-checked against the pinned sha256), converted to the native format with its license,
+Each public trace of `stmoe.readers.catalog.PUBLIC` is read from its original file (in
+`data/sources/`, or the folder named by STMOE_SHARED_TRACES, else downloaded at the pinned
+revision; either way checked against the pinned sha256, and kept in `data/sources/`), converted to the native format with its license,
 attribution and source in the metadata, and written to `data/NAME.npz`; `data/datasets.json`
 gets (or updates) an entry of kind "public" with the new file's sha256, and the Apache-2.0
 license text that both sources use is kept beside them. The conversion is lossless: the
@@ -17,7 +17,7 @@ import json
 import re
 import sys
 
-from stmoe.readers.catalog import CATALOG, DATA_DIR, LICENSE, PUBLIC, fetch, load_public, sha256_of
+from stmoe.readers.catalog import CATALOG, DATA_DIR, LICENSE, PUBLIC, SOURCES_DIR, fetch, load_public, sha256_of
 
 LICENSE_TEXT = "LICENSE-Apache-2.0.txt"
 
@@ -25,6 +25,10 @@ LICENSE_TEXT = "LICENSE-Apache-2.0.txt"
 def ship(name: str) -> dict:
     entry = PUBLIC[name]
     original = fetch(name)
+    kept = SOURCES_DIR / entry["file"]
+    if original != kept:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(original.read_bytes())
     trace = load_public(name)
     trace.meta["shipped_from"] = {"repo": f"github.com/{entry['repo']}", "path": entry["path"],
                                   "revision": entry["ref"], "sha256": entry["sha256"]}
@@ -51,7 +55,7 @@ def write_card(entries: list[dict]) -> None:
         lines += [f"## `{e['name']}`", "",
                   f"- {e['description']}.",
                   f"- Source: github.com/{src['repo']}, `{src['path']}`, {revision}; original file sha256 "
-                  f"`{src['sha256']}`.",
+                  f"`{src['sha256']}`, kept as `sources/{src['file']}`.",
                   f"- License: {e['license']}. Attribution: routing trace by the authors of "
                   f"github.com/{src['repo']}.",
                   *[f"- Caveat: {c}." for c in src["caveats"]], ""]
@@ -68,11 +72,8 @@ def main() -> int:
     tmp = CATALOG.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(entries, indent=2) + "\n")
     tmp.replace(CATALOG)
-    license_text = fetch(next(iter(PUBLIC))).parent.parent / LICENSE_TEXT
-    if license_text.is_file():
-        (DATA_DIR / LICENSE_TEXT).write_bytes(license_text.read_bytes())
-    elif not (DATA_DIR / LICENSE_TEXT).is_file():
-        sys.exit(f"ship: {LICENSE_TEXT} not found beside the reference copy; add it to data/ by hand")
+    if not (DATA_DIR / LICENSE_TEXT).is_file():
+        sys.exit(f"ship: data/{LICENSE_TEXT} is missing: add the Apache-2.0 text the sources are licensed under")
     write_card(list(shipped.values()))
     readme = DATA_DIR / "README.md"   # written by build_bundled_traces.py; keep its digest list true
     if readme.is_file():

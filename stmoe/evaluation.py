@@ -89,7 +89,7 @@ def evaluate(trace, predictors=("st-moe", "cct", "history", "previous-token", "p
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol: unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     if protocol == "causal" and profile is not None:
-        raise ConfigError("profile: the causal protocol learns from the past only; pass profile with protocol='split'")
+        raise ConfigError("profile: the causal protocol learns from the past only; a profile needs the split protocol")
     if trace.num_tokens < 2:
         raise ConfigError(f"trace: {trace.label} has {trace.num_tokens} token; scoring needs at least 2 "
                           "(one to learn from, one to score)")

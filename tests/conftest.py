@@ -1,10 +1,9 @@
 """Shared fixtures.
 
-The whole session, notebooks included, runs as on a fresh clone with no network: the public
-traces' local reference copy (STMOE_SHARED_TRACES) is hidden and the download cache is empty,
-so every trace loaded by name must come from data/. Tests of the readers on the original files
-and of the fetch path ask for the reference copy explicitly (the fixtures below) and skip
-where it is absent."""
+The whole session, notebooks included, runs as on a fresh clone with no network: no folder of
+public traces named by STMOE_SHARED_TRACES and an empty download cache, so every trace loaded
+by name comes from data/. The readers' tests read the public traces' original files, kept in
+data/sources/."""
 
 from __future__ import annotations
 
@@ -21,34 +20,28 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_TRACES = Path(os.environ.get("STMOE_SHARED_TRACES", ROOT.parent / "shared" / "traces"))
-QWEN_CSV = SHARED_TRACES / "qwen3-30b-a3b" / "qwen.route.csv"
-GRANITE_SGLANG = SHARED_TRACES / "granite-3.0-1b-a400m" / "granite-3.0-1b-a400m_sglang_routing-trace.jsonl"
-GRANITE_HF = SHARED_TRACES / "granite-3.0-1b-a400m" / "granite-3.0-1b-a400m_transformers_length_cap.jsonl"
+SOURCES = ROOT / "data" / "sources"
+QWEN_CSV = SOURCES / "qwen3-30b-a3b" / "qwen.route.csv"
+GRANITE_SGLANG = SOURCES / "granite-3.0-1b-a400m" / "granite-3.0-1b-a400m_sglang_routing-trace.jsonl"
+GRANITE_HF = SOURCES / "granite-3.0-1b-a400m" / "granite-3.0-1b-a400m_transformers_length_cap.jsonl"
 # Inherited by the notebooks' kernels, which nbval starts from this process.
-os.environ["STMOE_SHARED_TRACES"] = str(ROOT / "build" / "no-reference-copy")
+os.environ.pop("STMOE_SHARED_TRACES", None)
 os.environ["STMOE_CACHE"] = str(ROOT / "build" / "empty-download-cache")
-
-
-def _shared(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"real trace {path} is absent (../shared/traces is not beside the project)")
-    return path
 
 
 @pytest.fixture
 def qwen_csv() -> Path:
-    return _shared(QWEN_CSV)
+    return QWEN_CSV
 
 
 @pytest.fixture
 def granite_sglang() -> Path:
-    return _shared(GRANITE_SGLANG)
+    return GRANITE_SGLANG
 
 
 @pytest.fixture
 def granite_hf() -> Path:
-    return _shared(GRANITE_HF)
+    return GRANITE_HF
 
 
 @pytest.fixture

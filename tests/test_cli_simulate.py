@@ -54,7 +54,7 @@ def test_unknown_dims_use_reference_model_or_given(tmp_path, capsys):
     notes = json.loads(capsys.readouterr().out)["notes"]
     assert any("replayed with Qwen3-30B-A3B's expert sizes" in n for n in notes)
     assert main(["simulate", str(path), "--system", "on-demand", "--hidden", "512"]) == 2
-    assert "give hidden= and ffn=" in capsys.readouterr().err
+    assert "--hidden/--ffn" in capsys.readouterr().err
     assert main(["simulate", str(path), "--system", "on-demand", "--system", "all-resident",
                  "--hidden", "512", "--ffn", "256", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)["results"]

@@ -1,6 +1,6 @@
-"""Public traces by name: the copies shipped in data/ (equal to the originals), the local
-reference copy, and pooch's fetch-check-cache path driven offline by a downloader that copies the
-reference files instead of reaching GitHub."""
+"""Public traces by name: the copies shipped in data/ (equal to the originals in data/sources),
+a local copy of the originals, and pooch's fetch-check-cache path driven offline by a downloader
+that copies the originals instead of reaching GitHub."""
 
 from __future__ import annotations
 
@@ -11,29 +11,29 @@ import socket
 import numpy as np
 import pytest
 
-from conftest import SHARED_TRACES
+from conftest import SOURCES
 from stmoe import TraceError, load_trace
+from stmoe.readers import catalog
 from stmoe.readers.catalog import PUBLIC, availability, bundled, fetch, load_public, url
 
 
 @pytest.fixture
-def shared(monkeypatch):
-    if not SHARED_TRACES.is_dir():
-        pytest.skip("the reference copy of the public traces is absent")
-    monkeypatch.setenv("STMOE_SHARED_TRACES", str(SHARED_TRACES))
-    return SHARED_TRACES
+def shared():
+    """The public traces' original files, as a local copy would hold them."""
+    return SOURCES
 
 
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
-    """No shared copy, an empty cache: every public trace must be fetched."""
-    monkeypatch.setenv("STMOE_SHARED_TRACES", str(tmp_path / "no-shared"))
+    """No local copy of the originals, an empty cache: a public trace must be fetched."""
+    monkeypatch.delenv("STMOE_SHARED_TRACES", raising=False)
+    monkeypatch.setattr(catalog, "SOURCES_DIR", tmp_path / "no-sources")
     monkeypatch.setenv("STMOE_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
 
 class CopyFromShared:
-    """A pooch downloader that serves each pinned URL from the ../shared copy, counting calls."""
+    """A pooch downloader that serves each pinned URL from the original files, counting calls."""
 
     def __init__(self, root, corrupt=False):
         self.by_url = {url(n): root / e["file"] for n, e in PUBLIC.items()}
@@ -53,8 +53,8 @@ class CopyFromShared:
     ("granite-3.0-1b-a400m-sglang", 24, 8, 32),
     ("granite-3.0-1b-a400m-transformers", 24, 8, 32),
 ])
-def test_load_by_name_from_shared_copy(shared, name, layers, k, experts):
-    assert availability(name) == "shared"
+def test_load_by_name_from_a_local_copy(shared, name, layers, k, experts):
+    assert availability(name) == "local"
     trace = load_public(name)
     assert (trace.num_layers, trace.top_k, trace.num_experts) == (layers, k, experts)
     assert trace.meta["license"] == "Apache-2.0" and trace.meta["name"] == name
@@ -63,8 +63,9 @@ def test_load_by_name_from_shared_copy(shared, name, layers, k, experts):
     assert trace.is_synthetic is False
 
 
-def test_qwen_keeps_its_k_caveat(shared):
-    assert any("k = 6" in c for c in load_trace("qwen3-30b-a3b").meta["caveats"])
+def test_qwen_keeps_its_k_caveat_once(shared):
+    caveats = load_trace("qwen3-30b-a3b").meta["caveats"]
+    assert sum("top-6" in c for c in caveats) == 1 and sum("top-8" in c for c in caveats) == 1
 
 
 def test_fetch_downloads_checks_and_caches(shared, offline):
@@ -85,7 +86,7 @@ def test_fetched_file_with_wrong_digest_is_refused(shared, offline):
     assert availability("granite-3.0-1b-a400m-sglang") == "download"
 
 
-def test_corrupted_shared_copy_is_refused(shared, tmp_path, monkeypatch):
+def test_corrupted_local_copy_is_refused(shared, tmp_path, monkeypatch):
     entry = PUBLIC["granite-3.0-1b-a400m-transformers"]
     bad = tmp_path / "shared" / entry["file"]
     bad.parent.mkdir(parents=True)

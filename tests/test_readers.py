@@ -1,4 +1,4 @@
-"""Readers on the real traces of ../shared (skipped where absent) and on small files written here."""
+"""Readers on the public traces' original files (data/sources) and on small files written here."""
 
 import json
 

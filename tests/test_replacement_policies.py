@@ -32,3 +32,29 @@ def test_every_registered_policy_evicts_by_its_own_rule():
     for policy, expected in VICTIM.items():
         S, H = full_region(policy)
         assert victim(S, H, CACHE, 0, POLICIES[policy], CELL) == expected, policy
+
+
+def test_compiled_timing_kernels_older_than_the_buffer_are_dropped(tmp_path):
+    """numba keys a cached kernel on its own file; the timing kernels inline the buffer's
+    helpers, so their cache must go when buffer.py is newer."""
+    import os
+
+    from stmoe.sim.timing import drop_stale_compilations
+
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    old = [cache / n for n in ("timing.run_kernel-104.py311.nbi", "timing.run_kernel-104.py311.1.nbc")]
+    fresh = [cache / n for n in ("timing._issue-90.py311.nbi", "timing._issue-90.py311.1.nbc")]
+    other = cache / "buffer.admit-155.py311.nbi"
+    for f in [*old, *fresh, other]:
+        f.write_bytes(b"x")
+    source = tmp_path / "buffer.py"
+    source.write_text("# edited")
+    edited = source.stat().st_mtime
+    for f in [*old, other]:
+        os.utime(f, (edited - 60, edited - 60))   # compiled before the edit
+    for f in fresh:
+        os.utime(f, (edited + 60, edited + 60))   # recompiled since
+    gone = drop_stale_compilations(source, [cache], "timing.")
+    assert sorted(gone) == sorted(old)
+    assert all(f.exists() for f in [*fresh, other])

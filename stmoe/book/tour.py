@@ -16,6 +16,7 @@ import numpy as np
 
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
+from stmoe.sim.buffer import experts_held
 from stmoe.sim.hardware import Hardware, ModelDims, model_dims, preset
 from stmoe.sim.sweeps import sweep
 from stmoe.sim.timing import layer_costs
@@ -41,7 +42,8 @@ def layer_budget(trace: Trace, hardware: Hardware | str, dims: ModelDims | None 
     return {"hardware": hw.name, "expert_bytes": float(np.mean(dims.expert_bytes)),
             "link_bandwidth": hw.link_bandwidth, "load_layer_s": load, "compute_layer_s": compute,
             "load_to_compute": load / compute, "all_experts_bytes": all_bytes,
-            "buffer_share": min(hw.buffer_bytes / all_bytes, 1.0)}
+            "buffer_share": min(experts_held(hw.buffer_bytes, dims.expert_bytes) / (trace.num_layers * trace.num_experts),
+                                1.0)}
 
 
 def latency_grid(trace: Trace, hardware: Hardware | str, *, bandwidths, buffer_shares,

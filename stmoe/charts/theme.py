@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from stmoe.charts.base import rows_data
+
 BLACK = "#000000"
 ORANGE = "#E69F00"
 SKY_BLUE = "#56B4E9"
@@ -34,7 +36,6 @@ DARK_GREY = "#666666"
 SYSTEM_COLORS = {
     "on-demand": GREY,
     "lru-cache": SKY_BLUE,
-    "hot-set": BLUISH_GREEN,
     "prefetch-all-next-layer": YELLOW,
     "pre-gated": REDDISH_PURPLE,
     "adap-gating": ORANGE,
@@ -46,8 +47,7 @@ SYSTEM_COLORS = {
 RULE_COLOR = DARK_GREY
 RULE_DASH = [4, 3]
 
-# The registered predictors (the report's recall bars draw all nine) and chance are told
-# apart. Names that do not share a chart reuse a colour: the recall explorer's mix has
+# The registered predictors and chance are told apart (`stmoe predict` scores all nine). Names that do not share a chart reuse a colour: the recall explorer's mix has
 # stale-gate's. Chance is a line in the recall curves and the rule
 # in the recall bars, so it has the rule's colour.
 PREDICTOR_COLORS = {
@@ -158,8 +158,6 @@ def rule(source, **encodings):
     """The dashed reference rule (chance, no gain at 1x, a chosen value): `source` is the rows
     to draw, or a chart whose data the rule shares (a faceted layer must share it)."""
     import altair as alt
-
-    from stmoe.charts.base import rows_data
 
     chart = source if isinstance(source, alt.Chart) else alt.Chart(rows_data(source))
     return chart.mark_rule(color=RULE_COLOR, strokeDash=RULE_DASH).encode(**encodings)

@@ -29,7 +29,7 @@ def run(args) -> int:
         print_json(a)
         return 0
 
-    print(f"{a['trace']}: {a['tokens']} tokens{' (' + args.phase + ')' if args.phase else ''}, "
+    print(f"{a['trace']}: {a['tokens']} tokens ({args.phase or 'all phases'}), "
           f"{a['num_layers']} layers, top-{a['top_k']} of {a['num_experts']}")
     rows = headline(a)
     print(format_table(rows))

@@ -10,7 +10,7 @@ from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import compare_systems, dims_for, readable
 from stmoe.sim.hardware import PRESETS, preset
 from stmoe.sim.sweeps import sweep
-from stmoe.sim.systems import SYSTEMS, runnable
+from stmoe.sim.systems import SYSTEMS, get_system, predictions_note, runnable
 
 
 def register(sub) -> None:
@@ -53,13 +53,18 @@ def run(args) -> int:
             values = [float(v) for v in vals.split(",")]
         except ValueError:
             raise ConfigError(f"--sweep values must be numbers, got {vals!r}") from None
-        rows = sweep(trace, param.strip(), values, systems=names, hardware=hw, dims=dims, **knobs)
+        param = param.strip()
+        rows = sweep(trace, param, values, systems=names, hardware=hw, dims=dims, **knobs)
+        if any(get_system(n).prefetch == "predictor" for n in names):
+            notes.append(predictions_note(args.predictor, args.budget or trace.top_k, args.lookahead, profile))
         if args.json:
-            print_json({"trace": trace.name, "hardware": hw.name, "sweep": param, "rows": rows})
-        else:
-            print(format_table(rows, ["value", "system", "latency_per_token_s", "speedup_vs_on_demand",
-                                      "energy_efficiency_vs_on_demand", "hit_rate", "stall_share",
-                                      "link_utilisation"]))
+            print_json({"trace": trace.name, "hardware": hw.name, "model_dims": dims.source, "sweep": param,
+                        "rows": rows, "notes": notes})
+            return 0
+        print(f"{trace.label} on {hw.name}, {param} swept; {rows[0]['tokens']} decode tokens; "
+              f"model sizes from {dims.source}")
+        print(format_table([{param: f"{r['value']:g}", **readable(r)} for r in rows]))
+        _footer(rows, notes)
         return 0
     results, more = compare_systems(trace, hw, args.system, dims=dims, **knobs)
     notes += more
@@ -70,8 +75,12 @@ def run(args) -> int:
     print(f"{trace.label} on {hw.name} "
           f"({hw.notes}); {results[0]['tokens']} decode tokens; model sizes from {dims.source}")
     print(format_table([readable(r) for r in results]))
-    if any(r["changes_routing"] for r in results):
+    _footer(results, notes)
+    return 0
+
+
+def _footer(rows: list[dict], notes: list[str]) -> None:
+    if any(r["changes_routing"] for r in rows):
         print("* changes the model's routing (replayed here on the trace's routing)")
     for n in dict.fromkeys(notes):
         print(f"note: {n}")
-    return 0

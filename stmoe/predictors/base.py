@@ -77,8 +77,7 @@ def check_disjoint(profile: Trace, trace: Trace, what: str = "profile") -> None:
     share = float(np.isin(scored, _token_keys(profile)).mean()) if scored.size else 0.0
     if share > OVERLAP_LIMIT:
         raise ConfigError(f"{what}: {profile.label} holds {share:.0%} of the scored tokens of "
-                          f"{trace.label}; profile on other tokens (or omit profile: the split "
-                          "protocol then profiles each part on the others)")
+                          f"{trace.label}; give a profile of other tokens of the same model")
 
 
 class Predictor:

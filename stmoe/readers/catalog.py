@@ -4,11 +4,12 @@ of real released MoE models (kind "public", converted to the native format by
 `scripts/ship_public_traces.py`, with their license, attribution and source in the metadata).
 `load_trace` accepts a path or one of these names; `catalog()` lists them.
 
-A public trace that is not shipped is fetched from its source repository at a pinned revision with `pooch`, checked
-against its sha256 and cached (``STMOE_CACHE`` overrides pooch's per-user cache folder). Where a
-local reference copy exists (``STMOE_SHARED_TRACES``, by default a ``shared/traces`` folder
-beside the project's checkout), that copy is used instead, after the same digest check, and
-nothing is downloaded.
+The original files of the shipped public traces are kept in `data/sources/` (the readers' tests
+use them, and the ship script converts them). A public trace is read from such a local copy (or
+from the folder named by ``STMOE_SHARED_TRACES``) after a digest check; one with no local copy is
+fetched from its source repository at its pinned revision (or, where the source pins none, the
+branch named, its content pinned by sha256) with `pooch`, checked and cached (``STMOE_CACHE``
+overrides pooch's per-user cache folder).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from stmoe.trace import Trace
 ROOT = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = ROOT / "data"
 CATALOG = DATA_DIR / "datasets.json"
+SOURCES_DIR = DATA_DIR / "sources"   # the original files of the shipped public traces
 RAW = "https://raw.githubusercontent.com/{repo}/{ref}/{path}"
 LICENSE = "Apache-2.0"
 SIMLLM = "openfabric-systems/simllm"
@@ -42,8 +44,7 @@ PUBLIC: dict[str, dict] = {
         "domain": "prose",
         "description": "Qwen3-30B-A3B (Q4_K_M, llama.cpp-based engine on a phone CPU), one prompt: "
                        "28 prefill + 128 greedy decode tokens, 48 layers, top-6 of 128",
-        "caveats": ["k = 6, not the model's stock 8: the engine ran the router's top-6 with "
-                    "weights renormalised over the six"],
+        "caveats": [],   # its reader notes the engine's top-6 (not the stock top-8) itself
     },
     "granite-3.0-1b-a400m-sglang": {
         "file": "granite-3.0-1b-a400m/granite-3.0-1b-a400m_sglang_routing-trace.jsonl",
@@ -72,8 +73,15 @@ PUBLIC: dict[str, dict] = {
 }
 
 
-def shared_dir() -> Path:
-    return Path(os.environ.get("STMOE_SHARED_TRACES", ROOT.parent / "shared" / "traces"))
+def local_copy(name: str) -> Path | None:
+    """The original file of public trace `name` on this machine, if any: in the folder named by
+    STMOE_SHARED_TRACES when set, else in data/sources."""
+    named = os.environ.get("STMOE_SHARED_TRACES")
+    for root in ([Path(named)] if named else []) + [SOURCES_DIR]:
+        path = root / PUBLIC[name]["file"]
+        if path.is_file():
+            return path
+    return None
 
 
 def cache_dir() -> Path:
@@ -90,20 +98,20 @@ def _cached_path(name: str) -> Path:
 
 
 def availability(name: str) -> str:
-    """'shared' (the local reference copy), 'cached', or 'download' (needs the network)."""
-    if (shared_dir() / PUBLIC[name]["file"]).is_file():
-        return "shared"
+    """'local' (a local copy of the original), 'cached', or 'download' (needs the network)."""
+    if local_copy(name) is not None:
+        return "local"
     if _cached_path(name).is_file():
         return "cached"
     return "download"
 
 
 def fetch(name: str, *, downloader=None) -> Path:
-    """Local path of public trace `name`, digest-checked: the shared copy, else the cache, else
+    """Local path of public trace `name`, digest-checked: a local copy, else the cache, else
     downloaded into the cache (`downloader`: a pooch downloader, e.g. for tests or a proxy)."""
     entry = PUBLIC[name]
-    local = shared_dir() / entry["file"]
-    if local.is_file():
+    local = local_copy(name)
+    if local is not None:
         digest = sha256_of(local)
         if digest != entry["sha256"]:
             raise TraceError(f"{local}: sha256 {digest[:12]}... does not match the pinned "
@@ -165,7 +173,7 @@ def catalog() -> list[dict]:
             continue
         where = availability(n)
         rows.append({"name": n, "kind": "public", "domain": e["domain"],
-                     "offline": {"shared": "yes (shared copy)", "cached": "yes (cached)"}.get(where, "no"),
+                     "offline": {"local": "yes (local copy)", "cached": "yes (cached)"}.get(where, "no"),
                      "source": url(n), "description": e["description"]})
     return rows
 
@@ -206,6 +214,6 @@ def load_trace(path_or_name: str | os.PathLike) -> Trace:
     if path.is_dir():
         raise TraceError(f"{text}: is a directory, not a trace file")
     if path.suffix == "" and not path.exists():
-        names = ", ".join([*bundled(), *PUBLIC])
+        names = ", ".join(dict.fromkeys([*bundled(), *PUBLIC]))
         raise TraceError(f"{text}: neither a trace file nor a known trace name (known: {names})")
     return read_trace_file(path)

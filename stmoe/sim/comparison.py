@@ -73,7 +73,7 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
     if dims is None:
         dims, notes = dims_for(trace)
     if systems and "adap-gating" in systems and trace.weights is None:
-        raise ConfigError("adap-gating needs gate weights, and this trace has none")
+        raise ConfigError(f"adap-gating needs gate weights, and trace {trace.label} has none")
     names, skipped = runnable(systems or SYSTEMS, trace)
     notes += skipped + [buffer_note(hw, dims, trace)]
     base = simulate(trace, hw, "on-demand", dims=dims)

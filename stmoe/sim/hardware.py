@@ -224,8 +224,9 @@ def model_dims(trace, *, hidden: int | None = None, ffn: int | None = None,
     source = f"model config of {trace.meta.get('model')}" if known else "arguments"
     if dims["hidden"] is None or dims["ffn"] is None:
         raise ConfigError(f"model dimensions of trace {trace.name!r} (model "
-                          f"{trace.meta.get('model')!r}) are unknown: give hidden= and ffn= "
-                          f"(and dtype=); known models: {', '.join(KNOWN_MODELS)}")
+                          f"{trace.meta.get('model')!r}) are unknown: give the hidden and expert FFN sizes "
+                          f"(--hidden/--ffn, or hidden=/ffn= in Python, and a dtype); known models: "
+                          f"{', '.join(KNOWN_MODELS)}")
     for k, v in dims.items():
         if v is not None and int(v) <= 0:
             raise ConfigError(f"{k} must be a positive integer, got {v!r}")

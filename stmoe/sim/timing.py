@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -65,6 +67,27 @@ from stmoe.sim.buffer import (
 from stmoe.sim.hardware import Hardware, ModelDims, model_dims, preset
 from stmoe.sim.systems import get_system
 from stmoe.trace import phase_code
+
+
+def drop_stale_compilations(source: Path, roots, prefix: str) -> list[Path]:
+    """Delete numba's cached machine code of the kernels named `prefix*` in the folders `roots`
+    when it is older than `source`, and return what was deleted. numba checks a cached kernel
+    against its own file only, but the timing kernels inline the buffer's helpers, so after an
+    edit of the buffer (a new replacement policy, say) they would run the old rules."""
+    changed = source.stat().st_mtime
+    gone = []
+    for root in roots:
+        for index in (Path(root).rglob(f"{prefix}*.nbi") if Path(root).is_dir() else []):
+            if index.stat().st_mtime < changed:
+                for f in index.parent.glob(index.name[:-len("nbi")] + "*"):   # the index and its .nbc files
+                    f.unlink(missing_ok=True)
+                    gone.append(f)
+    return gone
+
+
+drop_stale_compilations(Path(__file__).with_name("buffer.py"),
+                        [Path(__file__).parent / "__pycache__", *([numba.config.CACHE_DIR] if numba.config.CACHE_DIR else [])],
+                        "timing.")
 
 # indices of the kernel's statistics vector
 (S_REQ, S_HIT, S_LATE, S_MISS, S_ISSUED, S_USEFUL, S_WASTED, S_CANCELLED, S_PF_BYTES,
