@@ -95,6 +95,7 @@ def test_cli_errors_before_any_work(tmp_path, capsys):
     assert main(["explore", str(good), "--scheduler", "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("stmoe: error: scheduler 'tcp://127.0.0.1:9' is unreachable") and err.count("\n") == 1
+    assert not (tmp_path / "good").exists()
 
 
 def test_rows_are_simulate_with_every_input_and_output(spec_file):

@@ -68,20 +68,27 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(cluster, tmp_path, c
     spec = read_spec(path)
     out = tmp_path / "out"
     killed = {}
+    finished = threading.Event()
 
     def kill_a_busy_worker():
         with Client(address) as c:
-            while not list(out.glob("part-*.parquet")):
+            busy = []
+            while not busy and not finished.is_set():   # mid-run: a batch written, and a worker holding another
                 time.sleep(0.05)
-            busy = [w for w, tasks in c.processing().items() if tasks]
-            killed["worker"] = busy[0]
-            os.kill(pids[busy[0]], signal.SIGKILL)
+                if list(out.glob("part-*.parquet")):
+                    busy = [w for w, tasks in c.processing().items() if tasks]
+            if busy:
+                killed["worker"] = busy[0]
+                os.kill(pids[busy[0]], signal.SIGKILL)
 
-    killer = threading.Thread(target=kill_a_busy_worker)
+    killer = threading.Thread(target=kill_a_busy_worker, daemon=True)
     killer.start()
-    run = explore(spec, out, scheduler=address, batch_size=2, progress=lambda *a: None)
-    killer.join()
-    assert killed["worker"] in pids
+    try:
+        run = explore(spec, out, scheduler=address, batch_size=2, progress=lambda *a: None)
+    finally:
+        finished.set()
+        killer.join()
+    assert killed.get("worker") in pids, "the run ended before a worker could be killed mid-batch"
     rows = read_results(out)
     assert run.computed == len(spec.points) == 40
     assert sorted(r["key"] for r in rows) == sorted(p["key"] for p in spec.points)   # each once

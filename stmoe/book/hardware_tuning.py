@@ -128,13 +128,14 @@ EXPLORE_SPEC = DATA_DIR / "explore" / "chapter05.toml"
 
 
 def explored_designs(spec=EXPLORE_SPEC) -> list[dict]:
-    """The rows of the spec's shipped results, one per point; refused when any point is missing
-    (results built from another spec or by another stmoe version, whose keys differ)."""
-    keys = {p["key"] for p in read_spec(spec).points}
+    """The rows of the spec's shipped results, one per point in the spec's order (the parts'
+    order depends on how many workers built them); refused when any point is missing (results
+    built from another spec or by another stmoe version, whose keys differ)."""
+    order = {p["key"]: i for i, p in enumerate(read_spec(spec).points)}
     out = default_out(spec)
-    rows = [r for r in read_results(out) if r["key"] in keys]
-    if len(rows) != len(keys):
-        raise ConfigError(f"{out}: {len(keys) - len(rows)} of the {len(keys)} points of {spec} are missing "
+    rows = sorted((r for r in read_results(out) if r["key"] in order), key=lambda r: order[r["key"]])
+    if len(rows) != len(order):
+        raise ConfigError(f"{out}: {len(order) - len(rows)} of the {len(order)} points of {spec} are missing "
                           "(built by another spec or stmoe version?); rebuild with "
                           "python scripts/build_explore_results.py")
     return rows

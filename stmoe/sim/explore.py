@@ -217,7 +217,6 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
     _require("pyarrow")
     log = log or print
     progress = progress or TerminalProgress()
-    out.mkdir(parents=True, exist_ok=True)
     done_keys = finished_keys(out)
     todo = [p for p in spec.points if p["key"] not in done_keys]
     run = ExploreRun(out, len(spec.points), skipped=len(spec.points) - len(todo), notes=list(spec.notes))
@@ -232,6 +231,7 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
     distributed = _require("distributed")
     futures = []
     try:
+        out.mkdir(parents=True, exist_ok=True)
         run.workers = len(client.scheduler_info()["workers"])
         run.dashboard = dashboard_link(client)
         if run.dashboard:
