@@ -151,3 +151,9 @@ def test_a_new_package_version_is_a_new_key(spec_file, monkeypatch):
 def test_parse_spec_needs_the_three_lists():
     with pytest.raises(ConfigError, match="the field 'systems' is missing"):
         parse_spec({"traces": [TRACE], "presets": ["accelerator"]})
+
+
+def test_workers_and_scheduler_are_exclusive(spec_file, tmp_path):
+    with pytest.raises(ConfigError, match="workers=2 sizes a local cluster"):
+        explore(spec_file, tmp_path / "out", scheduler="tcp://127.0.0.1:9", workers=2)
+    assert not (tmp_path / "out").exists()

@@ -82,7 +82,8 @@ def run_batch(trace, points: list[dict]) -> list[dict]:
         if get_system(p["system"]).prefetch == "predictor":
             knob = (p["predictor"], p["budget"], p["lookahead"])
             if knob not in cache:
-                decode = decode or decode_tokens(trace, "decode")[0]
+                if decode is None:
+                    decode = decode_tokens(trace, "decode")[0]
                 cache[knob] = predict(decode, p["predictor"], budget=p["budget"], lookahead=p["lookahead"])
             pred = cache[knob]
         rows.append(simulate_point(trace, p, dims, dims_notes, pred))
@@ -214,6 +215,8 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
         raise ConfigError(f"batch_size: a whole number >= 1, got {batch_size!r}")
     if client is not None and (scheduler is not None or workers is not None):
         raise ConfigError("explore: give a client, or a scheduler / workers, not both")
+    if scheduler is not None and workers is not None:
+        raise ConfigError(f"workers={workers!r} sizes a local cluster; the scheduler {scheduler!r} has its own workers")
     _require("pyarrow")
     log = log or print
     progress = progress or TerminalProgress()

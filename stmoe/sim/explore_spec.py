@@ -251,8 +251,6 @@ def parse_spec(raw: dict, path=Path("<spec>")) -> Spec:
             continue
         seen.add(key)
         points.append(point | {"key": key})
-    if not points:
-        raise ConfigError(f"{path}: the grid is empty (no trace, preset, system or value)")
     notes = []
     if collapsed:
         notes.append(f"{collapsed} grid points collapsed into others: their systems ignore the knobs "
