@@ -29,7 +29,8 @@ def run(args) -> int:
     for note in result.notes:
         print(f"note: {note}")
     if result.computed:
-        print(f"computed {result.computed} points in {result.seconds:.1f} s on {result.workers} workers "
+        print(f"computed {result.computed} points in {result.seconds:.1f} s on {result.workers} "
+              f"worker{'s' if result.workers != 1 else ''} "
               f"({result.computed / max(result.seconds, 1e-9):.1f} points/s)")
     keys = {p["key"] for p in spec.points}
     rows = [r for r in read_results(out) if r["key"] in keys]
