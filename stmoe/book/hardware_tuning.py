@@ -1,6 +1,8 @@
 """Notebook 05 (hardware tuning): how the link, the buffer, the PE array and the lookahead change
 latency and energy per token, what prefetching adds over the same buffer used as a cache, and
-where the link saturates. Every simulation uses held-out predictions (`stmoe.book.held_out`).
+where the link saturates. Every simulation uses held-out predictions (`stmoe.book.held_out`),
+except the design-space section's, which reads the shipped `stmoe explore` results
+(`explored_designs`; its st-moe predicts online, with no profile).
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import numpy as np
 
 from stmoe.book.held_out import HeldOut
 from stmoe.errors import ConfigError
+from stmoe.readers.catalog import DATA_DIR
+from stmoe.sim.explore import default_out, read_results
+from stmoe.sim.explore_spec import read_spec
 from stmoe.sim.hardware import preset
+from stmoe.sim.pareto import pareto_front
 from stmoe.sim.sweeps import sweep
 from stmoe.sim.timing import layer_costs
 
@@ -115,3 +121,38 @@ def bandwidth_knee(rows: list[dict], system: str = "st-moe", baseline: str = "lr
 def experts_mib(data: HeldOut) -> float:
     """The weights of all L x E experts of the model, in MiB: the buffer size that holds them all."""
     return float(np.sum(data.dims.expert_bytes)) * data.scored.num_experts / 2 ** 20
+
+
+# The chapter's design space, shipped with its results (scripts/build_explore_results.py).
+EXPLORE_SPEC = DATA_DIR / "explore" / "chapter05.toml"
+
+
+def explored_designs(spec=EXPLORE_SPEC) -> list[dict]:
+    """The rows of the spec's shipped results, one per point in the spec's order (the parts'
+    order depends on how many workers built them); refused when any point is missing (results
+    built from another spec or by another stmoe version, whose keys differ)."""
+    order = {p["key"]: i for i, p in enumerate(read_spec(spec).points)}
+    out = default_out(spec)
+    rows = sorted((r for r in read_results(out) if r["key"] in order), key=lambda r: order[r["key"]])
+    if len(rows) != len(order):
+        raise ConfigError(f"{out}: {len(order) - len(rows)} of the {len(order)} points of {spec} are missing "
+                          "(built by another spec or stmoe version?); rebuild with "
+                          "python scripts/build_explore_results.py")
+    return rows
+
+
+def front_headline(rows: list[dict], objectives=("buffer_area_mm2", "latency_per_token_s")) -> str:
+    """Who is on the Pareto front, along its first objective: each run of one system with the
+    buffer sizes it spans."""
+    front = pareto_front(rows, objectives)
+    runs: list[list[dict]] = []
+    for r in front:
+        if not runs or runs[-1][0]["system"] != r["system"]:
+            runs.append([])
+        runs[-1].append(r)
+    parts = []
+    for run in runs:
+        sizes = sorted({r["buffer_bytes"] / 2 ** 20 for r in run})
+        span = f"{sizes[0]:.3g} MiB" if len(sizes) == 1 else f"{sizes[0]:.3g}-{sizes[-1]:.3g} MiB"
+        parts.append(f"{run[0]['system']} {span}")
+    return f"{len(front)} of {len(rows)} designs on the front: " + ", ".join(parts)

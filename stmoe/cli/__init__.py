@@ -9,6 +9,7 @@ import sys
 from stmoe.cli import (
     analyze_command,
     datasets_command,
+    explore_command,
     info_command,
     predict_command,
     record_command,
@@ -20,7 +21,7 @@ from stmoe.version import __version__
 
 # Subcommand modules, in the order `stmoe --help` lists them.
 COMMANDS = [info_command, datasets_command, analyze_command, predict_command, record_command,
-            simulate_command, report_command]
+            simulate_command, explore_command, report_command]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -31,6 +31,23 @@ HOROWITZ_FP16_MAC_PJ = 1.1 + 0.4
 HOROWITZ_INT8_MAC_PJ = 0.2 + 0.03
 HOROWITZ_SRAM_1MB_PJ_PER_BYTE = 100.0 / 8
 
+# Buffer area, for trading buffer size against latency and energy: TSMC N5's high-density 6T
+# SRAM bitcell is 0.021 um^2 (TSMC, IEDM 2019, as reported by WikiChip Fuse, "TSMC
+# 5-nanometer update", 2019; N3E keeps the same cell, TSMC IEDM 2022). ASSUMPTION: bitcells are
+# 70% of a macro's area, the rest assist circuits, decoders and sense amplifiers (WikiChip's
+# ballpark of 30% overhead, giving ~32 Mib/mm^2). So 1 MiB = 2^23 bits x 0.021 um^2 / 0.7
+# = 0.25 mm^2. The area is that of an on-chip SRAM of the buffer's size, whatever the preset's
+# buffer really is (HBM on gpu-pcie, LPDDR on edge-flash): a comparison of sizes, not a floorplan.
+SRAM_BITCELL_UM2 = 0.021
+SRAM_ARRAY_EFFICIENCY = 0.7
+SRAM_MM2_PER_MIB = 2 ** 23 * SRAM_BITCELL_UM2 * 1e-6 / SRAM_ARRAY_EFFICIENCY
+
+
+def buffer_area_mm2(buffer_bytes: float) -> float:
+    """Area of an expert buffer of this many bytes as N5 high-density SRAM (see SRAM_MM2_PER_MIB)."""
+    return float(buffer_bytes) / 2 ** 20 * SRAM_MM2_PER_MIB
+
+
 DTYPE_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0, "int4": 0.5}
 
 

@@ -1,0 +1,44 @@
+"""`stmoe explore SPEC [--out DIR] [--scheduler ADDRESS | --workers N] [--batch-size N]`: every
+point of a design-space spec on Dask, results in Parquet (resumable), then the Pareto front
+over latency, energy and buffer area."""
+
+from __future__ import annotations
+
+from stmoe.cli.output import format_table
+from stmoe.sim.explore import default_out, explore, read_results
+from stmoe.sim.explore_spec import read_spec
+from stmoe.sim.pareto import OBJECTIVES, pareto_front
+
+
+def register(sub) -> None:
+    p = sub.add_parser("explore", help="a design-space grid on Dask, resumable, with its Pareto front")
+    p.add_argument("spec", metavar="SPEC", help="a TOML spec (traces, presets, systems, parameters, samples)")
+    p.add_argument("--out", metavar="DIR", help="results folder (default: beside SPEC, named like it)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786 "
+                   "(default: a local cluster, one worker process per core)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes of the local cluster")
+    p.add_argument("--batch-size", type=int, metavar="N", help="points per task (default: sized to the grid)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    spec = read_spec(args.spec)
+    out = args.out or default_out(args.spec)
+    print(f"{args.spec}: {len(spec.points)} points on {', '.join(spec.traces)}; results in {out}")
+    result = explore(spec, out, scheduler=args.scheduler, workers=args.workers, batch_size=args.batch_size)
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.computed:
+        print(f"computed {result.computed} points in {result.seconds:.1f} s on {result.workers} "
+              f"worker{'s' if result.workers != 1 else ''} "
+              f"({result.computed / max(result.seconds, 1e-9):.1f} points/s)")
+    keys = {p["key"] for p in spec.points}
+    rows = [r for r in read_results(out) if r["key"] in keys]
+    front = pareto_front(rows, OBJECTIVES)
+    print(f"Pareto front over latency, energy and buffer area: {len(front)} of {len(rows)} points")
+    print(format_table([{"trace": r["trace"], "preset": r["preset"], "system": r["system"],
+                         "buffer MiB": r["buffer_bytes"] / 2 ** 20, "link GB/s": r["link_bandwidth"] / 1e9,
+                         "lookahead": r["lookahead"], "µs / token": r["latency_per_token_s"] * 1e6,
+                         "µJ / token": r["energy_per_token_j"] * 1e6, "area mm²": r["buffer_area_mm2"]}
+                        for r in front]))
+    return 0

@@ -1,0 +1,100 @@
+"""`stmoe explore` against a Dask scheduler and workers started as separate processes: a worker
+killed mid-run loses no point and duplicates none, and the CLI reads the results back."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("pyarrow")
+
+from distributed import Client  # noqa: E402
+
+from stmoe.cli import main  # noqa: E402
+from stmoe.sim.explore import explore, read_results  # noqa: E402
+from stmoe.sim.explore_spec import read_spec  # noqa: E402
+
+SPEC = """traces = ["tiny-moe-code"]
+presets = ["accelerator"]
+systems = ["on-demand", "lru-cache"]
+[parameters]
+buffer_bytes = { start = 1048576, stop = 8388608, num = 4, scale = "log" }
+link_bandwidth = { start = 32e9, stop = 512e9, num = 5, scale = "log" }
+"""
+
+
+def _start(args, log):
+    return subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT,
+                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """(scheduler address, {worker address: pid}) of a scheduler and two nanny-less workers,
+    each its own process, so that killing a worker's process kills the worker."""
+    info = tmp_path / "scheduler.json"
+    log = open(tmp_path / "cluster.log", "w")
+    procs = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                     "--no-dashboard", "--scheduler-file", str(info)], log)]
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        for _ in range(2):
+            procs.append(_start(["distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny",
+                                 "--no-dashboard"], log))
+        with Client(address, timeout="30s") as c:
+            c.wait_for_workers(2, timeout=60)
+            pids = c.run(os.getpid)
+        yield address, pids
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        log.close()
+
+
+def test_killed_worker_loses_nothing_and_duplicates_nothing(cluster, tmp_path, capsys):
+    address, pids = cluster
+    path = tmp_path / "grid.toml"
+    path.write_text(SPEC)
+    spec = read_spec(path)
+    out = tmp_path / "out"
+    killed = {}
+    finished = threading.Event()
+
+    def kill_a_busy_worker():
+        with Client(address) as c:
+            busy = []
+            while not busy and not finished.is_set():   # mid-run: a batch written, and a worker holding another
+                time.sleep(0.05)
+                if list(out.glob("part-*.parquet")):
+                    busy = [w for w, tasks in c.processing().items() if tasks]
+            if busy:
+                killed["worker"] = busy[0]
+                os.kill(pids[busy[0]], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_a_busy_worker, daemon=True)
+    killer.start()
+    try:
+        run = explore(spec, out, scheduler=address, batch_size=2, progress=lambda *a: None)
+    finally:
+        finished.set()
+        killer.join()
+    assert killed.get("worker") in pids, "the run ended before a worker could be killed mid-batch"
+    rows = read_results(out)
+    assert run.computed == len(spec.points) == 40
+    assert sorted(r["key"] for r in rows) == sorted(p["key"] for p in spec.points)   # each once
+    assert len(list(out.glob("part-*.parquet"))) == 20                              # each batch once
+
+    # the CLI, against the surviving worker: everything is already there, so only the front
+    assert main(["explore", str(path), "--out", str(out), "--scheduler", address]) == 0
+    printed = capsys.readouterr().out
+    assert "40 of 40 points already in" in printed and "Pareto front over latency, energy and buffer area" in printed
