@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from stmoe.errors import TraceError
+from stmoe.files import atomic_write
 
 PREFILL = 0
 DECODE = 1
@@ -312,16 +312,9 @@ class Trace:
         arrays["header_json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         except OSError as exc:
             raise TraceError(f"{path}: cannot write here ({exc.strerror or exc})") from None
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                _write_npz(fh, arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda fh: _write_npz(fh, arrays))
         return path
 
 

@@ -1,0 +1,118 @@
+"""The CLI's last line of defence and the writes behind it: any failure is one line naming the
+file (exit 2, `--debug` for the traceback); a report over good and bad traces studies the good
+ones and exits 1; written files follow the umask; a failed write leaves no temporary file."""
+
+import errno
+import os
+import stat
+
+import pytest
+
+from stmoe import synthetic_trace
+from stmoe.cli import main
+from stmoe.errors import StmoeError
+from stmoe.readers import catalog
+
+
+@pytest.fixture
+def small(tmp_path):
+    return synthetic_trace(64, 3, 8, 2, num_sequences=2, prompt_tokens=8, seed=0).save(tmp_path / "t.npz")
+
+
+def _crash(*args, **kwargs):
+    raise TypeError("'NoneType' object is not subscriptable")
+
+
+def test_unforeseen_error_is_one_line_naming_the_input(monkeypatch, capsys, small):
+    monkeypatch.setattr("stmoe.cli.info_command.load_trace", _crash)
+    assert main(["info", str(small)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"stmoe: error: {small}: unexpected TypeError") and "--debug" in err
+
+
+@pytest.mark.parametrize("argv", [["--debug", "info"], ["info", "--debug"]])
+def test_debug_shows_the_traceback(monkeypatch, small, argv):
+    monkeypatch.setattr("stmoe.cli.info_command.load_trace", _crash)
+    with pytest.raises(TypeError):
+        main([*argv, str(small)])
+
+
+def test_report_studies_the_good_and_lists_the_bad(monkeypatch, tmp_path, capsys, small):
+    real = catalog.load_trace
+
+    def flaky(name):
+        if str(name).endswith("crash.npz"):
+            _crash()
+        return real(name)
+
+    monkeypatch.setattr("stmoe.report.load_trace", flaky)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    code = main(["report", str(small), str(empty), str(tmp_path / "crash.npz"), "--out", str(tmp_path / "out")])
+    assert code == 1
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 2
+    assert "empty.csv: file is empty" in failed[0] and "unexpected TypeError" in failed[1]
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "crash.npz" in page and "empty.csv" in page and "t (synthetic)" not in page.split("failed")[0]
+
+
+def test_report_all_good_exits_0(tmp_path, small, capsys):
+    assert main(["report", str(small), "--out", str(tmp_path / "out")]) == 0
+
+
+def test_empty_out_is_refused(small, capsys):
+    assert main(["report", str(small), "--out", ""]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002])
+def test_saved_traces_follow_the_umask(tmp_path, mask):
+    trace = synthetic_trace(16, 2, 4, 1, seed=0)
+    old = os.umask(mask)
+    try:
+        path = trace.save(tmp_path / "t.npz")
+        path.chmod(0o600)
+        trace.save(path)  # overwriting keeps to the umask too, not to the old file's or mkstemp's mode
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_report_files_follow_the_umask(tmp_path, small, capsys):
+    old = os.umask(0o022)
+    try:
+        main(["report", str(small), "--out", str(tmp_path / "out")])
+    finally:
+        os.umask(old)
+    for f in [tmp_path / "out" / "report.html", tmp_path / "out" / "summary.json",
+              *(tmp_path / "out" / "figures").iterdir()]:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
+
+
+def test_disk_full_is_one_line_and_leaves_nothing(monkeypatch, tmp_path, capsys):
+    trace = synthetic_trace(16, 2, 4, 1, seed=0)
+    target = tmp_path / "t.npz"
+    target.write_bytes(b"old contents")
+
+    def full(fh, arrays):
+        fh.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("stmoe.trace._write_npz", full)
+    with pytest.raises(StmoeError, match=r"t\.npz: cannot write \(No space left on device\)"):
+        trace.save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.npz"]
+    assert target.read_bytes() == b"old contents"
+
+
+def test_report_disk_full_is_one_line(monkeypatch, tmp_path, small, capsys):
+    def full(path, write):
+        raise StmoeError(f"{path}: cannot write (No space left on device)")
+
+    monkeypatch.setattr("stmoe.report.atomic_write", full)
+    assert main(["report", str(small), "--out", str(tmp_path / "out")]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]  # after the progress lines
+    assert last.startswith("stmoe: error: ") and last.endswith(".svg: cannot write (No space left on device)")
