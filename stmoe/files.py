@@ -59,8 +59,9 @@ def _kind(mode: int) -> str:
     return "a special file"
 
 
-def read_regular(path: Path, limit: int = MAX_TEXT_BYTES) -> bytes:
-    """The bytes of a regular file no larger than `limit`, read in chunks."""
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file no larger than `limit` (default `MAX_TEXT_BYTES`), read in chunks."""
+    limit = MAX_TEXT_BYTES if limit is None else limit
     with open_regular(path) as fh:
         size = os.fstat(fh.fileno()).st_size
         if size > limit:
