@@ -116,3 +116,21 @@ def test_report_disk_full_is_one_line(monkeypatch, tmp_path, small, capsys):
     assert main(["report", str(small), "--out", str(tmp_path / "out")]) == 2
     last = capsys.readouterr().err.splitlines()[-1]  # after the progress lines
     assert last.startswith("stmoe: error: ") and last.endswith(".svg: cannot write (No space left on device)")
+
+
+# ---------------------------------------------------------------- arguments that used to crash or mislead
+@pytest.mark.parametrize("argv,words", [
+    (["simulate", "tiny-moe-code", "--system", "st-moe", "--sweep", "buffer_bytes=1e30"],
+     "buffer of 1e+30 bytes holds"),
+    (["simulate", "tiny-moe-code", "--system", "st-moe", "--profile", "qwen3-30b-a3b"],
+     "profile: qwen3-30b-a3b has 48 layers x 128 experts but tiny-moe-code has 8 x 32"),
+    (["simulate", "tiny-moe-code", "--dtype", "float7"], "unknown dtype 'float7'"),
+    (["simulate", "tiny-moe-code", "--system", "on-demand", "--sweep", ""], "--sweep wants PARAM=V1,V2"),
+    (["analyze", "qwen3-30b-a3b", "--permutations", "0"], "--permutations: must be >= 1, got 0"),
+    (["record", "m", "-o", "x.npz", "--text", "t.txt", "--max-sequences", "-1"], "--max-sequences must be >= 1"),
+    (["info", "x" * 300 + ".npz"], "File name too long"),
+])
+def test_bad_arguments_are_one_line(capsys, argv, words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err

@@ -19,8 +19,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    if args.permutations < 0:
-        raise ConfigError(f"--permutations: must be >= 0, got {args.permutations}")
+    if args.permutations < 1:
+        # with no shuffle the test has no p-value to print (it would read as p = 1)
+        raise ConfigError(f"--permutations: must be >= 1, got {args.permutations}")
     trace = load_trace(args.trace)
     if args.phase:
         trace = trace.select(phase=args.phase)

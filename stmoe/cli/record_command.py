@@ -45,6 +45,8 @@ def run(args) -> int:
     if args.sequence_tokens < 2 or not 0 <= args.prompt_tokens < args.sequence_tokens:
         raise RecordError(f"--prompt-tokens {args.prompt_tokens} must be in [0, --sequence-tokens "
                           f"{args.sequence_tokens})")
+    if args.max_sequences is not None and args.max_sequences < 1:
+        raise RecordError(f"--max-sequences must be >= 1, got {args.max_sequences}")
     if args.generate < 0:
         raise RecordError(f"--generate must be >= 0, got {args.generate}")
     check_save_path(args.output)

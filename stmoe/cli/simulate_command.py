@@ -42,7 +42,7 @@ def run(args) -> int:
     knobs = dict(lookahead=args.lookahead, budget=args.budget, profile=profile,
                  predictor=args.predictor)
     names = args.system or list(SYSTEMS)
-    if args.sweep:
+    if args.sweep is not None:
         if not args.system:
             names, skipped = runnable(names, trace)
             notes += skipped

@@ -110,6 +110,10 @@ class BufferSpec:
         largest = float(np.max(expert_bytes))
         total = int(np.floor(self.capacity + 1e-9)) if self.unit == "experts" else \
             experts_held(self.capacity, expert_bytes)
+        if total > np.iinfo(np.int32).max:
+            raise HardwareError(f"buffer of {self.capacity:g} {self.unit} holds {total:.3g} experts, more "
+                                f"than the {np.iinfo(np.int32).max} slots the model counts (a buffer holding "
+                                "every expert is the all-resident system)")
         if total < 1:
             raise HardwareError(f"buffer of {self.capacity:g} {self.unit} is smaller than one expert "
                                 f"({largest:.0f} bytes)")
