@@ -56,7 +56,7 @@ from stmoe.sim.buffer import (
     BufferSpec,
     admit,
     new_state,
-    next_request,
+    next_and_first_request,
     request_stream,
     touch,
     unlink,
@@ -463,10 +463,7 @@ def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardwar
     part = (np.arange(L * E, dtype=np.int32) // E) if buffer.per_layer else np.zeros(L * E, np.int32)
     first_req = np.full(L * E, NEVER, np.int64)
     if buffer.policy == "belady":    # only Belady looks at the future
-        objs = request_stream(ids, E)
-        nreq = next_request(objs)
-        first_seen, where_first = np.unique(objs, return_index=True)
-        first_req[first_seen] = where_first
+        nreq, first_req = next_and_first_request(request_stream(ids, E), L * E)
     else:
         nreq = np.zeros(int((ids >= 0).sum()), np.int64)
     # pred may be a broadcast view (prefetch-all-next-layer: every expert, every token): copying it
