@@ -7,6 +7,8 @@ routed and ignored); c_l(j) = #{t : j in R(t, l)}; E experts, k per token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from stmoe.errors import ConfigError
@@ -202,8 +204,10 @@ def keyed_ceiling(trace: Trace, budget: int | None = None, *, source: str = "spa
                       f"{'R(t, l-1)' if source == 'spatial' else 'R(t-1, l)'}, scored on this trace"}
 
 
-def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0) -> dict:
-    """Everything above for one trace, as JSON-ready numbers (what `stmoe analyze` prints)."""
+def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0,
+            progress: Callable[[str], None] = lambda msg: None) -> dict:
+    """Everything above for one trace, as JSON-ready numbers (what `stmoe analyze` prints);
+    `progress` hears each measure as it starts."""
     # Without a layer pair or a token pair the spatial or temporal figures would read 0.000
     # (no reuse, no ceiling) instead of "not measurable".
     if trace.num_layers < 2:
@@ -212,9 +216,13 @@ def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0) -> dict:
     if not (trace.previous_token() >= 0).any():
         raise ConfigError(f"trace: {trace.label} has no sequence of 2 or more tokens "
                           f"({trace.num_tokens} tokens); the temporal measures need one")
+    progress("popularity")
     pop = popularity(trace)
+    progress("temporal reuse")
     reuse = temporal_reuse(trace)
+    progress(f"cross-layer affinity ({permutations} shuffles per layer pair)")
     aff = spatial_affinity(trace, permutations=permutations, seed=seed)
+    progress("predictability ceilings")
     spatial = keyed_ceiling(trace, source="spatial")
     temporal = keyed_ceiling(trace, source="temporal")
     return {

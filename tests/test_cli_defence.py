@@ -134,3 +134,23 @@ def test_bad_arguments_are_one_line(capsys, argv, words):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err, err
+
+
+def test_progress_goes_to_stderr_once_a_command_is_slow(capsys):
+    from stmoe.cli.output import Progress
+    quiet, slow = Progress(quiet_for=60), Progress(quiet_for=0)
+    quiet("scoring st-moe (1 of 9)")
+    slow("scoring st-moe (1 of 9)")
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.endswith("s] scoring st-moe (1 of 9)\n")
+
+
+def test_commands_report_progress(monkeypatch, capsys):
+    monkeypatch.setattr("stmoe.cli.output.Progress.__init__.__defaults__", (0.0,))
+    assert main(["predict", "qwen3-30b-a3b", "--predictor", "st-moe", "--predictor", "oracle"]) == 0
+    assert main(["simulate", "qwen3-30b-a3b", "--system", "st-moe"]) == 0
+    assert main(["analyze", "qwen3-30b-a3b", "--permutations", "3"]) == 0
+    err = capsys.readouterr().err
+    for stage in ("scoring st-moe (1 of 2)", "scoring oracle (2 of 2)", "simulating on-demand",
+                  "simulating st-moe (1 of 1)", "cross-layer affinity (3 shuffles per layer pair)"):
+        assert stage in err, err

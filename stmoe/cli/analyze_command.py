@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stmoe.analysis import analyze, headline
-from stmoe.cli.output import format_table, print_json
+from stmoe.cli.output import Progress, format_table, print_json
 from stmoe.errors import ConfigError
 from stmoe.readers.catalog import load_trace
 
@@ -25,7 +25,7 @@ def run(args) -> int:
     trace = load_trace(args.trace)
     if args.phase:
         trace = trace.select(phase=args.phase)
-    a = analyze(trace, permutations=args.permutations)
+    a = analyze(trace, permutations=args.permutations, progress=Progress())
     if args.json:
         print_json(a)
         return 0
