@@ -152,5 +152,5 @@ def test_commands_report_progress(monkeypatch, capsys):
     assert main(["analyze", "qwen3-30b-a3b", "--permutations", "3"]) == 0
     err = capsys.readouterr().err
     for stage in ("scoring st-moe (1 of 2)", "scoring oracle (2 of 2)", "simulating on-demand",
-                  "simulating st-moe (1 of 1)", "cross-layer affinity (3 shuffles per layer pair)"):
+                  "simulating st-moe (1 of 1)", "cross-layer affinity: layer pair 47 of 47 (3 shuffles each)"):
         assert stage in err, err
