@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from stmoe import TraceError, Trace, load_trace, synthetic_trace
+from stmoe import Trace, TraceError, load_trace, synthetic_trace
 from stmoe.cli import main
 from stmoe.trace import MAX_EXPERTS
 
@@ -131,7 +131,8 @@ def test_jsonl_top_k_larger_than_data(tmp_path, capsys):
 @pytest.mark.parametrize("experts", [[1.5, 2], [True, 2], [1.0, 2], ["1", 2], [2 ** 63, 2], [-1, 2], [None, 2]])
 def test_jsonl_expert_ids_must_be_integers_in_range(tmp_path, capsys, experts):
     routing = [{"layer_index": 0, "expert_ids": experts}, {"layer_index": 1, "expert_ids": [3, 0]}]
-    refused(jsonl_file(tmp_path, [token(0, routing=routing)]), capsys, "line 2", "expert_ids must be a list of 2 integers")
+    refused(jsonl_file(tmp_path, [token(0, routing=routing)]), capsys, "line 2",
+            "expert_ids must be a list of 2 integers")
 
 
 @pytest.mark.parametrize("field,value,words", [
@@ -278,7 +279,8 @@ def test_npz_arrays_over_the_limit(tmp_path, capsys, monkeypatch):
     (["stmoe-trace"], "header_json must be a JSON object, got list"),
     ({"format": "stmoe-trace", "version": 1, "meta": [1]}, "meta must be a JSON object"),
     ({"format": "stmoe-trace", "version": True, "meta": {}}, "format version True"),
-    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": None}}, "num_experts: must be an integer, got None"),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": None}},
+     "num_experts: must be an integer, got None"),
     ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": [4]}}, "num_experts: must be an integer"),
     ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4.0}}, "num_experts: must be an integer"),
     ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "synthetic": "false"}},
