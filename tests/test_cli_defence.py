@@ -154,3 +154,11 @@ def test_commands_report_progress(monkeypatch, capsys):
     for stage in ("scoring st-moe (1 of 2)", "scoring oracle (2 of 2)", "simulating on-demand",
                   "simulating st-moe (1 of 1)", "cross-layer affinity: layer pair 47 of 47 (3 shuffles each)"):
         assert stage in err, err
+
+
+def test_usage_error_with_a_line_break_is_one_line(capsys):
+    # found by the hypothesis suite at 600 examples: argparse echoes the argument as it is
+    with pytest.raises(SystemExit) as exc:
+        main(["info", "t.npz", "\n"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "unrecognized arguments: \\n" in err

@@ -28,6 +28,8 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors in one line, like every other stmoe error (subparsers inherit the class)."""
 
     def error(self, message: str):
+        # an argument may hold a line break; shown escaped, the error stays one line
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
