@@ -162,3 +162,13 @@ def test_usage_error_with_a_line_break_is_one_line(capsys):
         main(["info", "t.npz", "\n"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and "unrecognized arguments: \\n" in err
+
+
+@pytest.mark.parametrize("option,value", [("--dtype", "float7"), ("--device", "tpu9"), ("--dtype", "Tensor")])
+def test_record_refuses_unknown_torch_names_before_loading(tmp_path, capsys, option, value):
+    pytest.importorskip("torch")
+    text = tmp_path / "t.txt"
+    text.write_text("hello")
+    assert main(["record", "no/such-model", "-o", str(tmp_path / "o.npz"), "--text", str(text), option, value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{option} {value!r}: not a torch" in err
