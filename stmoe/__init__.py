@@ -3,6 +3,7 @@
 Data flow: trace -> analysis -> predictor -> buffer -> timing and energy -> charts and widgets.
 """
 
+from stmoe import numba_cache  # noqa: F401, I001 - first: numba needs a writable cache before any kernel compiles
 from stmoe.errors import ConfigError, StmoeError, TraceError
 from stmoe.evaluation import evaluate
 from stmoe.readers.catalog import load_trace

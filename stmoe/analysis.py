@@ -7,6 +7,8 @@ routed and ignored); c_l(j) = #{t : j in R(t, l)}; E experts, k per token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from stmoe.errors import ConfigError
@@ -108,7 +110,8 @@ def _mutual_information(C: np.ndarray) -> float:
     return float((P[nz] * np.log2(P[nz] / (pi @ pj)[nz])).sum())
 
 
-def spatial_affinity(trace: Trace, *, permutations: int = 99, seed: int = 0) -> dict:
+def spatial_affinity(trace: Trace, *, permutations: int = 99, seed: int = 0,
+                     progress: Callable[[str], None] = lambda msg: None) -> dict:
     """Cross-layer affinity between layer l and l+1 (L-1 layer pairs).
 
     - transition[l] = C_l / row sums: P(j at l+1 | i at l), C_l from `transition_counts`
@@ -118,11 +121,14 @@ def spatial_affinity(trace: Trace, *, permutations: int = 99, seed: int = 0) -> 
     - p_value[l] = (1 + #{shuffles with MI >= observed}) / (1 + permutations): a
       permutation test of independence; tokens, not pairs, are the unit shuffled, because
       the k x k pairs of one token are not independent samples
+
+    `progress` hears each layer pair as it starts (the shuffles make this the slow measure).
     """
     rng = np.random.default_rng(seed)
     L = trace.num_layers
     mi, base, pval, trans = np.zeros(L - 1), np.zeros(L - 1), np.ones(L - 1), []
     for l in range(L - 1):
+        progress(f"cross-layer affinity: layer pair {l + 1} of {L - 1} ({permutations} shuffles each)")
         C = transition_counts(trace, l)
         trans.append(C / np.maximum(C.sum(axis=1, keepdims=True), 1))
         mi[l] = _mutual_information(C)
@@ -283,8 +289,10 @@ def temporal_vs_static(trace: Trace, max_lag: int = 8) -> dict:
     }
 
 
-def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0) -> dict:
-    """Everything above for one trace, as JSON-ready numbers (what `stmoe analyze` prints)."""
+def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0,
+            progress: Callable[[str], None] = lambda msg: None) -> dict:
+    """Everything above for one trace, as JSON-ready numbers (what `stmoe analyze` prints);
+    `progress` hears each measure as it starts."""
     # Without a layer pair or a token pair the spatial or temporal figures would read 0.000
     # (no reuse, no ceiling) instead of "not measurable".
     if trace.num_layers < 2:
@@ -293,9 +301,12 @@ def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0) -> dict:
     if not (trace.previous_token() >= 0).any():
         raise ConfigError(f"trace: {trace.label} has no sequence of 2 or more tokens "
                           f"({trace.num_tokens} tokens); the temporal measures need one")
+    progress("popularity")
     pop = popularity(trace)
+    progress("temporal reuse")
     reuse = temporal_reuse(trace)
-    aff = spatial_affinity(trace, permutations=permutations, seed=seed)
+    aff = spatial_affinity(trace, permutations=permutations, seed=seed, progress=progress)
+    progress("predictability ceilings")
     spatial = keyed_ceiling(trace, source="spatial")
     temporal = keyed_ceiling(trace, source="temporal")
     return {

@@ -15,3 +15,19 @@ class ConfigError(StmoeError):
 
 class HardwareError(ConfigError):
     """A hardware description is invalid (non-positive bandwidth, a buffer too small, ...)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """Any exception as one line: stmoe's own message as it is, a file error with its file name,
+    anything else (a bug, or an input no check foresaw) with its type."""
+    if isinstance(exc, StmoeError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else "file"
+        text = f"{where}: {exc.strerror}"
+    elif isinstance(exc, MemoryError):
+        text = "out of memory"
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= 400 else text[:397] + "..."

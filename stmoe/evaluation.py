@@ -23,6 +23,7 @@ causal contract of `stmoe.predictors`), which is what a deployed predictor does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,8 +81,10 @@ def _as_predictor(p) -> tuple[str, Predictor]:
 
 def evaluate(trace, predictors=("st-moe", "cct", "history", "previous-token", "popularity"), *,
              budget: int | None = None, protocol: str = "split", profile: Trace | None = None,
-             lookahead: int = 1, phases=("decode", "prefill")) -> EvaluationResult:
-    """Score each predictor on `trace` under `protocol` (see the module docstring)."""
+             lookahead: int = 1, phases=("decode", "prefill"),
+             progress: Callable[[str], None] = lambda msg: None) -> EvaluationResult:
+    """Score each predictor on `trace` under `protocol` (see the module docstring); `progress`
+    hears which predictor is being scored."""
     if not isinstance(trace, Trace):
         trace = load_trace(trace)
     if profile is not None and not isinstance(profile, Trace):
@@ -109,7 +112,8 @@ def evaluate(trace, predictors=("st-moe", "cct", "history", "previous-token", "p
     splits = scoring_folds(trace, protocol, profile)
     L = trace.num_layers
     rows, per_layer = [], []
-    for label, predictor in named:
+    for i, (label, predictor) in enumerate(named, start=1):
+        progress(f"scoring {label} ({i} of {len(named)})")
         # sums[phase] = [hits, routed, predicted, exact, cells] per layer
         sums = {c: np.zeros((5, L)) for c in codes}
         for fold_profile, scored in splits:

@@ -2,12 +2,14 @@
 
 Shapes (T tokens, L MoE layers, k experts per token, m stale-gate candidates):
 
-- ``expert_ids[T, L, k]`` int16, router rank order, -1 where a cell was not routed
+- ``expert_ids[T, L, k]`` int16, router rank order, -1 where a cell was not routed; so a trace
+  holds at most ``MAX_EXPERTS`` = 32,767 experts per layer (the largest public MoEs have 256 or
+  384), and a file claiming more is refused, never wrapped
 - ``weights[T, L, k]`` float32 gate weights, optional
 - ``phase[T]`` uint8, ``PREFILL`` (0) or ``DECODE`` (1)
-- ``sequence[T]`` int32, which prompt/request a token belongs to; each sequence is one
+- ``sequence[T]`` int32 (a larger id is refused), which prompt/request a token belongs to; each sequence is one
   contiguous run of tokens in time order
-- ``token_ids[T]`` int32, optional
+- ``token_ids[T]`` int32, optional (a larger id is refused)
 - ``stale_gate[T, L, m]`` int16, optional: layer l's router ranking applied to the hidden state
   entering layer l-1 (row l=0 is -1), the "stale gate" a prefetcher can read one layer early;
   files written before it had this name call it ``lookahead``, and are read as before
@@ -20,7 +22,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -28,12 +29,18 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from stmoe.errors import TraceError
+from stmoe.errors import TraceError, one_line
+from stmoe.files import MAX_ARRAY_BYTES, atomic_write, open_regular
 
 PREFILL = 0
 DECODE = 1
 PHASE_NAMES = {PREFILL: "prefill", DECODE: "decode"}
 _PHASE_CODES = {"prefill": PREFILL, "decode": DECODE}
+
+MAX_EXPERTS = int(np.iinfo(np.int16).max)
+# meta keys the package reads, and the JSON types they must have
+META_TYPES = {"name": str, "model": str, "domain": str, "source": str, "license": str,
+              "synthetic": bool, "caveats": list}
 
 NATIVE_FORMAT = "stmoe-trace"
 NATIVE_VERSION = 1
@@ -46,6 +53,10 @@ def phase_code(phase: str | int) -> int:
     if isinstance(phase, (int, np.integer)) and int(phase) in PHASE_NAMES:
         return int(phase)
     raise TraceError(f"phase: unknown phase {phase!r}; expected 'prefill' or 'decode'")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
 
 class Trace:
@@ -69,9 +80,11 @@ class Trace:
         if ids.shape[0] == 0 or ids.shape[1] == 0 or ids.shape[2] == 0:
             self._fail("expert_ids", f"needs at least one token, layer and slot; shape is {ids.shape}")
         T, L, k = ids.shape
+        if not _is_int(num_experts):
+            self._fail("num_experts", f"must be an integer, got {num_experts!r}")
         E = int(num_experts)
-        if E < 1:
-            self._fail("num_experts", f"must be >= 1, got {num_experts!r}")
+        if not 1 <= E <= MAX_EXPERTS:
+            self._fail("num_experts", f"{E} is outside 1..{MAX_EXPERTS} (expert ids are stored as int16)")
         if k > E:
             self._fail("expert_ids", f"top-k {k} exceeds num_experts {E}")
         self._check_ids("expert_ids", ids, E)
@@ -92,7 +105,7 @@ class Trace:
         self.phase = ph.astype(np.uint8, copy=False)
 
         seq = np.zeros(T, dtype=np.int32) if sequence is None else sequence
-        seq = self._int_array("sequence", seq, ndim=1, length=T).astype(np.int32, copy=False)
+        seq = self._fit("sequence", self._int_array("sequence", seq, ndim=1, length=T), np.int32)
         starts = np.flatnonzero(np.diff(seq)) + 1
         run_ids = seq[np.concatenate([[0], starts])]
         if len(np.unique(run_ids)) != len(run_ids):
@@ -115,7 +128,7 @@ class Trace:
         self.weights = None if weights is None else w
 
         if token_ids is not None:
-            token_ids = self._int_array("token_ids", token_ids, ndim=1, length=T).astype(np.int32, copy=False)
+            token_ids = self._fit("token_ids", self._int_array("token_ids", token_ids, ndim=1, length=T), np.int32)
         self.token_ids = token_ids
 
         if stale_gate is not None:
@@ -126,12 +139,22 @@ class Trace:
             stale_gate = sg.astype(np.int16, copy=False)
         self.stale_gate = stale_gate
 
+        if meta is not None and not isinstance(meta, dict):
+            self._fail("meta", f"must be a dict, got {type(meta).__name__}")
         self.meta = dict(meta or {})
+        for key, kind in META_TYPES.items():
+            value = self.meta.get(key)
+            if value is not None and not isinstance(value, kind):
+                self._fail(f"meta.{key}", f"must be a {kind.__name__}, got {value!r}")
+        if not all(isinstance(c, str) for c in self.meta.get("caveats") or []):
+            self._fail("meta.caveats", f"must be a list of strings, got {self.meta['caveats']!r}")
         self.meta["num_experts"] = E
+        if not _is_int(self.meta.get("top_k", k)):
+            self._fail("meta.top_k", f"must be an integer, got {self.meta['top_k']!r}")
         self.meta["top_k"] = int(self.meta.get("top_k", k))
         if self.meta["top_k"] != k:
             self._fail("meta.top_k", f"{self.meta['top_k']} does not match expert_ids slots {k}")
-        self.meta.setdefault("caveats", [])
+        self.meta["caveats"] = list(self.meta.get("caveats") or [])
         try:
             json.dumps(self.meta)
         except TypeError as exc:
@@ -146,14 +169,25 @@ class Trace:
         if arr.dtype.kind == "f":
             if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
                 self._fail(field, "must hold integers")
+            if arr.size and np.abs(arr).max() >= 2.0 ** 62:
+                self._fail(field, f"value {np.abs(arr).max():g} is far outside any id's range")
             arr = arr.astype(np.int64)
-        elif arr.dtype.kind not in "iub":
+        elif arr.dtype.kind not in "iu":  # a bool is not an id
             self._fail(field, f"must hold integers, got dtype {arr.dtype}")
         if arr.ndim != ndim:
             self._fail(field, f"must have {ndim} dimension(s), got shape {arr.shape}")
         if length is not None and arr.shape[0] != length:
             self._fail(field, f"has {arr.shape[0]} entries for {length} tokens")
         return arr
+
+    def _fit(self, field: str, arr: np.ndarray, dtype) -> np.ndarray:
+        """`arr` stored as `dtype`; a value that would wrap is refused."""
+        info = np.iinfo(dtype)
+        if arr.size and (arr.min() < info.min or arr.max() > info.max):
+            value = arr.min() if arr.min() < info.min else arr.max()
+            self._fail(field, f"value {int(value)} does not fit {np.dtype(dtype).name} "
+                              f"({info.min}..{info.max})")
+        return arr.astype(dtype, copy=False)
 
     def _check_ids(self, field: str, ids: np.ndarray, E: int) -> None:
         bad = (ids < -1) | (ids >= E)
@@ -312,16 +346,9 @@ class Trace:
         arrays["header_json"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         except OSError as exc:
             raise TraceError(f"{path}: cannot write here ({exc.strerror or exc})") from None
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                _write_npz(fh, arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda fh: _write_npz(fh, arrays))
         return path
 
 
@@ -353,42 +380,105 @@ def check_save_path(path: str | os.PathLike) -> Path:
 
 
 def read_native(path: str | os.PathLike) -> Trace:
-    """Read a trace written by `Trace.save`."""
+    """Read a trace written by `Trace.save`. Nothing in the file is trusted: it must be a regular
+    file and a zip; each array member's claimed shape must match the bytes the zip directory says
+    it holds, and all of them together at most `MAX_ARRAY_BYTES`, before anything is inflated;
+    the header and its meta must have the types the package expects."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(4)
+    with open_regular(path) as fh:
         # np.load falls back to unpickling anything that is not a zip, whose error talks of pickles
-        if magic[:2] != b"PK":
+        if fh.read(2) != b"PK":
             raise TraceError(f"{path}: not an .npz (zip) archive")
-        with np.load(path, allow_pickle=False) as z:
-            files = set(z.files)
-            if "header_json" not in files:
-                raise TraceError(f"{path}: not an stmoe trace (no header_json array)")
-            header = json.loads(bytes(z["header_json"]).decode())
-            if header.get("format") != NATIVE_FORMAT:
-                raise TraceError(f"{path}: format {header.get('format')!r} is not {NATIVE_FORMAT!r}")
-            if header.get("version") != NATIVE_VERSION:
-                raise TraceError(f"{path}: format version {header.get('version')!r} is not supported "
-                                 f"(this stmoe reads version {NATIVE_VERSION})")
-            missing = {"expert_ids", "phase", "sequence"} - files
-            if missing:
-                raise TraceError(f"{path}: missing array(s) {', '.join(sorted(missing))}")
-            arrays = {name: z[name] for name in ("expert_ids", "phase", "sequence", "weights",
-                                                 "token_ids", "stale_gate") if name in files}
-            if "lookahead" in files and "stale_gate" not in files:   # the field's earlier name
-                arrays["stale_gate"] = z["lookahead"]
-            for name in ("expert_ids", "stale_gate"):
-                if name in arrays and arrays[name].dtype == np.uint8:
-                    arrays[name] = arrays[name].astype(np.int16) - 1
-    except TraceError:
-        raise
-    except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError,
-            zipfile.BadZipFile, zlib.error) as exc:
-        raise TraceError(f"{path}: cannot read as an .npz trace ({exc})") from None
-    meta = header.get("meta") or {}
+        fh.seek(0)
+        try:
+            with zipfile.ZipFile(fh) as zf:
+                members = {info.filename: info for info in zf.infolist()}
+                header = _read_header(path, zf, members)
+                wanted = [n for n in _NATIVE_ARRAYS if f"{n}.npy" in members]
+                if "lookahead" in wanted and "stale_gate" in wanted:
+                    wanted.remove("lookahead")
+                missing = {"expert_ids", "phase", "sequence"} - set(wanted)
+                if missing:
+                    raise TraceError(f"{path}: missing array(s) {', '.join(sorted(missing))}")
+                total = sum(members[f"{n}.npy"].file_size for n in wanted)
+                if total > MAX_ARRAY_BYTES:
+                    raise TraceError(f"{path}: its arrays inflate to {total} bytes, over the "
+                                     f"{MAX_ARRAY_BYTES}-byte limit (raise STMOE_MAX_ARRAY_BYTES to read it)")
+                arrays = {n: _read_member(path, zf, members[f"{n}.npy"]) for n in wanted}
+        except TraceError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+                RuntimeError) as exc:  # RuntimeError: an encrypted member
+            raise TraceError(f"{path}: cannot read as an .npz trace ({one_line(exc)})") from None
+    if "lookahead" in arrays:   # the field's earlier name
+        arrays["stale_gate"] = arrays.pop("lookahead")
+    for name in ("expert_ids", "stale_gate"):
+        if name in arrays and arrays[name].dtype == np.uint8:
+            arrays[name] = arrays[name].astype(np.int16) - 1
+    meta = header["meta"]
     if "num_experts" not in meta:
         raise TraceError(f"{path}: meta.num_experts is missing")
     return Trace(arrays.pop("expert_ids"), num_experts=meta["num_experts"], meta=meta,
                  origin=str(path), **arrays)
 
+
+_NATIVE_ARRAYS = ("expert_ids", "phase", "sequence", "weights", "token_ids", "stale_gate", "lookahead")
+_MAX_HEADER_BYTES = 1 << 24
+
+
+def _read_header(path: Path, zf: zipfile.ZipFile, members: dict) -> dict:
+    info = members.get("header_json.npy")
+    if info is None:
+        raise TraceError(f"{path}: not an stmoe trace (no header_json array)")
+    if info.file_size > _MAX_HEADER_BYTES:
+        raise TraceError(f"{path}: header_json is {info.file_size} bytes, over {_MAX_HEADER_BYTES}")
+    raw = _read_member(path, zf, info)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise TraceError(f"{path}: header_json must be a 1-D uint8 array, got {raw.dtype} {raw.shape}")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise TraceError(f"{path}: header_json is not JSON ({one_line(exc)})") from None
+    if not isinstance(header, dict):
+        raise TraceError(f"{path}: header_json must be a JSON object, got {type(header).__name__}")
+    if header.get("format") != NATIVE_FORMAT:
+        raise TraceError(f"{path}: format {header.get('format')!r} is not {NATIVE_FORMAT!r}")
+    if header.get("version") != NATIVE_VERSION or isinstance(header.get("version"), bool):
+        raise TraceError(f"{path}: format version {header.get('version')!r} is not supported "
+                         f"(this stmoe reads version {NATIVE_VERSION})")
+    header.setdefault("meta", {})
+    if not isinstance(header["meta"], dict):
+        raise TraceError(f"{path}: meta must be a JSON object, got {type(header['meta']).__name__}")
+    return header
+
+
+def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """One .npy member, its header checked against the zip directory's size before inflating."""
+    name = info.filename
+    with zf.open(info) as m:
+        version = np.lib.format.read_magic(m)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(m)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(m)
+        else:
+            raise TraceError(f"{path}: {name}: .npy version {version} is not supported")
+        if dtype.hasobject or dtype.kind not in "biuf":
+            raise TraceError(f"{path}: {name}: dtype {dtype} is not a plain number type")
+        count = 1
+        for n in shape:
+            count *= n
+        claimed = count * dtype.itemsize
+        if m.tell() + claimed != info.file_size:
+            raise TraceError(f"{path}: {name}: claims shape {shape} ({claimed} bytes) but the zip "
+                             f"directory says it holds {info.file_size - m.tell()}")
+        arr = np.empty(count, dtype=dtype)
+        buf = memoryview(arr.view(np.uint8))
+        pos = 0
+        while pos < claimed:
+            chunk = m.read(min(1 << 24, claimed - pos))
+            if not chunk:
+                raise TraceError(f"{path}: {name}: truncated after {pos} of {claimed} bytes")
+            buf[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+    return arr.reshape(shape, order="F" if fortran else "C")

@@ -1,5 +1,6 @@
-"""The `stmoe` command. Each subcommand lives in its own module with `register(subparsers)`;
-bad input exits 2 with one line naming the file and the problem, never a traceback."""
+"""The `stmoe` command. Each subcommand lives in its own module with `register(subparsers)`.
+`main` is the last line of defence: whatever goes wrong while reading or writing exits 2 with one
+line naming the file and the problem, never a traceback (`--debug` shows it)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from stmoe.cli import (
     report_command,
     simulate_command,
 )
-from stmoe.errors import StmoeError
+from stmoe.errors import StmoeError, one_line
 from stmoe.version import __version__
 
 # Subcommand modules, in the order `stmoe --help` lists them.
@@ -28,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors in one line, like every other stmoe error (subparsers inherit the class)."""
 
     def error(self, message: str):
+        # an argument may hold a line break; shown escaped, the error stays one line
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -37,9 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Spatio-temporal expert prefetching for MoE inference: traces, predictors, "
                     "buffers and timing.")
     parser.add_argument("--version", action="version", version=f"stmoe {__version__}")
+    debug_help = "on an error, show the Python traceback instead of one line"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
+    for subparser in sub.choices.values():
+        # Accepted after the subcommand too; SUPPRESS keeps an absent flag from undoing one before it.
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return parser
 
 
@@ -48,9 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except StmoeError as exc:
-        print(f"stmoe: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("stmoe: interrupted", file=sys.stderr)
         return 130
@@ -58,3 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         # The reader of our output (e.g. `| head`) has gone: not an error worth a traceback.
         sys.stderr.close()
         return 0
+    except Exception as exc:
+        if args.debug:
+            raise
+        message = one_line(exc)
+        if not isinstance(exc, StmoeError | OSError):
+            # No check foresaw this input: name what was being read, and how to see more.
+            subject = getattr(args, "trace", None) or getattr(args, "model", None)
+            message = f"{subject + ': ' if subject else ''}{message} (rerun with --debug for the traceback)"
+        print(f"stmoe: error: {message}", file=sys.stderr)
+        return 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stmoe.analysis import analyze, headline
-from stmoe.cli.output import format_table, print_json
+from stmoe.cli.output import Progress, format_table, print_json
 from stmoe.errors import ConfigError
 from stmoe.readers.catalog import load_trace
 
@@ -19,12 +19,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    if args.permutations < 0:
-        raise ConfigError(f"--permutations: must be >= 0, got {args.permutations}")
+    if args.permutations < 1:
+        # with no shuffle the test has no p-value to print (it would read as p = 1)
+        raise ConfigError(f"--permutations: must be >= 1, got {args.permutations}")
     trace = load_trace(args.trace)
     if args.phase:
         trace = trace.select(phase=args.phase)
-    a = analyze(trace, permutations=args.permutations)
+    a = analyze(trace, permutations=args.permutations, progress=Progress())
     if args.json:
         print_json(a)
         return 0

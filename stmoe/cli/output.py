@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 
 def print_json(obj) -> None:
@@ -28,3 +29,17 @@ def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
+
+
+class Progress:
+    """Stage messages on stderr, from the moment a command has run `quiet_for` seconds: short
+    runs print nothing extra, long ones say what they are doing. Never on stdout."""
+
+    def __init__(self, quiet_for: float = 2.0):
+        self.start = time.perf_counter()
+        self.quiet_for = quiet_for
+
+    def __call__(self, message: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        if elapsed >= self.quiet_for:
+            print(f"[{elapsed:6.1f} s] {message}", file=sys.stderr, flush=True)

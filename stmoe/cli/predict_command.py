@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from stmoe.cli.output import format_table, print_json
+from stmoe.cli.output import Progress, format_table, print_json
 from stmoe.evaluation import evaluate
 from stmoe.predictors import PREDICTORS
 from stmoe.readers.catalog import load_trace
@@ -29,7 +29,8 @@ def run(args) -> int:
     trace = load_trace(args.trace)
     names = args.predictor or [n for n in PREDICTORS if n != "stale-gate" or trace.stale_gate is not None]
     result = evaluate(trace, names, budget=args.budget, protocol=args.protocol, lookahead=args.lookahead,
-                      profile=load_trace(args.profile) if args.profile is not None else None)
+                      profile=load_trace(args.profile) if args.profile is not None else None,
+                      progress=Progress())
     if args.json:
         print_json(result.to_dict())
         return 0

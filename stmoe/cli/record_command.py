@@ -39,15 +39,31 @@ def _windows(ids: list[int], width: int) -> list[list[int]]:
     return [ids[i:i + width] for i in range(0, len(ids) - width + 1, width)]
 
 
+def _check_torch_names(dtype: str | None, device: str | None) -> None:
+    """Refuse a dtype or device torch does not know before the tokenizer and model are fetched."""
+    import torch
+
+    if dtype is not None and dtype != "auto" and not isinstance(getattr(torch, dtype, None), torch.dtype):
+        raise RecordError(f"--dtype {dtype!r}: not a torch dtype (e.g. float32, bfloat16, float16, auto)")
+    if device is not None:
+        try:
+            torch.device(device)
+        except (RuntimeError, ValueError):
+            raise RecordError(f"--device {device!r}: not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+
+
 def run(args) -> int:
     if bool(args.text) == bool(args.prompt):
         raise RecordError("give either --text FILE or --prompt TEXT (not both, not neither)")
     if args.sequence_tokens < 2 or not 0 <= args.prompt_tokens < args.sequence_tokens:
         raise RecordError(f"--prompt-tokens {args.prompt_tokens} must be in [0, --sequence-tokens "
                           f"{args.sequence_tokens})")
+    if args.max_sequences is not None and args.max_sequences < 1:
+        raise RecordError(f"--max-sequences must be >= 1, got {args.max_sequences}")
     if args.generate < 0:
         raise RecordError(f"--generate must be >= 0, got {args.generate}")
     check_save_path(args.output)
+    _check_torch_names(args.dtype, args.device)
     for path in args.text:
         if not path.is_file():
             raise RecordError(f"--text {path}: no such file")

@@ -1,4 +1,6 @@
-"""`stmoe report [TRACE ...] [--out DIR]`: the main job."""
+"""`stmoe report [TRACE ...] [--out DIR]`: the main job. Exit status: 0 when every trace was
+studied, 1 when some (or all) failed (the report lists them, with their error), 2 on a bad
+argument or an output that cannot be written."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import sys
 import time
 
 from stmoe.cli.output import format_table
+from stmoe.errors import ConfigError
 from stmoe.report import default_traces, write_report
 
 
@@ -22,6 +25,8 @@ def run(args) -> int:
     def progress(msg: str) -> None:
         print(f"[{time.perf_counter() - start:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
+    if not args.out.strip():
+        raise ConfigError(f"--out: an empty directory name ({args.out!r})")
     traces = args.traces or default_traces()
     summary = write_report(traces, args.out, progress=progress)
     rows = []
@@ -41,4 +46,4 @@ def run(args) -> int:
     for f in summary["failed"]:
         print(f"failed: {f['trace']}: {f['error']}")
     print(f"report: {args.out}/report.html ({time.perf_counter() - start:.1f} s)")
-    return 1 if not summary["traces"] else 0
+    return 1 if summary["failed"] else 0

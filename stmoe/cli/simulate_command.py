@@ -4,7 +4,7 @@ hit rate, stalls and link use of each system on a trace (decode tokens), relativ
 
 from __future__ import annotations
 
-from stmoe.cli.output import format_table, print_json
+from stmoe.cli.output import Progress, format_table, print_json
 from stmoe.errors import ConfigError
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import compare_systems, dims_for, readable
@@ -42,7 +42,7 @@ def run(args) -> int:
     knobs = dict(lookahead=args.lookahead, budget=args.budget, profile=profile,
                  predictor=args.predictor)
     names = args.system or list(SYSTEMS)
-    if args.sweep:
+    if args.sweep is not None:
         if not args.system:
             names, skipped = runnable(names, trace)
             notes += skipped
@@ -66,7 +66,7 @@ def run(args) -> int:
         print(format_table([{param: f"{r['value']:g}", **readable(r)} for r in rows]))
         _footer(rows, notes)
         return 0
-    results, more = compare_systems(trace, hw, args.system, dims=dims, **knobs)
+    results, more = compare_systems(trace, hw, args.system, dims=dims, progress=Progress(), **knobs)
     notes += more
     if args.json:
         print_json({"trace": trace.name, "hardware": hw.name, "model_dims": dims.source,

@@ -80,26 +80,29 @@ class Trained(Predictor):
         self._knob_range("max_examples", 1, 10**9, integer=True)
 
     def _predict(self, trace: Trace, budget: int, lookahead: int) -> np.ndarray:
+        # Examples are built only for the tokens a block scores and the `max_examples` it is fitted
+        # on, never for the whole trace: (L, T, E) floats would need 5 GB at 200k tokens x 48 x 128.
         T, L, E = trace.num_tokens, trace.num_layers, trace.num_experts
         kn = self.knobs
-        prof = (_examples(self.profile, lookahead, np.arange(self.profile.num_tokens))
+        keep = int(kn["max_examples"])
+        n_prof = 0 if self.profile is None else self.profile.num_tokens
+        prof = (_examples(self.profile, lookahead, np.arange(max(0, n_prof - keep), n_prof))
                 if self.profile is not None else None)
-        X_all, Y_all, mask_all = _examples(trace, lookahead, np.arange(T))
         out = np.empty((T, L, budget), dtype=np.int16)
-        n_prof = 0 if prof is None else prof[0].shape[1]
         W, b = np.zeros((L, E, E), np.float32), np.zeros((L, E), np.float32)
         fitted_on = 0
         step = int(kn["block"])
         for lo in range(0, T, step):
             if n_prof + lo > 0 and n_prof + lo >= float(kn["refit_growth"]) * fitted_on:
-                parts = ([prof] if prof is not None else []) + [(X_all[:, :lo], Y_all[:, :lo], mask_all[:, :lo])]
+                recent = _examples(trace, lookahead, np.arange(max(0, lo - keep), lo))
+                parts = ([prof] if prof is not None else []) + [recent]
                 # The most recent examples only: fitting cost grows with them, freshness matters more.
-                X, Y, mask = (np.concatenate([p[i] for p in parts], axis=1)[:, -int(kn["max_examples"]):]
-                              for i in range(3))
+                X, Y, mask = (np.concatenate([p[i] for p in parts], axis=1)[:, -keep:] for i in range(3))
                 W, b = fit_logistic(X, Y, mask, steps=int(kn["steps"]), lr=float(kn["learning_rate"]),
                                     l2=float(kn["l2"]))
                 fitted_on = n_prof + lo
-            z = X_all[:, lo:lo + step] @ W + b[:, None, :]  # [L, n, E]
+            X_block = _examples(trace, lookahead, np.arange(lo, min(lo + step, T)))[0]
+            z = X_block @ W + b[:, None, :]  # [L, n, E]
             # Stable sort: ties (e.g. no model yet) go to the lower expert id.
             order = np.argsort(-z, axis=2, kind="stable")[:, :, :budget]
             out[lo:lo + step] = order.transpose(1, 0, 2)

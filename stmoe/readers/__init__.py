@@ -25,13 +25,7 @@ def read_trace_file(path: str | os.PathLike) -> Trace:
         known = ", ".join(f"{ext} ({desc})" for ext, desc in FORMATS.items())
         raise TraceError(f"{path}: unknown trace format {suffix or '(no extension)'!r}; "
                          f"known: {known}")
-    if not path.exists():
-        raise TraceError(f"{path}: no such file")
-    if path.is_dir():
-        raise TraceError(f"{path}: is a directory, not a trace file")
     if suffix == ".npz":
-        if path.stat().st_size == 0:
-            raise TraceError(f"{path}: file is empty")
         return read_native(path)
     first = read_text_lines(path)[0]
     if suffix == ".csv":

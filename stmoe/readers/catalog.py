@@ -213,7 +213,7 @@ def load_trace(path_or_name: str | os.PathLike) -> Trace:
     path = Path(text)
     if path.is_dir():
         raise TraceError(f"{text}: is a directory, not a trace file")
-    if path.suffix == "" and not path.exists():
+    if path.suffix == "" and not path.exists() and not path.is_symlink():
         names = ", ".join(dict.fromkeys([*bundled(), *PUBLIC]))
         raise TraceError(f"{text}: neither a trace file nor a known trace name (known: {names})")
     return read_trace_file(path)

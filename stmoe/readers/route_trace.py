@@ -4,6 +4,10 @@ Layout: ``#`` comment lines (``# route_trace v1``, ``# model=... n_layer=L n_exp
 n_expert_used=k``, one ``# layer=i expert_bytes=n dense_bytes=n`` per layer), then a CSV header
 and one row per (step, layer, slot). ``turn`` is a conversation turn (one sequence each),
 ``phase`` 0 = prefill, 1 = decode, ``step`` the token position.
+
+Integers are ASCII digits (no "1.0", "1_000" or "+1"); a header key or layer line given twice,
+a cell given twice or a layer with only some of its k slots is an error; a layer some tokens do
+not route is kept as -1 and said in the caveats. Sizes are capped (`readers/limits.py`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from stmoe.errors import TraceError
+from stmoe.readers.limits import MAX_LAYERS, MAX_TOP_K, check_cells, unrouted_caveats
 from stmoe.readers.text import read_text_lines
-from stmoe.trace import Trace
+from stmoe.trace import MAX_EXPERTS, Trace
 
 MAGIC = "# route_trace v1"
 REQUIRED_COLUMNS = ("turn", "phase", "step", "layer", "slot", "expert", "weight")
@@ -29,6 +34,9 @@ STOCK_TOP_K = {
 }
 
 
+_INT = re.compile(r"-?[0-9]+")
+
+
 def looks_like(first_line: str) -> bool:
     return first_line.strip() == MAGIC
 
@@ -38,23 +46,57 @@ def _parse_header(path: Path, comments: list[str]) -> tuple[dict, dict[int, int]
     expert_bytes: dict[int, int] = {}
     for line in comments:
         body = line.lstrip("#").strip()
-        pairs = dict(re.findall(r"(\w+)=(\S+)", body))
-        if "layer" in pairs and "expert_bytes" in pairs:
-            try:
-                expert_bytes[int(pairs["layer"])] = int(pairs["expert_bytes"])
-            except ValueError:
-                raise TraceError(f"{path}: header: bad layer line {line.strip()!r}") from None
-        else:
-            fields.update(pairs)
-    for key in ("n_layer", "n_expert", "n_expert_used"):
+        pairs = re.findall(r"(\w+)=(\S+)", body)
+        named = dict(pairs)
+        if "layer" in named and "expert_bytes" in named:
+            if not (_INT.fullmatch(named["layer"]) and _INT.fullmatch(named["expert_bytes"])):
+                raise TraceError(f"{path}: header: bad layer line {line.strip()!r}")
+            layer = int(named["layer"])
+            if layer in expert_bytes:
+                raise TraceError(f"{path}: header: layer {layer} is described twice")
+            expert_bytes[layer] = int(named["expert_bytes"])
+            continue
+        for key, value in pairs:
+            if key in fields:
+                raise TraceError(f"{path}: header: {key}= is given twice ({fields[key]!r}, then {value!r})")
+            fields[key] = value
+    caps = {"n_layer": MAX_LAYERS, "n_expert": MAX_EXPERTS, "n_expert_used": MAX_TOP_K}
+    for key, cap in caps.items():
         if key not in fields:
             raise TraceError(f"{path}: header: missing {key}= in the '# model=...' line")
-        try:
-            if int(fields[key]) < 1:
-                raise ValueError
-        except ValueError:
-            raise TraceError(f"{path}: header: {key}={fields[key]!r} is not a positive integer") from None
+        if not _INT.fullmatch(fields[key]) or not 1 <= int(fields[key]) <= cap:
+            raise TraceError(f"{path}: header: {key}={fields[key]!r} is not an integer in 1..{cap}")
     return fields, expert_bytes
+
+
+def _parse_rows(path: Path, body: list[str], first_data_line: int):
+    """The routing rows as integer columns and weights, every value checked as it is read."""
+    reader = csv.reader(body)
+    header = next(reader)
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise TraceError(f"{path}: CSV header is missing column(s) {', '.join(missing)}")
+    col = [header.index(c) for c in REQUIRED_COLUMNS]
+    ints: list[list[int]] = [[] for _ in REQUIRED_COLUMNS[:-1]]
+    weight: list[float] = []
+    for i, row in enumerate(reader):
+        lineno = first_data_line + 1 + i
+        if len(row) != len(header):
+            raise TraceError(f"{path}: line {lineno}: {len(row)} fields, expected {len(header)} "
+                             "(truncated file?)")
+        for out, c, name in zip(ints, col, REQUIRED_COLUMNS):
+            value = row[c]
+            if not _INT.fullmatch(value) or len(value) > 18:  # 18 digits fit int64
+                what = "a second CSV header row" if row == header else f"{name} {value[:30]!r} is not an integer"
+                raise TraceError(f"{path}: line {lineno}: {what}")
+            out.append(int(value))
+        try:
+            weight.append(float(row[col[-1]]))
+        except ValueError:
+            raise TraceError(f"{path}: line {lineno}: weight {row[col[-1]][:30]!r} is not a number") from None
+    if not weight:
+        raise TraceError(f"{path}: no routing rows")
+    return [np.array(c, dtype=np.int64) for c in ints], np.array(weight, dtype=np.float64)
 
 
 def read_route_trace(path: str | Path) -> Trace:
@@ -66,30 +108,12 @@ def read_route_trace(path: str | Path) -> Trace:
     body = [ln for ln in lines if not ln.startswith("#") and ln.strip()]
     fields, expert_bytes = _parse_header(path, comments)
     L, E, k = int(fields["n_layer"]), int(fields["n_expert"]), int(fields["n_expert_used"])
+    if k > E:
+        raise TraceError(f"{path}: header: n_expert_used={k} exceeds n_expert={E}")
     if not body:
         raise TraceError(f"{path}: no CSV header or rows after the comment lines")
     first_data_line = len(lines) - len(body) + 1  # 1-based line number of the CSV header
-    reader = csv.reader(body)
-    header = next(reader)
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise TraceError(f"{path}: CSV header is missing column(s) {', '.join(missing)}")
-    col = {c: header.index(c) for c in REQUIRED_COLUMNS}
-    rows = []
-    for i, row in enumerate(reader):
-        lineno = first_data_line + 1 + i
-        if len(row) != len(header):
-            raise TraceError(f"{path}: line {lineno}: {len(row)} fields, expected {len(header)} "
-                             "(truncated file?)")
-        try:
-            rows.append(tuple(int(row[col[c]]) for c in REQUIRED_COLUMNS[:-1]) + (float(row[col["weight"]]),))
-        except ValueError:
-            raise TraceError(f"{path}: line {lineno}: non-numeric value in {row!r}") from None
-    if not rows:
-        raise TraceError(f"{path}: no routing rows")
-    data = np.array(rows, dtype=np.float64)
-    turn, phase, step, layer, slot, expert = (data[:, i].astype(np.int64) for i in range(6))
-    weight = data[:, 6]
+    (turn, phase, step, layer, slot, expert), weight = _parse_rows(path, body, first_data_line)
 
     def check(name, values, lo, hi):
         bad = (values < lo) | (values >= hi)
@@ -102,21 +126,25 @@ def read_route_trace(path: str | Path) -> Trace:
     check("slot", slot, 0, k)
     check("expert", expert, 0, E)
     check("phase", phase, 0, 2)
+    check("turn", turn, 0, 2 ** 31)   # stored as the int32 sequence id
+    check("step", step, 0, 2 ** 62)
     if not np.all(np.isfinite(weight)):
         j = int(np.argmax(~np.isfinite(weight)))
         raise TraceError(f"{path}: line {first_data_line + 1 + j}: weight {weight[j]} is not finite")
 
     # Tokens are (turn, step) pairs, in order of first appearance.
-    token_key = turn * (int(step.max()) + 1) + step
-    sorted_keys, first, inverse = np.unique(token_key, return_index=True, return_inverse=True)
+    pairs, first, inverse = np.unique(np.stack([turn, step], axis=1), axis=0, return_index=True,
+                                      return_inverse=True)
+    inverse = inverse.reshape(-1)
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     t = rank[inverse]
-    keys = sorted_keys[order]
-    T = len(keys)
+    steps = pairs[order, 1]
+    T = len(order)
+    check_cells(path, T, L, k, len(weight))
 
-    ids = np.full((T, L, k), -1, dtype=np.int64)
+    ids = np.full((T, L, k), -1, dtype=np.int16)
     w = np.zeros((T, L, k), dtype=np.float32)
     cell = (t * L + layer) * k + slot
     counts = np.bincount(cell, minlength=T * L * k)
@@ -135,7 +163,7 @@ def read_route_trace(path: str | Path) -> Trace:
     holes = (partial > 0) & (partial < k)
     if holes.any():
         tt, ll = (int(x) for x in np.argwhere(holes)[0])
-        raise TraceError(f"{path}: step {int(keys[tt] % (int(step.max()) + 1))}, layer {ll}: "
+        raise TraceError(f"{path}: step {int(steps[tt])}, layer {ll}: "
                          f"only {int(partial[tt, ll])} of {k} slots present")
 
     arch = fields.get("arch", "unknown")
@@ -144,14 +172,7 @@ def read_route_trace(path: str | Path) -> Trace:
     if stock and stock[1] != k:
         caveats.append(f"k overridden: the engine routed top-{k}, not {stock[0]}'s stock top-{stock[1]}; "
                        f"weights are renormalised over the {k} chosen experts")
-    for phase_value, phase_name in ((0, "prefill"), (1, "decode")):
-        sel = tok_phase == phase_value
-        if not sel.any():
-            continue
-        routed = (ids[sel, :, 0] >= 0).sum(axis=0)
-        for ll in np.flatnonzero(routed < sel.sum()):
-            caveats.append(f"{phase_name}: layer {int(ll)} routes only {int(routed[ll])} of "
-                           f"{int(sel.sum())} tokens (the others are marked -1, not routed)")
+    caveats += unrouted_caveats(ids, tok_phase)
     model = fields.get("model", "unknown")
     meta = {
         "name": path.stem,

@@ -5,16 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from stmoe.errors import TraceError
+from stmoe.files import read_regular
 
 
 def read_text_lines(path: Path) -> list[str]:
-    """The file's lines; a clear TraceError for a missing, empty or binary file."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise TraceError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
+    """The file's lines; a clear TraceError for a missing, empty, special, oversized or binary file."""
+    data = read_regular(path)
     if not data.strip():
         raise TraceError(f"{path}: file is empty")
     if b"\x00" in data[:65536]:

@@ -1,19 +1,20 @@
 """`stmoe report`: the whole study on several traces, written as a self-contained HTML page
-plus SVG and PNG figures. A trace that fails to load is reported and the others still run."""
+plus SVG and PNG figures. A trace that fails to load or to be studied, for whatever reason, is
+listed with its one-line error and the others still run."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable
 
 from stmoe.charts import render_svg
 from stmoe.charts.comparison import recall_bars_chart, system_speedup_chart
-from stmoe.errors import ConfigError, StmoeError
+from stmoe.errors import ConfigError, StmoeError, one_line
+from stmoe.files import atomic_write
 from stmoe.readers.catalog import load_trace, project_traces
 from stmoe.report import html
 from stmoe.report.study import study
@@ -26,14 +27,7 @@ def _slug(text: str) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def default_traces() -> list[str]:
@@ -63,11 +57,12 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
         try:
             trace = load_trace(name)
             res = study(trace, progress=progress)
-        except StmoeError as exc:
-            failed.append({"trace": str(name), "error": str(exc)})
-            progress(f"FAILED {name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one bad trace must not cost the others their report
+            error = one_line(exc)
+            failed.append({"trace": str(name), "error": error})
+            progress(f"FAILED {name}: {error}")
             sections.append(f"<h2 class='failed'>{html.esc(name)}: not included</h2>"
-                            f"<p class='failed'>{html.esc(exc)}</p>")
+                            f"<p class='failed'>{html.esc(error)}</p>")
             continue
         res["trace"] = str(name)
         res["seconds"] = round(time.perf_counter() - start, 2)

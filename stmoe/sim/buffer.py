@@ -110,6 +110,10 @@ class BufferSpec:
         largest = float(np.max(expert_bytes))
         total = int(np.floor(self.capacity + 1e-9)) if self.unit == "experts" else \
             experts_held(self.capacity, expert_bytes)
+        if total > np.iinfo(np.int32).max:
+            raise HardwareError(f"buffer of {self.capacity:g} {self.unit} holds {total:.3g} experts, more "
+                                f"than the {np.iinfo(np.int32).max} slots the model counts (a buffer holding "
+                                "every expert is the all-resident system)")
         if total < 1:
             raise HardwareError(f"buffer of {self.capacity:g} {self.unit} is smaller than one expert "
                                 f"({largest:.0f} bytes)")
@@ -257,9 +261,17 @@ def request_stream(expert_ids: np.ndarray, num_experts: int) -> np.ndarray:
 
 def next_request(objs: np.ndarray) -> np.ndarray:
     """For each request i, the index of the next request to the same object (or NEVER)."""
-    n = objs.shape[0]
-    order = np.lexsort((np.arange(n), objs))
-    nxt = np.full(n, NEVER, np.int64)
-    same = objs[order[1:]] == objs[order[:-1]]
-    nxt[order[:-1][same]] = order[1:][same]
-    return nxt
+    return next_and_first_request(objs, int(objs.max()) + 1 if objs.size else 0)[0]
+
+
+@njit(cache=True)
+def next_and_first_request(objs, num_objects):
+    """(next, first): for each request, the index of the next request to its object (or NEVER);
+    for each object, the index of its first request (or NEVER). One backward pass, no sort: a
+    sort-based version needs several int64 copies of the stream (gigabytes at production sizes)."""
+    nxt = np.empty(objs.shape[0], np.int64)
+    last = np.full(num_objects, NEVER, np.int64)
+    for i in range(objs.shape[0] - 1, -1, -1):
+        nxt[i] = last[objs[i]]
+        last[objs[i]] = i
+    return nxt, last

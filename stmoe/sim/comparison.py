@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from stmoe.errors import ConfigError
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.hardware import KNOWN_MODELS, model_dims, preset
@@ -63,7 +65,8 @@ def readable(row: dict) -> dict:
             "wasted MB": row["wasted_bytes"] / 1e6}
 
 
-def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predictions=None, **knobs):
+def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predictions=None,
+                    progress: Callable[[str], None] = lambda msg: None, **knobs):
     """(rows, notes): `SimulationResult.row()` of each system, relative to on-demand.
     adap-gating needs gate weights and is skipped, with a note, on traces without them.
     predictions: the predictor's output over the trace's decode tokens, computed once by a
@@ -76,9 +79,12 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
         raise ConfigError(f"adap-gating needs gate weights, and trace {trace.label} has none")
     names, skipped = runnable(systems or SYSTEMS, trace)
     notes += skipped + [buffer_note(hw, dims, trace)]
+    progress("simulating on-demand")
     base = simulate(trace, hw, "on-demand", dims=dims)
     results = []
-    for name in names:
+    for i, name in enumerate(names, start=1):
+        if name != "on-demand":
+            progress(f"simulating {name} ({i} of {len(names)})")
         given = {"predictions": predictions} if get_system(name).prefetch == "predictor" else {}
         r = base if name == "on-demand" else simulate(trace, hw, name, dims=dims, **given, **knobs)
         r.relative_to(base)

@@ -14,7 +14,7 @@ import numpy as np
 
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
-from stmoe.predictors.base import check_disjoint
+from stmoe.predictors.base import check_compatible, check_disjoint
 from stmoe.sim.buffer import BufferSpec, experts_held
 
 # Adap-Gating (Li, Jiang, Zhang, Lai, Zhou, Liu, "Adaptive Gating in Mixture-of-Experts based
@@ -71,6 +71,7 @@ class System:
             # budget=0 must reach predict (and be refused there), not silently become k
             budget = k if budget is None else budget
             if profile is not None:
+                check_compatible(profile, trace)
                 check_disjoint(profile, trace)
             pred = _check_predictions(predict(trace, predictor, budget=budget, profile=profile,
                                               lookahead=lookahead), trace)

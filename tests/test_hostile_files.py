@@ -1,0 +1,310 @@
+"""A test per class of hostile trace file (issue 16): special files, sizes claimed by headers
+rather than held in the data, fields of the wrong type, ids that would wrap, and the silent
+coercions (missing layer, duplicates, second header, partial gate weights) that must now be an
+error or a caveat. Every one is a one-line TraceError naming the file, and exit 2 from the CLI."""
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from stmoe import Trace, TraceError, load_trace, synthetic_trace
+from stmoe.cli import main
+from stmoe.trace import MAX_EXPERTS
+
+CSV_HEAD = "# route_trace v1\n# model=m.gguf arch=toy n_layer={L} n_expert={E} n_expert_used={k}\n"
+COLUMNS = "turn,phase,step,layer,slot,expert,weight\n"
+
+
+def csv_file(tmp_path, rows, L=2, E=4, k=2, extra="", name="t.csv"):
+    path = tmp_path / name
+    path.write_text(CSV_HEAD.format(L=L, E=E, k=k) + extra + COLUMNS
+                    + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def csv_token(turn, step, phase=1, experts=((1, 2), (3, 0))):
+    return [(turn, phase, step, layer, slot, e, 0.5)
+            for layer, pair in enumerate(experts) for slot, e in enumerate(pair)]
+
+
+def jsonl_file(tmp_path, tokens, prov=None, header_extra=(), name="t.jsonl"):
+    prov = {"expert_count": 4, "top_k": 2, "moe_layer_indices": [0, 1], "model_id": "m", **(prov or {})}
+    header = json.dumps({"row_type": "header", "schema": "simllm-preplay-trace-v2", "provenance": prov})
+    lines = [header, *header_extra, *(t if isinstance(t, str) else json.dumps(t) for t in tokens)]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def token(index, routing=None, **fields):
+    routing = routing if routing is not None else [
+        {"layer_index": 0, "expert_ids": [1, 2], "gate_weights": [0.6, 0.4]},
+        {"layer_index": 1, "expert_ids": [3, 0], "gate_weights": [0.7, 0.3]}]
+    return {"row_type": "observed-dispatch", "request_id": "r", "phase": "decode", "token_index": index,
+            "token_id": 5, "routing": routing, **fields}
+
+
+def refused(path, capsys, *words):
+    """The CLI's answer: exit 2, one line, naming the file and each of `words`."""
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(path) in err, err
+    for w in words:
+        assert w in err, (w, err)
+    return err
+
+
+# ---------------------------------------------------------------- special files
+def test_named_pipe_is_refused_without_blocking(tmp_path, capsys):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    refused(fifo, capsys, "is a named pipe, not a regular file")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".npz"])
+def test_symlink_to_dev_zero_is_refused(tmp_path, capsys, suffix):
+    link = tmp_path / f"zero{suffix}"
+    link.symlink_to("/dev/zero")
+    refused(link, capsys, "is a character device, not a regular file")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npz"])
+def test_directory_and_missing_file(tmp_path, capsys, suffix):
+    (tmp_path / f"d{suffix}").mkdir()
+    refused(tmp_path / f"d{suffix}", capsys, "is a directory")
+    refused(tmp_path / f"none{suffix}", capsys, "no such file")
+    (tmp_path / f"dangling{suffix}").symlink_to(tmp_path / "nowhere")
+    refused(tmp_path / f"dangling{suffix}", capsys, "no such file")
+
+
+def test_text_file_over_the_limit(tmp_path, capsys, monkeypatch):
+    path = csv_file(tmp_path, csv_token(0, 0))
+    monkeypatch.setattr("stmoe.files.MAX_TEXT_BYTES", 100)
+    refused(path, capsys, "over the 100-byte limit", "STMOE_MAX_TEXT_BYTES")
+
+
+# ---------------------------------------------------------------- sizes claimed by headers
+@pytest.mark.parametrize("L,E,k,words", [
+    (1000000000, 4, 2, "n_layer='1000000000' is not an integer in 1..4096"),
+    (2, 40000, 2, "n_expert='40000' is not an integer in 1..32767"),
+    (2, 4, 8, "n_expert_used=8 exceeds n_expert=4"),
+    (2, 4, "2.0", "n_expert_used='2.0' is not an integer"),
+])
+def test_csv_header_caps(tmp_path, capsys, L, E, k, words):
+    refused(csv_file(tmp_path, csv_token(0, 0), L=L, E=E, k=k), capsys, words)
+
+
+def test_csv_header_claims_more_than_the_data_holds(tmp_path, capsys):
+    # 4096 layers x top-1024 for one token, with 4 ids present: refused before allocating.
+    rows = [(0, 1, 0, 0, s, s, 0.25) for s in range(4)]
+    refused(csv_file(tmp_path, rows, L=4096, E=2048, k=1024), capsys, "holds only 4 expert ids")
+
+
+@pytest.mark.parametrize("prov,words", [
+    ({"top_k": -1}, "provenance.top_k must be an integer in 1..4, got -1"),
+    ({"top_k": 2.0}, "provenance.top_k must be an integer"),
+    ({"expert_count": "abc"}, "provenance.expert_count must be an integer in 1..32767, got 'abc'"),
+    ({"expert_count": None}, "provenance.expert_count"),
+    ({"expert_count": float("inf")}, "provenance.expert_count"),
+    ({"expert_count": True}, "provenance.expert_count"),
+    ({"expert_count": 40000}, "1..32767, got 40000"),
+    ({"moe_layer_indices": [0, 0]}, "moe_layer_indices"),
+    ({"moe_layer_indices": "01"}, "moe_layer_indices"),
+    ({"model_id": ["m"]}, "provenance.model_id must be a string"),
+])
+def test_jsonl_header_types(tmp_path, capsys, prov, words):
+    refused(jsonl_file(tmp_path, [token(0)], prov=prov), capsys, words)
+
+
+def test_jsonl_top_k_larger_than_data(tmp_path, capsys):
+    layers = list(range(4096))
+    refused(jsonl_file(tmp_path, [token(0, routing=[])], prov={"moe_layer_indices": layers}),
+            capsys, "holds only 0 expert ids")
+
+
+# ---------------------------------------------------------------- field types in JSON lines
+@pytest.mark.parametrize("experts", [[1.5, 2], [True, 2], [1.0, 2], ["1", 2], [2 ** 63, 2], [-1, 2], [None, 2]])
+def test_jsonl_expert_ids_must_be_integers_in_range(tmp_path, capsys, experts):
+    routing = [{"layer_index": 0, "expert_ids": experts}, {"layer_index": 1, "expert_ids": [3, 0]}]
+    refused(jsonl_file(tmp_path, [token(0, routing=routing)]), capsys, "line 2",
+            "expert_ids must be a list of 2 integers")
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("token_index", 1.5, "token_index must be an integer"),
+    ("token_index", True, "token_index must be an integer"),
+    ("token_id", 2 ** 31, "token_id must be an integer in 0..2147483647"),
+    ("request_id", [1], "request_id must be a string or integer"),
+    ("routing", {"layer_index": 0}, "'routing' is not a list"),
+])
+def test_jsonl_token_field_types(tmp_path, capsys, field, value, words):
+    refused(jsonl_file(tmp_path, [token(0, **{field: value})]), capsys, "line 2", words)
+
+
+def test_jsonl_layer_index_a_list(tmp_path, capsys):
+    routing = [{"layer_index": [0], "expert_ids": [1, 2]}]
+    refused(jsonl_file(tmp_path, [token(0, routing=routing)]), capsys, "layer_index [0] is not one of")
+
+
+def test_jsonl_deeply_nested_line(tmp_path, capsys):
+    deep = "[" * 100000 + "]" * 100000
+    refused(jsonl_file(tmp_path, [token(0), deep]), capsys, "line 3")
+
+
+def test_jsonl_gate_weights_types(tmp_path, capsys):
+    routing = [{"layer_index": 0, "expert_ids": [1, 2], "gate_weights": [True, 0.5]}]
+    refused(jsonl_file(tmp_path, [token(0, routing=routing)]), capsys, "gate_weights must be 2 numbers")
+
+
+# ---------------------------------------------------------------- ids that would wrap
+def test_expert_ids_above_int16_are_refused_not_wrapped():
+    ids = np.array([[[40000]]])
+    with pytest.raises(TraceError, match=r"num_experts: 40001 is outside 1\.\.32767"):
+        Trace(ids, num_experts=40001)
+    assert MAX_EXPERTS == 32767
+
+
+def test_largest_expert_id_survives_a_round_trip(tmp_path):
+    ids = np.array([[[32766, 0]]])
+    back = load_trace(Trace(ids, num_experts=32767).save(tmp_path / "big.npz"))
+    assert back.expert_ids.tolist() == [[[32766, 0]]]
+
+
+def test_sequence_numbers_above_int32_are_refused(tmp_path, capsys):
+    rows = csv_token(0, 0) + csv_token(2 ** 31, 0)
+    refused(csv_file(tmp_path, rows), capsys, "turn 2147483648 is outside 0..2147483647")
+    with pytest.raises(TraceError, match="sequence: value 2147483648 does not fit int32"):
+        Trace(np.zeros((2, 1, 1), int), num_experts=2, sequence=[0, 2 ** 31])
+
+
+def test_csv_integers_are_plain_digits(tmp_path, capsys):
+    rows = csv_token(0, 0)
+    rows[0] = (0, 1, 0, 0, 0, "1.0", 0.5)
+    refused(csv_file(tmp_path, rows), capsys, "line 4", "expert '1.0' is not an integer")
+    rows[0] = (0, 1, 0, 0, 0, "1_0", 0.5)
+    refused(csv_file(tmp_path, rows), capsys, "expert '1_0' is not an integer")
+    rows[0] = (0, 1, 0, 0, 0, "9" * 40, 0.5)
+    refused(csv_file(tmp_path, rows), capsys, "is not an integer")
+
+
+# ---------------------------------------------------------------- no silent coercion
+def test_jsonl_missing_layer_is_a_caveat(tmp_path, capsys):
+    partial = [{"layer_index": 0, "expert_ids": [1, 2], "gate_weights": [0.5, 0.5]}]
+    path = jsonl_file(tmp_path, [token(0), token(1, routing=partial)])
+    assert main(["info", str(path)]) == 0
+    assert "caveat     decode: layer 1 routes only 1 of 2 tokens" in capsys.readouterr().out
+
+
+def test_csv_missing_layer_is_a_caveat(tmp_path, capsys):
+    rows = csv_token(0, 0) + [r for r in csv_token(0, 1) if r[3] == 0]
+    assert main(["info", str(csv_file(tmp_path, rows))]) == 0
+    assert "caveat     decode: layer 1 routes only 1 of 2 tokens" in capsys.readouterr().out
+
+
+def test_jsonl_partial_gate_weights_is_a_caveat(tmp_path, capsys):
+    routing = [{"layer_index": 0, "expert_ids": [1, 2]}, {"layer_index": 1, "expert_ids": [3, 0],
+                                                          "gate_weights": [0.5, 0.5]}]
+    path = jsonl_file(tmp_path, [token(0), token(1, routing=routing)])
+    tr = load_trace(path)
+    assert tr.weights is None
+    assert "gate weights missing on 1 of 4 routing entries: the trace keeps no gate weights" in tr.meta["caveats"]
+    assert main(["info", str(path)]) == 0 and "gate weights missing" in capsys.readouterr().out
+
+
+def test_jsonl_duplicates_and_second_header(tmp_path, capsys):
+    refused(jsonl_file(tmp_path, [token(0), token(0)]), capsys, "line 3",
+            "decode token_index 0 is given twice (first on line 2)")
+    twice = token(0)["routing"] * 2
+    refused(jsonl_file(tmp_path, [token(0, routing=twice)]), capsys, "layer_index 0 is routed twice")
+    header = json.dumps({"row_type": "header", "schema": "simllm-preplay-trace-v2", "provenance": {}})
+    refused(jsonl_file(tmp_path, [token(0)], header_extra=[header]), capsys,
+            "line 2: a second header row (the first is on line 1)")
+
+
+def test_csv_duplicates_and_second_header(tmp_path, capsys):
+    refused(csv_file(tmp_path, csv_token(0, 0) * 2), capsys, "appears more than once")
+    refused(csv_file(tmp_path, csv_token(0, 0) + [tuple(COLUMNS.strip().split(","))]), capsys,
+            "a second CSV header row")
+    refused(csv_file(tmp_path, csv_token(0, 0), extra="# n_layer=3\n"), capsys,
+            "n_layer= is given twice ('2', then '3')")
+    refused(csv_file(tmp_path, csv_token(0, 0), extra="# layer=0 expert_bytes=1\n# layer=0 expert_bytes=2\n"),
+            capsys, "layer 0 is described twice")
+
+
+# ---------------------------------------------------------------- native .npz
+def npz(tmp_path, members: dict, header=None, name="t.npz"):
+    """A native trace whose header and members are exactly what the test says."""
+    good = synthetic_trace(8, 2, 4, 2, seed=0)
+    arrays = {"expert_ids": good.expert_ids, "phase": good.phase, "sequence": good.sequence}
+    if header is None:
+        header = {"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4}}
+    raw = {f"{n}.npy": _npy(a) for n, a in arrays.items()}
+    raw["header_json.npy"] = _npy(np.frombuffer(json.dumps(header).encode(), np.uint8))
+    raw.update(members)
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, data in raw.items():
+            if data is not None:
+                zf.writestr(n, data)
+    return path
+
+
+def _npy(arr) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=True)
+    return buf.getvalue()
+
+
+def test_npz_good_baseline(tmp_path):
+    assert load_trace(npz(tmp_path, {})).num_tokens == 8
+
+
+def test_npz_claimed_shape_must_match_the_zip_directory(tmp_path, capsys):
+    # A header claiming 2**30 int64 values over 8 bytes of data: refused before any allocation.
+    bomb = _npy(np.zeros(1, np.int64)).replace(b"(1,)", b"(1073741824,)")
+    refused(npz(tmp_path, {"phase.npy": bomb}), capsys, "phase.npy: claims shape (1073741824,)")
+
+
+def test_npz_arrays_over_the_limit(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("stmoe.trace.MAX_ARRAY_BYTES", 64)
+    refused(npz(tmp_path, {}), capsys, "over the 64-byte limit", "STMOE_MAX_ARRAY_BYTES")
+
+
+@pytest.mark.parametrize("header,words", [
+    (["stmoe-trace"], "header_json must be a JSON object, got list"),
+    ({"format": "stmoe-trace", "version": 1, "meta": [1]}, "meta must be a JSON object"),
+    ({"format": "stmoe-trace", "version": True, "meta": {}}, "format version True"),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": None}},
+     "num_experts: must be an integer, got None"),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": [4]}}, "num_experts: must be an integer"),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4.0}}, "num_experts: must be an integer"),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "synthetic": "false"}},
+     "meta.synthetic: must be a bool, got 'false'"),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "caveats": "x"}}, "meta.caveats"),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "top_k": "2"}}, "meta.top_k"),
+])
+def test_npz_header_and_meta_types(tmp_path, capsys, header, words):
+    refused(npz(tmp_path, {}, header=header), capsys, words)
+
+
+@pytest.mark.parametrize("members,words", [
+    ({"phase.npy": None, "phase": _npy(np.ones(8, np.uint8))}, "missing array(s) phase"),
+    ({"phase.npy": _npy(np.array([None] * 8, dtype=object))}, "phase.npy: dtype object is not a plain number type"),
+    ({"phase.npy": b"not an npy file"}, "cannot read as an .npz trace"),
+    ({"expert_ids.npy": _npy(np.ones((8, 2, 2), bool))}, "expert_ids: must hold integers, got dtype bool"),
+    ({"sequence.npy": _npy(np.full(8, 2 ** 40))}, "sequence: value 1099511627776 does not fit int32"),
+])
+def test_npz_members(tmp_path, capsys, members, words):
+    refused(npz(tmp_path, members), capsys, words)
+
+
+def test_npz_deep_header(tmp_path, capsys):
+    path = tmp_path / "deep.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("header_json.npy", _npy(np.frombuffer(b"[" * 100000 + b"]" * 100000, np.uint8)))
+    refused(path, capsys, "header_json is not JSON")
