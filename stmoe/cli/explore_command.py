@@ -34,11 +34,16 @@ def run(args) -> int:
               f"({result.computed / max(result.seconds, 1e-9):.1f} points/s)")
     keys = {p["key"] for p in spec.points}
     rows = [r for r in read_results(out) if r["key"] in keys]
-    front = pareto_front(rows, OBJECTIVES)
-    print(f"Pareto front over latency, energy and buffer area: {len(front)} of {len(rows)} points")
-    print(format_table([{"trace": r["trace"], "preset": r["preset"], "system": r["system"],
-                         "buffer MiB": r["buffer_bytes"] / 2 ** 20, "link GB/s": r["link_bandwidth"] / 1e9,
-                         "lookahead": r["lookahead"], "µs / token": r["latency_per_token_s"] * 1e6,
-                         "µJ / token": r["energy_per_token_j"] * 1e6, "area mm²": r["buffer_area_mm2"]}
-                        for r in front]))
+    settings = [k for k in spec.points[0] if k not in ("key", "trace", "preset", "system")] if spec.points else []
+    varied = [k for k in settings if len({repr(p[k]) for p in spec.points}) > 1]
+    # a front compares designs on one workload: one per trace and preset
+    for trace, preset in dict.fromkeys((r["trace"], r["preset"]) for r in rows):
+        group = [r for r in rows if (r["trace"], r["preset"]) == (trace, preset)]
+        front = pareto_front(group, OBJECTIVES)
+        print(f"\n{trace} on {preset}: Pareto front over latency, energy and buffer area, "
+              f"{len(front)} of {len(group)} points")
+        print(format_table([{"system": r["system"], **{k: r.get(k) for k in varied},
+                             "µs / token": r["latency_per_token_s"] * 1e6,
+                             "µJ / token": r["energy_per_token_j"] * 1e6, "area mm²": r["buffer_area_mm2"]}
+                            for r in front]))
     return 0

@@ -187,7 +187,7 @@ def _connect(scheduler: str | None, workers: int | None):
     if scheduler is not None:
         try:
             return distributed.Client(scheduler, timeout="5s"), None
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:   # ValueError: a malformed address
             raise ConfigError(f"scheduler {scheduler!r} is unreachable ({exc.__class__.__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})") from None
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
