@@ -157,3 +157,19 @@ def test_workers_and_scheduler_are_exclusive(spec_file, tmp_path):
     with pytest.raises(ConfigError, match="workers=2 sizes a local cluster"):
         explore(spec_file, tmp_path / "out", scheduler="tcp://127.0.0.1:9", workers=2)
     assert not (tmp_path / "out").exists()
+
+
+def test_parts_share_one_schema_so_any_parquet_reader_joins_them(tmp_path):
+    """A batch without predictor-driven systems holds only nulls in their columns; a plain
+    Parquet reader must still read the folder, whichever part it opens first."""
+    import pyarrow.parquet as pq
+
+    from stmoe.sim.explore import write_part
+    rows = {"a": {"key": "a", "system": "lru-cache", "lookahead": None, "budget": None, "predictor": None},
+            "b": {"key": "b", "system": "st-moe", "lookahead": 1, "budget": 4, "predictor": "st-moe"}}
+    for row in rows.values():
+        write_part(tmp_path, [row])
+    schemas = {str(pq.read_schema(part)) for part in tmp_path.glob("part-*.parquet")}
+    assert len(schemas) == 1, schemas
+    got = {r["key"]: r for r in pq.read_table(tmp_path).to_pylist()}
+    assert got == rows

@@ -107,12 +107,23 @@ def part_name(rows: list[dict]) -> str:
     return f"part-{hashlib.sha256(keys.encode()).hexdigest()[:24]}.parquet"
 
 
+# settings that only predictor-driven systems have (None for the others), with their Arrow types
+NULLABLE_COLUMNS = {"lookahead": "int64", "budget": "int64", "predictor": "string"}
+
+
 def write_part(out: Path, rows: list[dict]) -> Path:
     """Write rows as one Parquet part, atomically: a temporary file renamed into place."""
     pa, pq = _require("pyarrow"), _require("pyarrow.parquet")
     final = out / part_name(rows)
     tmp = out / f".{final.name}.{os.getpid()}.tmp"
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
+    table = pa.Table.from_pylist(rows)
+    # a batch of systems without a predictor holds only nulls in the predictor's columns; give
+    # them their real types so that every part has one schema and any Parquet reader joins them
+    for name, kind in NULLABLE_COLUMNS.items():
+        i = table.schema.get_field_index(name)
+        if i >= 0 and pa.types.is_null(table.schema.field(i).type):
+            table = table.set_column(i, name, table.column(i).cast(getattr(pa, kind)()))
+    pq.write_table(table, tmp)
     os.replace(tmp, final)
     return final
 
