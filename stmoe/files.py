@@ -22,8 +22,25 @@ from stmoe.errors import StmoeError, TraceError
 # objects: 107 MB of CSV (4.6 million routing rows) peaks at 1.4 GB, so the default, 128 MiB,
 # stays under 2 GB. A 200k-token,
 # 48-layer, top-8 native trace inflates to about 0.5 GB. The environment variables raise the limits.
-MAX_TEXT_BYTES = int(os.environ.get("STMOE_MAX_TEXT_BYTES", 128 << 20))
-MAX_ARRAY_BYTES = int(os.environ.get("STMOE_MAX_ARRAY_BYTES", 2 << 30))
+def _bytes_from_env(name: str, default: int) -> int:
+    """A byte limit from the environment ("1e9" and "1000000000" alike); a value that is not a
+    positive number keeps the default, said on stderr (an import must not fail on it)."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 1 and value == int(value)):
+        import sys
+        print(f"stmoe: {name}={text!r} is not a whole number of bytes >= 1; using {default}", file=sys.stderr)
+        return default
+    return int(value)
+
+
+MAX_TEXT_BYTES = _bytes_from_env("STMOE_MAX_TEXT_BYTES", 128 << 20)
+MAX_ARRAY_BYTES = _bytes_from_env("STMOE_MAX_ARRAY_BYTES", 2 << 30)
 
 
 def open_regular(path: Path) -> BinaryIO:

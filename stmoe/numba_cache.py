@@ -10,6 +10,7 @@ of this user's in the temporary directory (compiled again after a reboot, no oth
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -37,11 +38,27 @@ def fallback_dir() -> Path | None:
     return Path(tempfile.gettempdir()) / f"stmoe-numba-cache-{uid}"
 
 
+def _private(folder: Path) -> bool:
+    """Whether `folder` is a real directory of this user's that nobody else may write: numba's
+    cache files are pickles, so a folder another user made (or can write) in a shared temporary
+    directory would let them run code as this user."""
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022)
+
+
 def use_writable_cache() -> None:
     folder = fallback_dir()
     if folder is None:
         return
-    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    if not _private(folder):   # taken by someone else: a fresh private folder for this process
+        folder = Path(tempfile.mkdtemp(prefix="stmoe-numba-cache-"))
     os.environ["NUMBA_CACHE_DIR"] = str(folder)
     # numba reads the variable when first imported: tell it too if that has already happened.
     from numba.core import config

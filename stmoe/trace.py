@@ -393,6 +393,13 @@ def read_native(path: str | os.PathLike) -> Trace:
         try:
             with zipfile.ZipFile(fh) as zf:
                 members = {info.filename: info for info in zf.infolist()}
+                # zipfile inflates bzip2 and lzma members past the size the directory states; the
+                # writers of .npz files (stmoe, numpy) use stored or deflated members only
+                odd = next((i for i in members.values()
+                            if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)), None)
+                if odd is not None:
+                    raise TraceError(f"{path}: member {odd.filename} is compressed with zip method "
+                                     f"{odd.compress_type}; an .npz trace holds stored or deflated members only")
                 header = _read_header(path, zf, members)
                 wanted = [n for n in _NATIVE_ARRAYS if f"{n}.npy" in members]
                 if "lookahead" in wanted and "stale_gate" in wanted:

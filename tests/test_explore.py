@@ -173,3 +173,16 @@ def test_parts_share_one_schema_so_any_parquet_reader_joins_them(tmp_path):
     assert len(schemas) == 1, schemas
     got = {r["key"]: r for r in pq.read_table(tmp_path).to_pylist()}
     assert got == rows
+
+
+def test_a_spec_that_is_not_a_regular_file_is_one_line(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.toml"
+    zero.symlink_to("/dev/zero")
+    for spec in (fifo, zero):
+        assert main(["explore", str(spec)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not a regular file" in err and str(spec) in err

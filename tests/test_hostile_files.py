@@ -308,3 +308,29 @@ def test_npz_deep_header(tmp_path, capsys):
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("header_json.npy", _npy(np.frombuffer(b"[" * 100000 + b"]" * 100000, np.uint8)))
     refused(path, capsys, "header_json is not JSON")
+
+
+def test_npz_member_compressed_other_than_deflate_is_refused(tmp_path, capsys):
+    """zipfile inflates bzip2 and lzma members past the size the directory states (a 7 KB file
+    can hold gigabytes of zeros); stmoe and numpy write stored or deflated members only."""
+    import io
+    import zipfile
+
+    good = synthetic_trace(20, 2, 4, 2, seed=0).save(tmp_path / "good.npz")
+    bad = tmp_path / "bz2.npz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            method = zipfile.ZIP_BZIP2 if info.filename == "expert_ids.npy" else zipfile.ZIP_STORED
+            dst.writestr(info.filename, src.read(info.filename), compress_type=method)
+    refused(bad, capsys, "expert_ids.npy is compressed with zip method 12")
+
+
+def test_a_limit_that_is_not_a_number_keeps_the_default(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import stmoe.files as f; print(f.MAX_TEXT_BYTES, f.MAX_ARRAY_BYTES)"],
+                          env={**os.environ, "STMOE_MAX_TEXT_BYTES": "abc", "STMOE_MAX_ARRAY_BYTES": "1e9"},
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.split() == [str(128 << 20), "1000000000"]
+    assert done.stderr.count("\n") == 1 and "STMOE_MAX_TEXT_BYTES='abc'" in done.stderr

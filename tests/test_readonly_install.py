@@ -60,3 +60,21 @@ def test_import_and_kernels_from_a_read_only_install(tmp_path):
     assert where == str(site / "stmoe" / "__init__.py")
     assert Path(cache).parent == tmp and any(Path(cache).rglob("*.nbi"))
     assert not any((site / "stmoe").rglob("__pycache__"))
+
+
+def test_a_cache_folder_someone_else_can_write_is_not_used(tmp_path, monkeypatch):
+    """numba's cache files are pickles: a fallback folder that another user made, or that anyone
+    may write, in the shared temporary directory is replaced by a fresh private one."""
+    import stmoe.numba_cache as nc
+
+    shared = tmp_path / "stmoe-numba-cache-shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    from numba.core import config
+
+    monkeypatch.setattr(nc, "fallback_dir", lambda: shared)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(config, "CACHE_DIR", config.CACHE_DIR)   # restored after the test
+    nc.use_writable_cache()
+    chosen = nc.os.environ["NUMBA_CACHE_DIR"]
+    assert chosen != str(shared) and nc._private(nc.Path(chosen))

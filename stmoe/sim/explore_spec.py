@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from stmoe.errors import ConfigError, StmoeError
+from stmoe.files import read_regular
 from stmoe.predictors import PREDICTORS
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import dims_for
@@ -47,6 +48,7 @@ from stmoe.version import __version__
 HARDWARE_PARAMETERS = tuple(f.name for f in fields(Hardware) if f.name not in ("name", "notes"))
 PARAMETERS = HARDWARE_PARAMETERS + ("lookahead", "budget", "predictor")
 INTEGER_PARAMETERS = ("lookahead", "budget")
+SPEC_MAX_BYTES = 1 << 20
 SPEC_FIELDS = ("traces", "presets", "systems", "parameters", "samples")
 SAMPLE_FIELDS = ("count", "seed")
 RANGE_FIELDS = ("start", "stop", "num", "scale")
@@ -179,9 +181,12 @@ def read_spec(path) -> Spec:
     and is raised before any simulation runs."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the spec ({exc.strerror})") from None
+        # a regular file of at most 1 MiB (a spec is a few lines): never a pipe or /dev/zero
+        raw = tomllib.loads(read_regular(path, limit=SPEC_MAX_BYTES).decode("utf-8"))
+    except StmoeError as exc:
+        raise ConfigError(str(exc).replace("trace file", "spec file")) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     return parse_spec(raw, path)
