@@ -156,9 +156,13 @@ class Trace:
             self._fail("meta.top_k", f"{self.meta['top_k']} does not match expert_ids slots {k}")
         self.meta["caveats"] = list(self.meta.get("caveats") or [])
         try:
-            json.dumps(self.meta)
+            # ensure_ascii=False and encode: a lone surrogate ("\\ud800" in a JSON file) would pass
+            # json.dumps and fail only when a report or `info` writes the text out
+            json.dumps(self.meta, ensure_ascii=False).encode("utf-8")
         except TypeError as exc:
             self._fail("meta", f"not JSON-serialisable ({exc})")
+        except UnicodeEncodeError:
+            self._fail("meta", "holds text that is not valid Unicode (a lone surrogate)")
 
     # ----------------------------------------------------------------- validation helpers
     def _fail(self, field: str, problem: str) -> None:

@@ -64,3 +64,10 @@ def test_dense_bandwidth_defaults_to_local_and_is_validated():
     assert preset("accelerator").dense_read_bandwidth == 256e9
     with pytest.raises(HardwareError, match="dense_bandwidth must be positive"):
         preset("gpu-pcie", dense_bandwidth=0.0)
+
+
+@pytest.mark.parametrize("field", ["link_bandwidth", "dense_bandwidth", "local_bandwidth", "clock_hz"])
+def test_rates_below_one_per_second_are_refused(field):
+    """1e-300 bytes/s is positive but makes every time infinite and the JSON invalid."""
+    with pytest.raises(HardwareError, match=f"{field} must be at least 1 per second"):
+        preset("accelerator", **{field: 1e-300})

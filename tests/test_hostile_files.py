@@ -334,3 +334,10 @@ def test_a_limit_that_is_not_a_number_keeps_the_default(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.split() == [str(128 << 20), "1000000000"]
     assert done.stderr.count("\n") == 1 and "STMOE_MAX_TEXT_BYTES='abc'" in done.stderr
+
+
+def test_meta_with_a_lone_surrogate_is_refused_at_read(tmp_path, capsys):
+    """A legal JSON escape ("\\ud800") that is not Unicode would load, then stop `info` and
+    the report from writing text out."""
+    with pytest.raises(TraceError, match="lone surrogate"):
+        Trace(np.zeros((2, 1, 1), int), num_experts=2, meta={"model": "\ud800"})

@@ -51,6 +51,10 @@ def buffer_area_mm2(buffer_bytes: float) -> float:
 DTYPE_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0, "int4": 0.5}
 
 
+# rates per second: a value under 1 (1e-300 bytes/s, say) makes every time infinite
+RATES = ("link_bandwidth", "local_bandwidth", "dense_bandwidth", "clock_hz")
+
+
 @dataclass(frozen=True)
 class Hardware:
     """One machine. SI units throughout (bytes, seconds, bytes/s, joules, watts).
@@ -90,6 +94,8 @@ class Hardware:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must be a finite number, got {v!r}")
             if f.name in positive and v <= 0:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must be positive, got {v!r}")
+            if f.name in RATES and v < 1:   # below that a token takes longer than floats can hold
+                raise HardwareError(f"hardware {self.name!r}: {f.name} must be at least 1 per second, got {v!r}")
             if v < 0:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must not be negative, got {v!r}")
 
