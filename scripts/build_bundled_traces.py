@@ -15,7 +15,6 @@ Stages (each cached in --build-dir, so a rerun after a crash resumes; --fresh st
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import re

@@ -208,13 +208,7 @@ def keyed_ceiling(trace: Trace, budget: int | None = None, *, source: str = "spa
                       f"{'R(t, l-1)' if source == 'spatial' else 'R(t-1, l)'}, scored on this trace"}
 
 
-def _lagged(trace: Trace, lag: int) -> np.ndarray:
-    """For each token, the token `lag` steps earlier in its sequence (-1 where there is none)."""
-    prev = trace.previous_token()
-    back = np.arange(trace.num_tokens)
-    for _ in range(lag):
-        back = np.where(back >= 0, prev[np.maximum(back, 0)], -1)
-    return back
+_BLOCK = 2048  # decode steps scored at once by the cross-layer rule
 
 
 def _overlap_share(pred: np.ndarray, ids: np.ndarray) -> float:
@@ -226,8 +220,7 @@ def _overlap_share(pred: np.ndarray, ids: np.ndarray) -> float:
 
 def _hottest(trace: Trace, tokens: np.ndarray, k: int) -> np.ndarray:
     """[L, k]: each layer's k most requested experts over `tokens` (lower id first on ties)."""
-    counts = expert_counts(trace.select(tokens=tokens)) if tokens.any() else None
-    return np.argsort(-counts, axis=1, kind="stable")[:, :k]
+    return np.argsort(-expert_counts(trace.select(tokens=tokens)), axis=1, kind="stable")[:, :k]
 
 
 def temporal_vs_static(trace: Trace, max_lag: int = 8) -> dict:
@@ -257,9 +250,11 @@ def temporal_vs_static(trace: Trace, max_lag: int = 8) -> dict:
         raise ConfigError(f"trace: {trace.label} has no decode tokens; temporal_vs_static scores decode steps")
     ids, k, L, E = trace.expert_ids, trace.top_k, trace.num_layers, trace.num_experts
     steps = np.flatnonzero(decode)
+    prev = trace.previous_token()
+    back = steps.copy()   # for each step, the token d steps back in its sequence (-1: none)
     lags = []
-    for d in range(1, max_lag + 1):
-        back = _lagged(trace, d)[steps]
+    for _ in range(max_lag):
+        back = np.where(back >= 0, prev[np.maximum(back, 0)], -1)
         ok = back >= 0
         ok[ok] = decode[back[ok]]   # step against step, as the peer's table counts them
         lags.append(_overlap_share(ids[back[ok]], ids[steps[ok]]) if ok.any() else None)
@@ -272,9 +267,15 @@ def temporal_vs_static(trace: Trace, max_lag: int = 8) -> dict:
                                                                                .repeat(k, axis=1)]
         cross[l] = np.bincount(pairs, minlength=(E + 1) * E).reshape(E + 1, E)
     cross[:, E] = 0
-    src = np.where(ids[steps, :-1] >= 0, ids[steps, :-1], E).astype(np.int64)   # [n, L-1, k]
-    score = cross[np.arange(L - 1)[None, :, None], src].sum(axis=2)                # [n, L-1, E]
-    spatial = np.argsort(-score, axis=2, kind="stable")[:, :, :k]
+    held = 0
+    for lo in range(0, len(steps), _BLOCK):   # blocks: [n, L-1, E] scores of a whole trace are GBs
+        block = steps[lo:lo + _BLOCK]
+        src = np.where(ids[block, :-1] >= 0, ids[block, :-1], E).astype(np.int64)   # [n, L-1, k]
+        score = cross[np.arange(L - 1)[None, :, None], src].sum(axis=2)             # [n, L-1, E]
+        spatial = np.argsort(-score, axis=2, kind="stable")[:, :, :k]
+        routed = ids[block, 1:] >= 0
+        held += ((ids[block, 1:, :, None] == spatial[:, :, None, :]) & routed[..., None]).any(axis=-1).sum()
+    cross_share = float(held / max((ids[steps, 1:] >= 0).sum(), 1))
     return {
         "decode_steps": int(len(steps)), "budget": k,
         "previous_token": lags[0],
@@ -283,7 +284,7 @@ def temporal_vs_static(trace: Trace, max_lag: int = 8) -> dict:
                                                ids[steps]) if prompt.any() else None),
         "random": k / E,
         "lag_overlap": lags,
-        "cross_layer_in_sample": _overlap_share(spatial, ids[steps, 1:]) if L > 1 else None,
+        "cross_layer_in_sample": cross_share if L > 1 else None,
         "definitions": "shares of a decode step's routed experts held by each rule at budget k; see "
                        "stmoe.analysis.temporal_vs_static",
     }

@@ -1,7 +1,6 @@
 """stmoe.book.reproduction: held-out split, the comparison with st-moe's predictions reused, gains
 against the paper's figures, and the numbers that explain the gap."""
 
-import numpy as np
 import pytest
 
 import stmoe

@@ -7,7 +7,6 @@ import pytest
 
 from stmoe import ConfigError, Trace, evaluate, load_trace, synthetic_trace
 from stmoe.cli import main
-from stmoe.predictors import make
 from stmoe.predictors.base import Predictor
 
 

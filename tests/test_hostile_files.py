@@ -313,7 +313,6 @@ def test_npz_deep_header(tmp_path, capsys):
 def test_npz_member_compressed_other_than_deflate_is_refused(tmp_path, capsys):
     """zipfile inflates bzip2 and lzma members past the size the directory states (a 7 KB file
     can hold gigabytes of zeros); stmoe and numpy write stored or deflated members only."""
-    import io
     import zipfile
 
     good = synthetic_trace(20, 2, 4, 2, seed=0).save(tmp_path / "good.npz")

@@ -34,7 +34,7 @@ buffer, MACs, and static power x time.
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numba
@@ -449,9 +449,6 @@ class SimulationResult:
         self.speedup_vs_on_demand = base.latency_per_token_s / self.latency_per_token_s
         self.energy_efficiency_vs_on_demand = base.energy_per_token_j / self.energy_per_token_j
         return self
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     def row(self) -> dict:
         """Every scalar result as one flat dict: what tables, JSON output, sweeps and charts read."""
