@@ -143,7 +143,11 @@ def build_model(cfg: dict):
     return Qwen3MoeForCausalLM(Qwen3MoeConfig(**params, output_router_logits=True))
 
 
-def train(build: Path, cfg: dict, streams: dict[str, np.ndarray]) -> dict:
+def train(build: Path, cfg: dict, streams: dict[str, np.ndarray],
+          heldout: dict[str, list[np.ndarray]]) -> dict:
+    """Train until held-out loss stops improving (less than `plateau_improvement` over the last
+    `plateau_window` of the steps so far), the step budget is spent, or `max_minutes` pass;
+    which of the three ended the run is recorded in the summary with the loss curve."""
     import torch
     summary_path = build / "train_summary.json"
     if (build / "model" / "config.json").exists() and summary_path.exists():
@@ -168,12 +172,19 @@ def train(build: Path, cfg: dict, streams: dict[str, np.ndarray]) -> dict:
         floor = t["min_lr_ratio"]
         return t["lr"] * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac)))
 
+    def evaluate(step: int) -> dict:
+        model.eval()
+        row = {"step": step, **{d: heldout_loss(model, seqs) for d, seqs in heldout.items()}}
+        model.train()
+        return row
+
     domains = sorted(streams)
     per_domain = t["batch_size"] // len(domains)
     width = t["seq_len"]
     model.train()
     start = time.time()
-    history = []
+    train_curve, heldout_curve = [], [evaluate(0)]
+    stopped = "step budget"
     for step in range(t["steps"]):
         rows = []
         for d in domains:
@@ -188,16 +199,34 @@ def train(build: Path, cfg: dict, streams: dict[str, np.ndarray]) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), t["grad_clip"])
         opt.step()
         lm_loss = float(out.loss.detach()) - cfg["model"]["router_aux_loss_coef"] * float(out.aux_loss.detach())
-        history.append(lm_loss)
-        if step % 10 == 0 or step == t["steps"] - 1:
-            log(f"step {step:4d}/{t['steps']} lm loss {lm_loss:.3f} aux {float(out.aux_loss):.3f} "
-                f"lr {lr_at(step):.2e} {(time.time() - start) / (step + 1):.2f} s/step")
+        train_curve.append(round(lm_loss, 4))
+        done = step + 1
+        if done % t["eval_every"] == 0 or done == t["steps"]:
+            heldout_curve.append(evaluate(done))
+            h = heldout_curve[-1]
+            log(f"step {done:4d}/{t['steps']} lm loss {np.mean(train_curve[-t['eval_every']:]):.3f} "
+                f"held-out " + " ".join(f"{d} {h[d]:.3f}" for d in sorted(heldout))
+                + f" aux {float(out.aux_loss):.3f} lr {lr_at(step):.2e} "
+                f"{(time.time() - start) / done:.2f} s/step")
+            # plateau: mean held-out loss now against the evaluation a fifth of the run back
+            back = [r for r in heldout_curve if r["step"] <= done * (1 - t["plateau_window"])]
+            if done >= t["steps"] * 0.4 and back:
+                then, now = (np.mean([r[d] for d in heldout]) for r in (back[-1], h))
+                if (then - now) / then < t["plateau_improvement"]:
+                    stopped = f"plateau (held-out improved {100 * (then - now) / then:.2f}% since step {back[-1]['step']})"
+                    break
+            if time.time() - start > 60 * t["max_minutes"]:
+                stopped = f"time cap ({t['max_minutes']} min)"
+                break
     model.save_pretrained(build / "model")
-    summary = {"steps": t["steps"], "tokens_seen": t["steps"] * t["batch_size"] * width,
-               "final_loss_last50": float(np.mean(history[-50:])),
-               "train_seconds": round(time.time() - start, 1), "parameters": n_params}
+    summary = {"steps": done, "planned_steps": t["steps"], "stopped_by": stopped,
+               "tokens_seen": done * t["batch_size"] * width,
+               "final_loss_last50": float(np.mean(train_curve[-50:])),
+               "final_heldout_loss": {d: round(heldout_curve[-1][d], 4) for d in heldout},
+               "train_seconds": round(time.time() - start, 1), "parameters": n_params,
+               "threads": t["threads"], "train_curve": train_curve, "heldout_curve": heldout_curve}
     summary_path.write_text(json.dumps(summary, indent=2))
-    log(f"trained: {summary}")
+    log(f"trained: {done} steps, stopped by {stopped}, {summary['train_seconds'] / 60:.1f} min")
     return summary
 
 
@@ -237,7 +266,7 @@ def record_domain(model, cfg: dict, tok, domain: str, docs, name: str, training:
     r = cfg["recording"]
     seqs = heldout_sequences(tok, docs, r["sequence_tokens"], r["sequences_per_domain"])
     model.eval()
-    loss = heldout_loss(model, seqs[:8])
+    loss = heldout_loss(model, seqs[:cfg["training"]["eval_sequences"]])
     source = ("Python %s standard library source (held-out modules)" % sys.version.split()[0]
               if domain == "code" else "King James Bible (held-out books), Debian bible-kjv-text")
     trace = stmoe.record(model, [s.tolist() for s in seqs], prompt_tokens=r["prompt_tokens"],
@@ -250,53 +279,98 @@ def record_domain(model, cfg: dict, tok, domain: str, docs, name: str, training:
     return trace, loss
 
 
+def training_meta(summary: dict, every: int) -> dict:
+    """What a trace's meta says about training: the figures of the summary, with the training
+    curve averaged over each evaluation interval so the meta stays small."""
+    curve = summary["train_curve"]
+    train = [{"step": min(i + every, len(curve)), "loss": round(float(np.mean(curve[i:i + every])), 4)}
+             for i in range(0, len(curve), every)]
+    return {**{k: v for k, v in summary.items() if not k.endswith("_curve")},
+            "train_curve": train, "heldout_curve": summary["heldout_curve"]}
+
+
 # ---------------------------------------------------------------------------------------- catalog
 
 NAMES = {"code": "tiny-moe-code", "prose": "tiny-moe-prose"}
+CONTROL = "tiny-moe-untrained"
+SHAPE = ("(8 layers, top-4 of 32), 64 prefill + 448 teacher-forced decode tokens per sequence")
 DESCRIPTIONS = {
-    "code": "held-out Python standard library modules, routed by the project's small Qwen3-MoE "
-            "(8 layers, top-4 of 32), 64 prefill + 448 teacher-forced decode tokens per sequence",
-    "prose": "held-out books of the King James Bible, routed by the project's small Qwen3-MoE "
-             "(8 layers, top-4 of 32), 64 prefill + 448 teacher-forced decode tokens per sequence",
+    "code": "held-out Python standard library modules, routed by the project's small trained "
+            "Qwen3-MoE " + SHAPE,
+    "prose": "held-out books of the King James Bible, routed by the project's small trained "
+             "Qwen3-MoE " + SHAPE,
+    CONTROL: "control: the same held-out code as tiny-moe-code, routed by the same architecture "
+             "with its initial, untrained weights " + SHAPE,
 }
 
 
 def findings(rows: list[dict]) -> str:
     """One paragraph reading the table, so the prose always matches the numbers above it."""
-    by = {r["trace"].split(" ")[0]: r for r in rows}
+    by = {r["trace"]: r for r in rows}
+    untrained = {"code": CONTROL, "prose": "untrained-prose"}
     parts = []
     for d, name in NAMES.items():
-        r, u = by[name], by[f"untrained-{d}"]
+        r, u = by[name], by[untrained[d]]
         parts.append(f"{d}: cross-layer recall {100 * r['cross_layer']:.0f}% "
                      f"({r['cross_layer'] / r['chance']:.1f}x chance; untrained "
                      f"{100 * u['cross_layer']:.0f}%), next-token reuse {100 * r['reuse']:.0f}% "
-                     f"(untrained {100 * u['reuse']:.0f}%), popularity {100 * r['popularity']:.0f}%")
-    gained = all(by[n]["cross_layer"] > by[f"untrained-{d}"]["cross_layer"] for d, n in NAMES.items())
-    lost = all(by[n]["reuse"] < by[f"untrained-{d}"]["reuse"] for d, n in NAMES.items())
+                     f"(untrained {100 * u['reuse']:.0f}%), popularity {100 * r['popularity']:.0f}%, "
+                     f"top-10% share {100 * r['top10_share']:.0f}% (untrained "
+                     f"{100 * u['top10_share']:.0f}%)")
+    gained = all(by[n]["cross_layer"] > by[untrained[d]]["cross_layer"] for d, n in NAMES.items())
     return ("In this build, " + "; ".join(parts) + ". Training made the cross-layer signal "
             + ("stronger" if gained else "not uniformly stronger") + " than the untrained "
-            "network's" + (", while the untrained network's higher reuse (its hidden states "
-                           "change little from token to token) gave way to more token-specific "
-                           "routing." if lost else "."))
+            "network's.")
 
 
-def write_data_dir(traces: dict, baselines: list, cfg: dict, summary: dict, losses: dict,
-                   record_seconds: float) -> None:
+def previous_rows() -> tuple[list[dict], str]:
+    """The structure rows of the bundled traces this build replaces, measured before they are
+    overwritten, so the data card shows what the new training changed."""
+    from scripts.measure_structure import measure
+    from stmoe import load_trace
+    from stmoe.readers.catalog import DATA_DIR
+    rows, steps = [], set()
+    for name in NAMES.values():
+        if (DATA_DIR / f"{name}.npz").exists():
+            trace = load_trace(name)
+            steps.add(trace.meta.get("training", {}).get("steps"))
+            row = measure(trace)
+            rows.append({**row, "trace": f"{name} (previous build)"})
+    text = (f"The rows marked *previous build* are the traces this build replaced (a model trained "
+            f"{', '.join(str(s) for s in sorted(steps, key=str))} steps), measured just before "
+            "they were overwritten." if rows else "")
+    return rows, text
+
+
+def write_figure(training: dict, path: Path) -> None:
+    import vl_convert
+
+    from stmoe.charts.trace_analysis import training_curve_chart
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(vl_convert.vegalite_to_svg(training_curve_chart(training).to_dict()))
+    tmp.replace(path)
+
+
+def write_data_dir(traces: dict, calibration: list, previous: tuple[list, str], cfg: dict,
+                   summary: dict, losses: dict, record_seconds: float) -> None:
     from scripts.measure_structure import markdown, measure
     from stmoe.readers.catalog import CATALOG, DATA_DIR, sha256_of
     DATA_DIR.mkdir(exist_ok=True)
     catalog = []
     # shipped public traces (scripts/ship_public_traces.py) stay in the catalog
     shipped = [e for e in json.loads(CATALOG.read_text()) if e.get("kind") == "public"] if CATALOG.exists() else []
-    for domain, trace in traces.items():
-        name = NAMES[domain]
+    for name, trace in traces.items():
         path = trace.save(DATA_DIR / f"{name}.npz")
         catalog.append({"name": name, "file": path.name, "sha256": sha256_of(path), "kind": "project",
-                        "description": DESCRIPTIONS[domain], "domain": domain})
+                        "description": DESCRIPTIONS.get(trace.meta["domain"] if name != CONTROL else CONTROL),
+                        "domain": trace.meta["domain"]})
     tmp = CATALOG.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(catalog + shipped, indent=2) + "\n")
     tmp.replace(CATALOG)
-    rows = [measure(t) for t in [*traces.values(), *baselines]]
+    write_figure(traces[NAMES["code"]].meta["training"], DATA_DIR / "training_curve.svg")
+    rows = [measure(t) for t in [*traces.values(), *calibration]]
+    rows = [{**r, "trace": n} for r, n in zip(rows, [*traces, "untrained-prose"])]
+    rows += previous[0]
     try:
         from stmoe import load_trace
         rows.append(measure(load_trace("qwen3-30b-a3b")))
@@ -304,20 +378,30 @@ def write_data_dir(traces: dict, baselines: list, cfg: dict, summary: dict, loss
         log(f"qwen3-30b-a3b not measured: {exc}")
     sums = [(e["file"], e["sha256"]) for e in catalog]
     sums.append(("datasets.json", sha256_of(CATALOG)))
+    t = cfg["training"]
     template = Path(__file__).with_name("bundled_readme.md.in").read_text()
     readme = template.format(
-        model=json.dumps(cfg["model"], indent=2), training=json.dumps(cfg["training"], indent=2),
+        model=json.dumps(cfg["model"], indent=2), training=json.dumps(t, indent=2),
         python=sys.version.split()[0], steps=summary["steps"], tokens=summary["tokens_seen"],
+        planned_steps=summary["planned_steps"], stopped_by=summary["stopped_by"],
+        eval_every=t["eval_every"], max_minutes=t["max_minutes"],
+        tokens_ratio=summary["tokens_seen"] / 614400, aux_coef=cfg["model"]["router_aux_loss_coef"],
+        threads=summary["threads"], sec_per_step=summary["train_seconds"] / summary["steps"],
+        batch_tokens=t["batch_size"] * t["seq_len"],
         loss=summary["final_loss_last50"], train_min=summary["train_seconds"] / 60,
         record_min=record_seconds / 60, params=summary["parameters"] / 1e6,
-        loss_code=losses["code"], loss_prose=losses["prose"], seed=cfg["seed"],
-        every=cfg["corpora"]["heldout_every"], table=markdown(rows), findings=findings(rows),
-        counts="\n".join(f"- `{NAMES[d]}`: {t.num_tokens} tokens in "
-                         f"{len(np.unique(t.sequence))} sequences, "
-                         f"{int((t.phase == 1).sum())} of them decode" for d, t in traces.items()),
+        loss_code=losses["code"], loss_prose=losses["prose"],
+        untrained_code=losses["untrained-code"], untrained_prose=losses["untrained-prose"],
+        seed=cfg["seed"], every=cfg["corpora"]["heldout_every"], table=markdown(rows),
+        findings=findings(rows), previous=previous[1],
+        counts="\n".join(f"- `{n}`: {t.num_tokens} tokens in {len(np.unique(t.sequence))} "
+                         f"sequences, {int((t.phase == 1).sum())} of them decode"
+                         for n, t in traces.items()),
         sha256="\n".join(f"{digest}  {f}" for f, digest in sums))
-    (DATA_DIR / "README.md").write_text(readme)
-    log("wrote data/: " + ", ".join(f for f, _ in sums) + ", README.md")
+    tmp = DATA_DIR / "README.md.tmp"
+    tmp.write_text(readme)
+    tmp.replace(DATA_DIR / "README.md")
+    log("wrote data/: " + ", ".join(f for f, _ in sums) + ", training_curve.svg, README.md")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,7 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     streams = {d: token_stream(tok, parts["train"]) for d, parts in split.items()}
     for d, s in streams.items():
         log(f"{d}: {len(s) / 1e6:.2f} M training tokens")
-    summary = train(args.build_dir, cfg, streams)
+    r = cfg["recording"]
+    heldout = {d: heldout_sequences(tok, parts["heldout"], r["sequence_tokens"],
+                                    r["sequences_per_domain"])[:cfg["training"]["eval_sequences"]]
+               for d, parts in split.items()}
+    summary = train(args.build_dir, cfg, streams, heldout)
     if args.stop_after == "train":
         return 0
     import torch
@@ -349,18 +437,23 @@ def main(argv: list[str] | None = None) -> int:
     trained = Qwen3MoeForCausalLM.from_pretrained(args.build_dir / "model", dtype="float32")
     torch.manual_seed(cfg["seed"])
     untrained = build_model(cfg)  # the same initial weights training started from
-    traces, losses, baselines = {}, {}, []
+    meta = training_meta(summary, cfg["training"]["eval_every"])
+    traces, losses, calibration = {}, {}, []
     for domain, parts in split.items():
-        traces[domain], losses[domain] = record_domain(trained, cfg, tok, domain, parts["heldout"],
-                                                       NAMES[domain], summary)
-        log(f"recorded {domain}: {traces[domain].num_tokens} tokens, held-out loss "
+        traces[NAMES[domain]], losses[domain] = record_domain(trained, cfg, tok, domain, parts["heldout"],
+                                                              NAMES[domain], meta)
+        log(f"recorded {domain}: {traces[NAMES[domain]].num_tokens} tokens, held-out loss "
             f"{losses[domain]:.3f}")
-        baselines.append(record_domain(untrained, cfg, tok, domain, parts["heldout"],
-                                       f"untrained-{domain} (calibration, not shipped)",
-                                       {"steps": 0})[0])
+        control, losses[f"untrained-{domain}"] = record_domain(
+            untrained, cfg, tok, domain, parts["heldout"],
+            CONTROL if domain == "code" else f"untrained-{domain}", {"steps": 0})
+        if domain == "code":
+            traces[CONTROL] = control
+        else:
+            calibration.append(control)
     if args.stop_after == "record":
         return 0
-    write_data_dir(traces, baselines, cfg, summary, losses, time.time() - started)
+    write_data_dir(traces, calibration, previous_rows(), cfg, summary, losses, time.time() - started)
     return 0
 
 

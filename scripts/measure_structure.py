@@ -11,9 +11,13 @@ Figures, each over (token, layer) cells of decode tokens, against chance k/E:
   popularity     recall of a static per-layer top-k from the same profile tokens (a baseline)
   stale gate     recall of the recorded stale gate (layer l's router on layer l-1's input),
                  where the trace has it
-Profile/score split: even sequences profile, odd ones are scored; a single-sequence trace is
-split in time (first half of its decode tokens profile, second half scored). Nothing is scored
-on tokens it was fitted on.
+  entropy        per-layer expert-use entropy in bits (log2 E = perfectly balanced), mean over
+                 layers, and the top-10% share: requests taken by the ceil(E/10) most used
+                 experts of a layer, mean over layers (stmoe.analysis.popularity)
+  predictors     decode recall at budget k of every predictor, `stmoe.evaluate`'s split protocol
+Profile/score split: `stmoe.splits.profile_half`, the one every chapter uses: the first half of
+the sequences profile and the second half is scored; a single-sequence trace is split in time
+(first half of its tokens profile). Nothing is scored on tokens it was fitted on.
 """
 
 from __future__ import annotations
@@ -24,7 +28,11 @@ import sys
 
 import numpy as np
 
-from stmoe import DECODE, StmoeError, Trace, load_trace
+from stmoe import DECODE, StmoeError, Trace, evaluate, load_trace
+from stmoe.analysis import popularity as use_statistics
+from stmoe.splits import profile_half
+
+PREDICTORS = ("popularity", "previous-token", "history", "cct", "st-moe", "stale-gate")
 
 
 def overlap(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -36,15 +44,8 @@ def overlap(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def split_tokens(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
     """Masks of profile and scored decode tokens (see module docstring)."""
     decode = trace.phase == DECODE
-    seqs = np.unique(trace.sequence[decode])
-    if len(seqs) >= 2:
-        profile_seqs = seqs[::2]
-        profile = decode & np.isin(trace.sequence, profile_seqs)
-        return profile, decode & ~profile
-    order = np.flatnonzero(decode)
-    half = np.zeros(trace.num_tokens, bool)
-    half[order[: len(order) // 2]] = True
-    return half, decode & ~half
+    first = profile_half(trace)
+    return decode & first, decode & ~first
 
 
 def temporal_reuse(trace: Trace, tokens: np.ndarray) -> float:
@@ -111,6 +112,9 @@ def measure(trace: Trace) -> dict:
         raise StmoeError(f"{trace.name}: no decode tokens to measure")
     profile, scored = split_tokens(trace)
     cross, popular = cross_layer_recall(trace, profile, scored)
+    use = use_statistics(trace.select(tokens=trace.phase == DECODE))
+    names = [p for p in PREDICTORS if p != "stale-gate" or trace.stale_gate is not None]
+    result = evaluate(trace, names, phases="decode")
     return {
         "trace": trace.name, "experts": trace.num_experts, "top_k": trace.top_k,
         "layers": trace.num_layers, "decode_tokens": int((trace.phase == DECODE).sum()),
@@ -119,20 +123,29 @@ def measure(trace: Trace) -> dict:
         "reuse": temporal_reuse(trace, trace.phase == DECODE),
         "cross_layer": cross, "popularity": popular,
         "stale_gate": stale_gate_recall(trace, scored),
+        "entropy_bits": float(use["entropy_bits"].mean()), "max_entropy_bits": use["max_entropy_bits"],
+        "top10_share": float(use["top10_share"].mean()),
+        "recall_at_k": {r["predictor"]: r["recall"] for r in result.rows},
     }
 
 
 def markdown(rows: list[dict]) -> str:
+    """Two tables: the routing's structure, then every predictor's decode recall at budget k."""
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.1f}%"
     lines = ["| trace | E | k | layers | decode tokens (profile / scored) | chance k/E | "
-             "next-token reuse | cross-layer recall | popularity recall | stale-gate recall |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "entropy (bits, of log2 E) | top-10% share | next-token reuse | cross-layer recall | "
+             "popularity recall | stale-gate recall |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['trace']} | {r['experts']} | {r['top_k']} | {r['layers']} | "
                      f"{r['decode_tokens']} ({r['profile_tokens']} / {r['scored_tokens']}) | "
-                     f"{pct(r['chance'])} | {pct(r['reuse'])} | {pct(r['cross_layer'])} | "
+                     f"{pct(r['chance'])} | {r['entropy_bits']:.2f} of {r['max_entropy_bits']:.2f} | "
+                     f"{pct(r['top10_share'])} | {pct(r['reuse'])} | {pct(r['cross_layer'])} | "
                      f"{pct(r['popularity'])} | {pct(r['stale_gate'])} |")
+    lines += ["", "| trace | " + " | ".join(PREDICTORS) + " |", "|---|" + "---|" * len(PREDICTORS)]
+    for r in rows:
+        lines.append(f"| {r['trace']} | " + " | ".join(pct(r["recall_at_k"].get(p)) for p in PREDICTORS) + " |")
     return "\n".join(lines)
 
 

@@ -275,6 +275,9 @@ class Trace:
             "source": self.meta.get("source"),
             "license": self.meta.get("license"),
             "caveats": list(self.meta.get("caveats", [])),
+            # how the recorded model was trained (bundled traces), without the loss curves
+            "training": ({k: v for k, v in self.meta["training"].items() if not k.endswith("_curve")}
+                         if isinstance(self.meta.get("training"), dict) else None),
         }
 
     def __repr__(self) -> str:

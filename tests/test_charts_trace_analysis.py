@@ -3,9 +3,9 @@
 import numpy as np
 
 import stmoe
+from stmoe.book.trace_analysis import layer_popularity, phase_popularity
 from stmoe.charts.base import render_svg
 from stmoe.charts.trace_analysis import expert_share_chart, layer_stat_chart
-from stmoe.book.trace_analysis import layer_popularity, phase_popularity
 
 
 def test_expert_share_chart_is_sorted_shares_with_uniform_rule():
@@ -26,3 +26,21 @@ def test_layer_stat_chart_holds_each_layers_value():
     assert [r["gini"] for r in lines["data"]["values"]] == [r["gini"] for r in rows]
     assert rule["data"]["values"] == [{"group": "a", "gini": 0.1}]
     assert phase_popularity(tr, "decode")["counts"].sum() == sum(r["requests"] for r in rows)
+
+
+def test_training_curve_chart_draws_every_curve_point():
+    from stmoe.charts.trace_analysis import training_curve_chart, training_curve_rows
+    training = {"train_curve": [{"step": 50, "loss": 6.0}, {"step": 100, "loss": 5.0}],
+                "heldout_curve": [{"step": 0, "code": 8.3, "prose": 8.3}, {"step": 100, "code": 5.5, "prose": 4.5}]}
+    rows = training_curve_rows(training)
+    assert {(r["curve"], r["step"], r["loss"]) for r in rows} == {
+        ("training", 50, 6.0), ("training", 100, 5.0), ("held-out code", 0, 8.3),
+        ("held-out prose", 0, 8.3), ("held-out code", 100, 5.5), ("held-out prose", 100, 4.5)}
+    spec = training_curve_chart(training).to_dict()
+    assert len(spec["data"]["values"]) == 6 and "held-out prose" in render_svg(training_curve_chart(training))
+    try:
+        training_curve_chart({})
+    except ValueError as exc:
+        assert "no loss curve" in str(exc)
+    else:
+        raise AssertionError("an empty training record must be refused")

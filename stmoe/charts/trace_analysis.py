@@ -49,3 +49,29 @@ def layer_stat_chart(rows: list[dict], stat: str, title: str, baselines: dict | 
         base = [{"group": g, stat: v} for g, v in baselines.items()]
         layers.append(theme.rule(base, y=f"{stat}:Q", color=color))
     return alt.layer(*layers).properties(title=title, width=460, height=220)
+
+
+def training_curve_rows(training: dict) -> list[dict]:
+    """{step, loss, curve} rows from a bundled trace's `meta["training"]`: the training loss
+    (averaged per evaluation interval) and the held-out loss of each domain."""
+    rows = [{"step": r["step"], "loss": r["loss"], "curve": "training"}
+            for r in training.get("train_curve", [])]
+    for r in training.get("heldout_curve", []):
+        rows += [{"step": r["step"], "loss": v, "curve": f"held-out {k}"}
+                 for k, v in r.items() if k != "step"]
+    return rows
+
+
+def training_curve_chart(training: dict, title: str = "Bundled model: language-model loss by step"):
+    """Training and held-out loss (nats per token) against the training step."""
+    import altair as alt
+
+    rows = training_curve_rows(training)
+    if not rows:
+        raise ValueError("training: no loss curve in this trace's meta (not a bundled trace?)")
+    return alt.Chart(rows_data(rows)).mark_line(point=True).encode(
+        x=alt.X("step:Q", title="training step"),
+        y=alt.Y("loss:Q", title="loss (nats / token)", scale=alt.Scale(zero=False)),
+        color=theme.color("curve:N", [r["curve"] for r in rows]),
+        tooltip=["curve:N", "step:Q", alt.Tooltip("loss:Q", format=".3f")],
+    ).properties(title=title, width=460, height=240, usermeta=theme.SVG_RENDERER)

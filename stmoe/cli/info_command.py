@@ -28,6 +28,14 @@ def run(args) -> int:
     for key in ("domain", "source", "license"):
         if s[key]:
             print(f"  {key:<10} {s[key]}")
+    training = s["training"] or {}
+    if training.get("steps") is not None:
+        held = training.get("heldout_loss")
+        print(f"  training   {training['steps']} steps"
+              + (f", {training['tokens_seen']:,} tokens" if "tokens_seen" in training else "")
+              + (f", final training loss {training['final_loss_last50']:.2f}"
+                 if "final_loss_last50" in training else "")
+              + (f", held-out loss {held:.2f} nats/token" if isinstance(held, (int, float)) else ""))
     for caveat in s["caveats"]:
         print(f"  caveat     {caveat}")
     return 0
