@@ -361,7 +361,9 @@ def write_data_dir(traces: dict, calibration: list, previous: tuple[list, str], 
     shipped = [e for e in json.loads(CATALOG.read_text()) if e.get("kind") == "public"] if CATALOG.exists() else []
     for name, trace in traces.items():
         path = trace.save(DATA_DIR / f"{name}.npz")
-        catalog.append({"name": name, "file": path.name, "sha256": sha256_of(path), "kind": "project",
+        # kind "control": loadable by name, but not one of the report's default traces
+        catalog.append({"name": name, "file": path.name, "sha256": sha256_of(path),
+                        "kind": "control" if name == CONTROL else "project",
                         "description": DESCRIPTIONS.get(trace.meta["domain"] if name != CONTROL else CONTROL),
                         "domain": trace.meta["domain"]})
     tmp = CATALOG.with_suffix(".json.tmp")

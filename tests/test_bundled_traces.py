@@ -17,16 +17,18 @@ from stmoe.readers import catalog as ds
 CATALOG = json.loads((ROOT / "data" / "datasets.json").read_text())
 PROJECT = [e for e in CATALOG if e["kind"] == "project"]
 NAMES = [e["name"] for e in PROJECT]
+CONTROL = "tiny-moe-untrained"
 
 
-def test_one_project_trace_per_domain():
+def test_one_project_trace_per_domain_and_the_untrained_control():
     assert sorted(e["domain"] for e in PROJECT) == ["code", "prose"]
-    assert sorted(e["kind"] for e in CATALOG) == ["project"] * 2 + ["public"] * 3
+    assert sorted(e["kind"] for e in CATALOG) == ["control"] + ["project"] * 2 + ["public"] * 3
+    assert ds.project_traces() == NAMES  # the control is not one of the report's traces
     for e in CATALOG:
         assert set(e) >= {"name", "file", "sha256", "kind", "description", "domain"}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [*NAMES, CONTROL])
 def test_bundled_trace_is_complete_and_real(name):
     trace = load_trace(name)
     assert trace.name == name and not trace.is_synthetic
@@ -40,6 +42,20 @@ def test_bundled_trace_is_complete_and_real(name):
         assert len(phases) == 512 and (phases[:64] == PREFILL).all() and (phases[64:] == DECODE).all()
     for key in ("model", "license", "source", "prompt_source", "date", "recorded_with", "training"):
         assert trace.meta.get(key), key
+
+
+def test_trained_model_meets_its_loss_targets_and_differs_from_its_control():
+    """Issue 13's training targets, read from what the build recorded in the traces' meta, and
+    the control recorded on the very same tokens with the initial weights."""
+    code, prose, control = (load_trace(n) for n in ("tiny-moe-code", "tiny-moe-prose", CONTROL))
+    training = code.meta["training"]
+    assert training["tokens_seen"] >= 10 * 614_400
+    assert training["heldout_loss"] <= 5.0 and prose.meta["training"]["heldout_loss"] <= 4.0
+    assert control.meta["training"]["steps"] == 0
+    assert control.meta["training"]["heldout_loss"] > training["heldout_loss"] + 1.0
+    assert np.array_equal(control.token_ids, code.token_ids)
+    assert measure(code)["cross_layer"] > measure(control)["cross_layer"]
+    assert training["heldout_curve"][-1]["code"] < training["heldout_curve"][0]["code"]
 
 
 @pytest.mark.parametrize("name", NAMES)
