@@ -20,6 +20,7 @@ from stmoe.sim.hardware import preset
 from stmoe.sim.pareto import pareto_front
 from stmoe.sim.sensitivity import Sensitivity, sensitivity
 from stmoe.sim.sweeps import sweep
+from stmoe.sim.systems import predictions_note
 from stmoe.sim.timing import layer_costs
 
 
@@ -81,7 +82,9 @@ def assumption_sensitivity(data: HeldOut, hardware="accelerator", *, lookahead: 
     """Each constant the preset marks ASSUMPTION, varied alone over its cited range
     (`stmoe.sim.sensitivity.RANGES`), with st-moe's held-out predictions; its rows, largest swing
     first, are what `stmoe.charts.sensitivity.tornado_chart` draws."""
-    return sensitivity(data.scored, hardware, predictions=data.predictions_for(lookahead), dims=data.dims)
+    result = sensitivity(data.scored, hardware, predictions=data.predictions_for(lookahead), dims=data.dims)
+    result.notes.append(predictions_note(data.predictor, data.budget or data.scored.top_k, lookahead, data.profile))
+    return result
 
 
 def gain_rows(rows: list[dict], baseline: str = "lru-cache") -> list[dict]:

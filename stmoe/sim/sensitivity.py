@@ -41,8 +41,9 @@ class Range:
 RANGES: tuple[Range, ...] = (
     # accelerator
     Range("accelerator", "link_latency", 50e-9, 500e-9,
-          "low: one HBM2 row cycle (tRC in the 45-50 ns class, JEDEC JESD235) with the DMA set-up "
-          "overlapped; high: a GPU's global-memory access takes ~200 ns (Zhang, Lipton, Li, Smola, "
+          "low: one DRAM row cycle alone, the DMA set-up overlapped (tRC is ~50 ns across DRAM "
+          "generations, e.g. 55 ns in Qimonda's DDR2-533 HYS72T datasheet, 2006; HBM keeps the DRAM "
+          "core's timing); high: a GPU's global-memory access takes ~200 ns (Zhang, Lipton, Li, Smola, "
           "'Dive into Deep Learning', 2023, ch. Hardware), and a DMA descriptor fetch, the data "
           "access and the completion write are two to three such round trips",
           "how long a fetch waits before its first byte moves: hidden by a prefetch, paid by a miss"),
@@ -59,8 +60,8 @@ RANGES: tuple[Range, ...] = (
           "leakage and clocking of the die: energy only, never latency"),
     Range("accelerator", "dense_bandwidth", 128e9, 460e9,
           "low: a first-generation HBM stack, 1 Gb/s per pin x 1024 = 128 GB/s (JEDEC JESD235, "
-          "2013); high: an HBM2E stack at 3.6 Gb/s per pin, 460 GB/s (SK hynix HBM2E, 2019; "
-          "JESD235C)",
+          "2013); high: an HBM2E stack at 3.6 Gb/s per pin, 460 GB/s (SK hynix HBM2E announcement, "
+          "2019)",
           "the rate is JESD235's, but a second stack for attention weights is our design choice "
           "(the paper does not say where they live); it sets attention time for every system",
           marked=False),
@@ -84,8 +85,9 @@ RANGES: tuple[Range, ...] = (
           "energy per byte moved over the link: energy only"),
     Range("gpu-pcie", "static_w", 50.0, 147.0,
           "low: the idle-with-context increment alone is 26-50 W on HBM GPUs (Vadari, 'The Model "
-          "Parking Tax', arXiv 2605.23918, 2026), its top taken as the least; high: 146.7 W measured "
-          "on an A100 SXM at 0% utilisation (Bains, 'The Ghost Power Anomaly' white paper, 2026)",
+          "Parking Tax', arXiv 2605.23918, 2026), its top taken as the least; high: an A100 SXM "
+          "measured drawing 146.7 W at 0% reported utilisation (Bains, 'The Ghost Power Anomaly', "
+          "white paper, 2026)",
           "board power drawn whatever the work: energy only"),
     # edge-flash
     Range("edge-flash", "link_latency", 50e-6, 200e-6, HALVED_AND_DOUBLED,
@@ -159,8 +161,8 @@ def sensitivity(trace: Trace, hardware="accelerator", *, predictions=None, dims:
     for r in ranges_for(hw) if ranges is None else ranges:
         value = getattr(hw, r.field)
         if reference is not None and value != getattr(reference, r.field):
-            notes.append(f"{r.field} not varied: set to {value:g} here, not the {hw.name} preset's "
-                         f"assumed {getattr(reference, r.field):g}")
+            notes.append(f"{r.field} not varied: set to {value:.4g} here, not the {hw.name} preset's "
+                         f"assumed {getattr(reference, r.field):.4g}")
             continue
         try:
             low = _ratios(trace, hw.with_(**{r.field: r.low}), dims, predictions)
@@ -179,7 +181,7 @@ def sensitivity(trace: Trace, hardware="accelerator", *, predictions=None, dims:
         if not r.marked:
             notes.append(f"{r.field} is not marked ASSUMPTION in the preset, and varied because {r.why}")
     rows.sort(key=lambda row: -row["relative_swing"])
-    notes.append("each constant varied alone, the others at the preset's values; rows sorted by the "
+    notes.append("each constant varied alone, the others kept as given; rows sorted by the "
                  "larger of the speedup and energy-efficiency swings, each relative to its baseline")
     notes.append("SRAM_ARRAY_EFFICIENCY (ASSUMPTION) is not varied: it changes the buffer's area, "
                   "never latency or energy")
