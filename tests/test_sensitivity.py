@@ -107,3 +107,7 @@ def test_unknown_hardware_has_no_ranges():
 
     with pytest.raises(ConfigError, match="no sensitivity ranges for hardware 'mine'"):
         ranges_for(PRESETS["accelerator"].with_(name="mine"))
+    data = small_held_out()
+    with pytest.raises(ConfigError, match="a range of gpu-pcie's static_w given for hardware 'accelerator'"):
+        sensitivity(data.scored, "accelerator", predictions=data.predictions_for(1), dims=data.dims,
+                    ranges=[r for r in ranges_for("gpu-pcie") if r.field == "static_w"])

@@ -159,6 +159,8 @@ def sensitivity(trace: Trace, hardware="accelerator", *, predictions=None, dims:
     rows = []
     reference = PRESETS.get(hw.name)
     for r in ranges_for(hw) if ranges is None else ranges:
+        if r.preset != hw.name:
+            raise ConfigError(f"ranges: a range of {r.preset}'s {r.field} given for hardware {hw.name!r}")
         value = getattr(hw, r.field)
         if reference is not None and value != getattr(reference, r.field):
             notes.append(f"{r.field} not varied: set to {value:.4g} here, not the {hw.name} preset's "
