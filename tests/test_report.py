@@ -30,12 +30,13 @@ def test_report_contents(report_dir):
     assert any("analysing routing structure" in m for m in messages)
     page = (out / "report.html").read_text()
     assert "broken.csv" in page and "(synthetic)" in page and "reuse of previous token" in page
-    assert page.count("<svg") == 5  # recall chart, one system chart per preset, and at Qwen3 sizes
+    # recall chart, one system chart and one tornado per preset, and systems at Qwen3 sizes
+    assert page.count("<svg") == 8 and page.count("Sensitivity to the") == 3
     # Self-contained: no scripts, no external resources.
     assert "<script" not in page
     assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", page)
     figures = sorted(p.name for p in (out / "figures").iterdir())
-    assert len(figures) == 10 and all(n.endswith((".svg", ".png")) for n in figures)
+    assert len(figures) == 16 and all(n.endswith((".svg", ".png")) for n in figures)
     saved = json.loads((out / "summary.json").read_text())
     res = saved["traces"][0]
     recall = {r["predictor"]: r["recall"] for r in res["prediction"]["rows"]}
@@ -45,6 +46,10 @@ def test_report_contents(report_dir):
     acc = {r["system"]: r for r in res["systems"]["accelerator"]["rows"]}
     assert acc["on-demand"]["speedup_vs_on_demand"] == 1.0
     assert acc["all-resident"]["speedup_vs_on_demand"] >= acc["st-moe"]["speedup_vs_on_demand"]
+    sens = res["sensitivity"]["gpu-pcie"]
+    assert sens["speedup"] == pytest.approx(
+        {r["system"]: r for r in res["systems"]["gpu-pcie"]["rows"]}["st-moe"]["speedup_vs_on_demand"])
+    assert {r["field"] for r in sens["rows"]} >= {"link_latency", "static_w"}
 
 
 def test_report_cli_exit_codes(tmp_path, capsys):

@@ -18,7 +18,9 @@ from stmoe.sim.explore import default_out, read_results
 from stmoe.sim.explore_spec import read_spec
 from stmoe.sim.hardware import preset
 from stmoe.sim.pareto import pareto_front
+from stmoe.sim.sensitivity import Sensitivity, sensitivity
 from stmoe.sim.sweeps import sweep
+from stmoe.sim.systems import predictions_note
 from stmoe.sim.timing import layer_costs
 
 
@@ -74,6 +76,15 @@ def bandwidth_rows(data: HeldOut, hardware, bandwidths, *, lookahead: int = 1,
     """A link-bandwidth sweep with the held-out predictions."""
     return sweep(data.scored, "link_bandwidth", list(bandwidths), systems=systems, hardware=hardware,
                  predictions=data.predictions_for(lookahead), dims=data.dims, lookahead=lookahead)
+
+
+def assumption_sensitivity(data: HeldOut, hardware="accelerator", *, lookahead: int = 1) -> Sensitivity:
+    """Each constant the preset marks ASSUMPTION, varied alone over its cited range
+    (`stmoe.sim.sensitivity.RANGES`), with st-moe's held-out predictions; its rows, largest swing
+    first, are what `stmoe.charts.sensitivity.tornado_chart` draws."""
+    result = sensitivity(data.scored, hardware, predictions=data.predictions_for(lookahead), dims=data.dims)
+    result.notes.append(predictions_note(data.predictor, data.budget or data.scored.top_k, lookahead, data.profile))
+    return result
 
 
 def gain_rows(rows: list[dict], baseline: str = "lru-cache") -> list[dict]:

@@ -81,6 +81,8 @@ CATEGORY_COLORS = {
     "in-sample": ORANGE, "held-out": BLUE,
     # the knee chart's markers, beside st-moe and the oracle
     "largest gain": BLUE, "link saturated at and below": DARK_GREY,
+    # the tornado's two ends of an assumed constant's range, light to dark as the value grows
+    "at the low end": SKY_BLUE, "at the high end": BLUE,
 }
 
 # Names with no pinned colour (trace labels, knob settings) take these in order of appearance,

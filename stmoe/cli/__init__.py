@@ -15,6 +15,7 @@ from stmoe.cli import (
     predict_command,
     record_command,
     report_command,
+    sensitivity_command,
     simulate_command,
 )
 from stmoe.errors import StmoeError, one_line
@@ -22,7 +23,7 @@ from stmoe.version import __version__
 
 # Subcommand modules, in the order `stmoe --help` lists them.
 COMMANDS = [info_command, datasets_command, analyze_command, predict_command, record_command,
-            simulate_command, explore_command, report_command]
+            simulate_command, sensitivity_command, explore_command, report_command]
 
 
 class _Parser(argparse.ArgumentParser):

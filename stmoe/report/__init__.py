@@ -13,12 +13,14 @@ from typing import Callable, Iterable
 
 from stmoe.charts import render_svg
 from stmoe.charts.comparison import recall_bars_chart, system_speedup_chart
+from stmoe.charts.sensitivity import tornado_chart
 from stmoe.errors import ConfigError, StmoeError, one_line
 from stmoe.files import atomic_write
 from stmoe.readers.catalog import load_trace, project_traces
 from stmoe.report import html
 from stmoe.report.study import study
 from stmoe.sim.comparison import readable
+from stmoe.sim.sensitivity import Sensitivity
 from stmoe.version import __version__
 
 
@@ -115,7 +117,25 @@ def _section(res: dict, out: Path) -> str:
                                  "Speedup and energy efficiency over on-demand; * changes routing."))
         parts.append(html.table([readable(r) for r in block["rows"]]))
         parts += [f"<p class='note'>note: {html.esc(n)}</p>" for n in block["notes"]]
+    for block in res.get("sensitivity", {}).values():
+        parts.append(_sensitivity_section(Sensitivity(**block), res["label"], out, slug))
     return "".join(parts)
+
+
+def _sensitivity_section(result: Sensitivity, label: str, out: Path, slug: str) -> str:
+    chart = tornado_chart(result, f"{label} on {result.hardware}: each assumed constant over its range")
+    rows = [{"constant": r["field"], "preset": f"{r['value']:.4g} {r['unit']}",
+             "range": f"{r['low']:.4g} to {r['high']:.4g}", "speedup": f"{r['speedup_low']:.3f} to "
+             f"{r['speedup_high']:.3f}", "energy eff.": f"{r['energy_efficiency_low']:.3f} to "
+             f"{r['energy_efficiency_high']:.3f}", "source of the range": r["source"]} for r in result.rows]
+    return "".join([
+        f"<h3>Sensitivity to the {html.esc(result.hardware)} preset's assumed constants (decode)</h3>",
+        html.figure(_save_figure(chart, out, f"{slug}-{_slug(result.hardware)}-sensitivity"),
+                    f"st-moe over on-demand: {result.speedup:.3f}x speedup and {result.energy_efficiency:.3f}x "
+                    "energy efficiency at the preset (dashed); each bar is one constant set to one end of "
+                    "its range, the others kept; largest swing first."),
+        html.table(rows),
+        *[f"<p class='note'>note: {html.esc(n)}</p>" for n in result.notes]])
 
 
 def _save_figure(chart, out: Path, stem: str) -> str:

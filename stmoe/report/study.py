@@ -3,12 +3,14 @@ gains on each hardware preset. Plain data out (JSON-serialisable), for the repor
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Callable
 
 from stmoe.analysis import analyze, headline
 from stmoe.evaluation import evaluate
 from stmoe.predictors import predict
 from stmoe.sim.comparison import REFERENCE_MODEL, compare_systems, reference_dims, reference_note
+from stmoe.sim.sensitivity import sensitivity
 from stmoe.sim.systems import predictions_note
 from stmoe.trace import DECODE, Trace
 
@@ -37,6 +39,10 @@ def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
             progress(f"{trace.label}: simulating systems on {name}")
             rows, notes = compare_systems(trace, name, predictions=predictions)
             out["systems"][name] = {"rows": rows, "notes": notes + [predicted]}
+            progress(f"{trace.label}: varying {name}'s assumed constants")
+            result = sensitivity(trace, name, predictions=predictions)
+            result.notes.append(predicted)
+            out.setdefault("sensitivity", {})[name] = asdict(result)
         if trace.meta.get("model") != REFERENCE_MODEL:
             progress(f"{trace.label}: simulating systems with {REFERENCE_MODEL}-sized experts")
             rows, notes = compare_systems(trace, "accelerator", dims=reference_dims(trace),
