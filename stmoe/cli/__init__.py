@@ -12,6 +12,7 @@ from stmoe.cli import (
     datasets_command,
     explore_command,
     info_command,
+    lab_command,
     predict_command,
     record_command,
     report_command,
@@ -23,7 +24,7 @@ from stmoe.version import __version__
 
 # Subcommand modules, in the order `stmoe --help` lists them.
 COMMANDS = [info_command, datasets_command, analyze_command, predict_command, record_command,
-            simulate_command, sensitivity_command, explore_command, report_command]
+            simulate_command, sensitivity_command, explore_command, report_command, lab_command]
 
 
 class _Parser(argparse.ArgumentParser):
