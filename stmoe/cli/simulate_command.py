@@ -52,6 +52,8 @@ def run(args) -> int:
                  predictor=args.predictor)
     names = args.system or list(SYSTEMS)
     if args.sweep is not None:
+        if args.baseline is not None:
+            raise ConfigError("--baseline compares systems; it does not combine with --sweep")
         if not args.system:
             names, skipped = runnable(names, trace)
             notes += skipped
