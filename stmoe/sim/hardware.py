@@ -10,9 +10,9 @@ A `Hardware` is validated on construction. Three presets (`preset(name, **overri
 Constants we could not tie to a public figure are marked ASSUMPTION with the reasoning; change
 them with overrides, e.g. ``preset("accelerator", link_bandwidth=128e9)``.
 
-Expert size comes from the model (`ModelDims`): the trace's ``meta["expert_bytes"]`` when a
-recorder measured it (the route_trace format does, per layer), else hidden and FFN sizes and a
-data type.
+A token's sizes come from the model (`model_dims` -> `ModelDims`): the shape from the registry
+(`stmoe.sim.models`), the bytes from ``--dtype`` when given, else what the recorder measured
+(``meta["expert_bytes"]``, ``meta["dense_bytes"]``; route_trace files record both per layer).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stmoe.errors import ConfigError, HardwareError
+from stmoe.sim.models import MODELS, ModelConfig, find_model, get_model
 
 # Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014, 45 nm:
 # 16-bit FP multiply 1.1 pJ + add 0.4 pJ; 8-bit int multiply 0.2 pJ + add 0.03 pJ;
@@ -310,8 +311,6 @@ def model_dims(trace, *, model: str | None = None, hidden: int | None = None, ff
     ``meta["dense_bytes"]``) when the shape is the trace's own; else the trace's dtype, else
     bfloat16, said in `source`. context: tokens of KV cache each decoded token reads (default:
     the mean over the trace's decode tokens of the tokens before them in their sequence)."""
-    from stmoe.sim.models import MODELS, ModelConfig, find_model, get_model
-
     L, E, meta = trace.num_layers, trace.num_experts, trace.meta
     given = {"hidden": hidden, "ffn": ffn, "heads": heads, "kv_heads": kv_heads, "head_dim": head_dim}
     for k, v in given.items():
