@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Callable
 
 from stmoe.analysis import analyze, headline
+from stmoe.errors import ConfigError
 from stmoe.evaluation import evaluate
 from stmoe.predictors import predict
-from stmoe.errors import ConfigError
 from stmoe.sim.comparison import REFERENCE_MODEL, compare_systems, dims_for, reference_dims, reference_note
 from stmoe.sim.systems import predictions_note
 from stmoe.trace import DECODE, Trace
