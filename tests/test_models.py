@@ -137,3 +137,10 @@ def test_static_power_from_sram_node():
     doubled = preset("accelerator", buffer_bytes=128 * 2 ** 20)
     assert doubled.static_power_w - hw.static_power_w == pytest.approx(hw.static_power_w - hw.static_w)
     assert preset("gpu-pcie").static_power_w == preset("gpu-pcie").static_w
+
+
+def test_sram_node_must_have_a_leakage_figure():
+    from stmoe.errors import HardwareError
+    with pytest.raises(HardwareError, match="sram_node_nm must be one of \\[5, 40\\], got 22"):
+        preset("accelerator", sram_node_nm=22)
+    assert preset("accelerator", sram_node_nm=5).static_power_w < preset("accelerator").static_power_w

@@ -114,6 +114,8 @@ class Hardware:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must be at least 1 per second, got {v!r}")
             if v < 0:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must not be negative, got {v!r}")
+        if self.sram_node_nm is not None:
+            self._node()
 
     @property
     def dense_read_bandwidth(self) -> float:

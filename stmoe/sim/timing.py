@@ -427,7 +427,9 @@ class SimulationResult:
     and LM-head reads over the dense path, compute: every MAC, static); energy_by_work_j the same
     total by the work it serves (attention_router, kv_cache, lm_head, experts, static);
     time_breakdown_s the latency by phase (attention_router, kv_cache, lm_head, experts, stalls:
-    waiting for expert weights). Each sums to its total. dims: `ModelDims.as_dict()`."""
+    waiting for expert weights). lm_head is the once-per-token work: the LM head, the token's
+    embedding row and the model's non-MoE layers. Each sums to its total. dims:
+    `ModelDims.as_dict()`."""
 
     system: str
     hardware: str
