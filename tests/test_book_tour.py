@@ -6,7 +6,7 @@ import stmoe
 from stmoe.errors import ConfigError
 from stmoe.sim.hardware import model_dims, preset
 from stmoe.sim.buffer import experts_held
-from stmoe.sim.comparison import dims_for
+from stmoe.sim.comparison import reference_dims
 from stmoe.book.tour import latency_grid, layer_budget
 from stmoe.sim.timing import simulate
 from stmoe.splits import split_leading
@@ -28,7 +28,7 @@ def test_layer_budget_on_qwen(qwen):
 
 def test_grid_rows_are_what_the_timing_model_gives():
     tr = stmoe.synthetic_trace(300, 6, 16, 2, num_sequences=3, seed=4)
-    dims, _ = dims_for(tr)
+    dims = reference_dims(tr)   # synthetic routing, timed with Qwen3-30B-A3B's sizes
     profile, sim = split_leading(tr, 2)
     assert len(sim.sequence_ids()) == 2 and len(profile.sequence_ids()) == 1
     rows = latency_grid(sim, "gpu-pcie", bandwidths=[10e9, 40e9], buffer_shares=[0.25, 1.0],
@@ -47,6 +47,6 @@ def test_grid_rows_are_what_the_timing_model_gives():
 
 def test_bad_grid_arguments():
     tr = stmoe.synthetic_trace(50, 2, 8, 2, seed=0)
-    dims, _ = dims_for(tr)
+    dims = reference_dims(tr)   # synthetic routing, timed with Qwen3-30B-A3B's sizes
     with pytest.raises(ConfigError, match="buffer_shares"):
         latency_grid(tr, "gpu-pcie", bandwidths=[1e9], buffer_shares=[1.5], dims=dims)

@@ -3,13 +3,13 @@
 import stmoe
 from stmoe.charts.base import render_svg
 from stmoe.charts.tour import latency_chart
-from stmoe.sim.comparison import dims_for
+from stmoe.sim.comparison import reference_dims
 from stmoe.book.tour import latency_grid
 
 
 def test_latency_chart_spec_and_render():
     tr = stmoe.synthetic_trace(200, 4, 16, 2, num_sequences=2, seed=5)
-    dims, _ = dims_for(tr)
+    dims = reference_dims(tr)   # synthetic routing, timed with Qwen3-30B-A3B's sizes
     grid = latency_grid(tr, "gpu-pcie", bandwidths=[10e9, 20e9, 40e9], buffer_shares=[0.5, 1.0],
                         systems=("on-demand", "oracle"), dims=dims)
     chart = latency_chart(grid, 0.5, 20e9, "title with 1.23x")

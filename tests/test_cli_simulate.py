@@ -46,19 +46,55 @@ def test_errors_are_one_line(qwen, tmp_path, capsys):
     assert "cannot sweep 'colour'" in capsys.readouterr().err
 
 
-def test_unknown_dims_use_reference_model_or_given(tmp_path, capsys):
+def test_unknown_dims_need_a_flag_and_flags_win(tmp_path, capsys):
     import stmoe
 
     path = stmoe.synthetic_trace(400, 6, 16, 2, num_sequences=4, prompt_tokens=20, seed=1).save(tmp_path / "syn.npz")
-    assert main(["simulate", str(path), "--system", "on-demand", "--json"]) == 0
-    notes = json.loads(capsys.readouterr().out)["notes"]
-    assert any("replayed with Qwen3-30B-A3B's expert sizes" in n for n in notes)
+    assert main(["simulate", str(path), "--system", "on-demand", "--json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "are unknown: give --model NAME" in err
+    assert main(["simulate", str(path), "--system", "on-demand", "--model", "qwen3-30b-a3b", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dims"]["model"] == "qwen3-30b-a3b" and "--model" in out["dims"]["source"]
+    assert out["dims"]["expert_bytes"] == 3 * 2048 * 768 * 2
     assert main(["simulate", str(path), "--system", "on-demand", "--hidden", "512"]) == 2
     assert "--hidden/--ffn" in capsys.readouterr().err
     assert main(["simulate", str(path), "--system", "on-demand", "--system", "all-resident",
                  "--hidden", "512", "--ffn", "256", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)["results"]
     assert np.isclose(res[0]["speedup_vs_on_demand"], 1.0) and res[1]["speedup_vs_on_demand"] > 1
+
+
+def test_dtype_moves_bf16_bytes_and_resident_latency_covers_expert_compute(qwen, capsys):
+    assert main(["simulate", qwen, "--hardware", "accelerator", "--dtype", "bfloat16", "--system", "on-demand",
+                 "--system", "all-resident", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dims"]["expert_bytes"] == 9_437_184 and out["dims"]["bytes_per_param"] == 2
+    od, resident = out["results"]
+    assert od["moved_bytes"] == od["requests"] * 9_437_184       # on-demand fetches every routed expert
+    # all-resident: at least every routed expert's compute time, plus the attention, KV and LM head
+    per_expert = max(3 * 2048 * 768 / (128 * 128 * 1e9), 9_437_184 / 4e12)
+    assert resident["latency_per_token_s"] >= resident["requests"] / resident["tokens"] * per_expert
+    assert resident["time_experts_s"] == pytest.approx(resident["requests"] / resident["tokens"] * per_expert)
+    for r in out["results"]:
+        assert sum(r["energy_breakdown_j"].values()) == pytest.approx(r["energy_per_token_j"], rel=1e-12)
+        assert set(r["energy_breakdown_j"]) == {"link", "buffer", "dense", "compute", "static"}
+
+
+def test_cross_hardware_baseline(qwen, capsys):
+    assert main(["simulate", qwen, "--system", "on-demand", "--system", "all-resident",
+                 "--baseline", "on-demand@gpu-pcie", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["baseline"] == "on-demand@gpu-pcie"
+    assert main(["simulate", qwen, "--hardware", "gpu-pcie", "--system", "on-demand", "--json"]) == 0
+    gpu = json.loads(capsys.readouterr().out)["results"][0]
+    for r in out["results"]:
+        assert r["baseline"] == "on-demand@gpu-pcie"
+        assert r["speedup_vs_baseline"] == pytest.approx(gpu["latency_per_token_s"] / r["latency_per_token_s"])
+        assert r["energy_efficiency_vs_baseline"] == pytest.approx(gpu["energy_per_token_j"] / r["energy_per_token_j"])
+    assert main(["simulate", qwen, "--system", "on-demand", "--baseline", "on-demand"]) == 2
+    assert "SYSTEM@PRESET" in capsys.readouterr().err
+    assert main(["simulate", qwen, "--system", "on-demand", "--baseline", "on-demand@tpu"]) == 2
 
 
 @pytest.mark.parametrize("argv, message", [

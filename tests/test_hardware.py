@@ -50,7 +50,7 @@ def test_expert_bytes_from_recorder_or_dims(qwen):
     assert np.array_equal(d.expert_bytes, np.asarray(tr.meta["expert_bytes"], float))
     assert d.expert_macs == 3 * 2048 * 768
     syn = stmoe.synthetic_trace(50, 4, 16, 2, seed=0)
-    with pytest.raises(ConfigError, match="hidden and expert FFN sizes"):
+    with pytest.raises(ConfigError, match="are unknown: give --model NAME"):
         model_dims(syn)
     d = model_dims(syn, hidden=1024, ffn=512, dtype="int8")
     assert d.expert_bytes.tolist() == [3 * 1024 * 512] * 4

@@ -205,7 +205,7 @@ OPTIONS = ["--json", "--phase", "--permutations", "--predictor", "--budget", "--
            "--profile", "--hardware", "--system", "--sweep", "--hidden", "--ffn", "--dtype", "--out", "--debug"]
 VALUES = st.one_of(st.sampled_from(["decode", "prefill", "split", "causal", "st-moe", "on-demand", "accelerator",
                                     "0", "-1", "1", "2", "1e30", "nan", "", "=", "lookahead=1,2", "buffer_bytes=1e30",
-                                    "float7", "bfloat16", "x" * 300]),
+                                    "float7", "bfloat16", "x" * 300, "qwen3-30b-a3b", "on-demand@gpu-pcie"]),
                    st.integers(-2 ** 40, 2 ** 40).map(str), st.text(max_size=8))
 
 
@@ -222,7 +222,8 @@ def test_cli_argument_parsing(command, args):
 
 @FUZZ
 @given(args=st.lists(st.one_of(st.sampled_from(["--json", "--budget", "--lookahead", "--sweep", "--dtype",
-                                                "--hidden", "--ffn", "--system", "--hardware", "--predictor"]),
+                                                "--hidden", "--ffn", "--system", "--hardware", "--predictor",
+                                                "--model", "--context", "--baseline"]),
                                VALUES), max_size=5),
        command=st.sampled_from(["info", "predict", "simulate"]))
 def test_cli_runs_any_arguments(tmp_path_factory, capsys, small_trace_file, command, args):

@@ -5,7 +5,7 @@ import pytest
 import stmoe
 from stmoe.errors import ConfigError
 from stmoe.sim.sweeps import sweep
-from stmoe.sim.timing import SimulationResult
+from stmoe.sim.timing import NESTED, SimulationResult
 
 
 def test_prefetching_stops_helping_when_the_link_saturates(qwen):
@@ -26,8 +26,10 @@ def test_rows_are_tidy(qwen):
     rows = sweep(tr, "buffer_bytes", [64 * 2 ** 20, 4 * 2 ** 30], systems=("lru-cache", "oracle"))
     assert [(r["value"], r["system"]) for r in rows] == [
         (64 * 2 ** 20, "lru-cache"), (64 * 2 ** 20, "oracle"), (4 * 2 ** 30, "lru-cache"), (4 * 2 ** 30, "oracle")]
-    every_result = set(SimulationResult.__dataclass_fields__) - {"energy_breakdown_j", "notes"}
-    assert all(set(r) == every_result | {"parameter", "value"} for r in rows)
+    every_result = set(SimulationResult.__dataclass_fields__) - set(NESTED)
+    parts = {f"energy_{k}_j" for k in ("link", "buffer", "dense", "compute", "static")} | {
+        f"time_{k}_s" for k in ("attention_router", "kv_cache", "lm_head", "experts", "stalls")}
+    assert all(set(r) == every_result | parts | {"parameter", "value"} for r in rows)
     # a bigger buffer caches across tokens: the LRU cache starts to hit
     assert rows[2]["hit_rate"] > rows[0]["hit_rate"] + 0.3
 

@@ -36,7 +36,7 @@ def test_reference_expert_size_times_the_same_routing_with_larger_experts(setup)
     trace, dims = setup
     ex = paper_explorer(trace, dims=dims, max_scored_sequences=2)
     assert ex.values == {"bandwidth": 1.0, "hardware": "accelerator", "experts": "Qwen3-30B-A3B"}
-    big = model_dims(trace, hidden=2048, ffn=768, heads=32, kv_heads=4, head_dim=128, dtype="bfloat16")
+    big = model_dims(trace, model="qwen3-30b-a3b", dtype="bfloat16")
     rows, _ = R.compare(trace, "accelerator", systems=("on-demand", "adap-gating", "pre-gated", "st-moe"),
                         dims=big, max_scored_sequences=2)
     assert ex.result.gain("pre-gated") == pytest.approx(R.gains(rows)[4]["measured"])

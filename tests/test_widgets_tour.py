@@ -3,14 +3,14 @@
 import pytest
 
 import stmoe
-from stmoe.sim.comparison import dims_for
+from stmoe.sim.comparison import reference_dims
 from stmoe.widgets.tour import latency_explorer
 
 
 @pytest.fixture(scope="module")
 def explorer():
     tr = stmoe.synthetic_trace(240, 4, 16, 2, num_sequences=2, seed=6)
-    dims, _ = dims_for(tr)
+    dims = reference_dims(tr)   # synthetic routing, timed with Qwen3-30B-A3B's sizes
     return latency_explorer(tr, "gpu-pcie", dims=dims, steps=(0.5, 1, 2), buffer_shares=(0.25, 1.0))
 
 

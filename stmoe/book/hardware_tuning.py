@@ -25,11 +25,12 @@ from stmoe.sim.timing import layer_costs
 
 
 def layer_times(data: HeldOut, hardware) -> dict:
-    """Per MoE layer, in microseconds (layer means): attention + router compute, one expert's
-    compute, and one expert's transfer over the link (latency included)."""
+    """Per MoE layer, in microseconds (layer means): attention + router compute with the layer's
+    KV-cache reads, one expert's compute, and one expert's transfer over the link (latency
+    included)."""
     hw = preset(hardware)
-    t_attn, t_exp, xfer, _ = layer_costs(hw, data.dims)
-    return {"attention_us": float(np.mean(t_attn)) * 1e6, "expert_compute_us": float(np.mean(t_exp)) * 1e6,
+    t_attn, t_kv, t_exp, _, xfer, _ = layer_costs(hw, data.dims)
+    return {"attention_us": float(np.mean(t_attn) + t_kv) * 1e6, "expert_compute_us": float(np.mean(t_exp)) * 1e6,
             "expert_load_us": (float(np.mean(xfer)) + hw.link_latency) * 1e6}
 
 

@@ -29,15 +29,15 @@ def layer_budget(trace: Trace, hardware: Hardware | str, dims: ModelDims | None 
     """Load time against compute time for one MoE layer of one decode token (means over layers).
 
     load_layer_s: k experts over the link, one after another (latency + bytes / bandwidth each);
-    compute_layer_s: attention and router, then k experts read from fast memory (roofline, as in
-    `stmoe.sim.timing`); buffer_share: the fraction of all the model's experts the buffer can hold.
+    compute_layer_s: attention and router with the layer's KV-cache reads, then k experts read from
+    fast memory (roofline, as in `stmoe.sim.timing`); buffer_share: the fraction of all the model's experts the buffer can hold.
     """
     hw = preset(hardware)
     dims = dims or model_dims(trace)
-    t_attn, t_exp, t_link, _ = layer_costs(hw, dims)
+    t_attn, t_kv, t_exp, _, t_link, _ = layer_costs(hw, dims)
     k = trace.top_k
     load = k * (hw.link_latency + float(np.mean(t_link)))
-    compute = float(np.mean(t_attn + k * t_exp))
+    compute = float(np.mean(t_attn + t_kv + k * t_exp))
     all_bytes = float(np.sum(dims.expert_bytes)) * trace.num_experts
     return {"hardware": hw.name, "expert_bytes": float(np.mean(dims.expert_bytes)),
             "link_bandwidth": hw.link_bandwidth, "load_layer_s": load, "compute_layer_s": compute,

@@ -1,6 +1,7 @@
-"""`stmoe simulate TRACE [--hardware PRESET] [--system NAME ...] [--json]`: latency, energy,
-hit rate, stalls and link use of each system on a trace (decode tokens), relative to on-demand;
-`--sweep PARAM=V1,V2,...` varies one knob instead."""
+"""`stmoe simulate TRACE [--hardware PRESET] [--system NAME ...] [--baseline SYSTEM@PRESET] [--json]`:
+latency, energy, hit rate, stalls and link use of each system on a trace (decode tokens),
+relative to on-demand (and to a baseline on any machine); `--sweep PARAM=V1,V2,...` varies one
+knob instead. Model sizes: `--model`, `--hidden/--ffn`, `--dtype` win over what the trace records."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from stmoe.errors import ConfigError
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import compare_systems, dims_for, readable
 from stmoe.sim.hardware import PRESETS, preset
+from stmoe.sim.models import MODELS
 from stmoe.sim.sweeps import sweep
 from stmoe.sim.systems import SYSTEMS, get_system, predictions_note, runnable
 
@@ -25,6 +27,12 @@ def register(sub) -> None:
     p.add_argument("--predictor", default="st-moe", help="predictor behind the st-moe system")
     p.add_argument("--profile", default=None, metavar="TRACE",
                    help="trace the predictor is profiled on (other tokens than the simulated ones)")
+    p.add_argument("--baseline", metavar="SYSTEM@PRESET",
+                   help="also compare every system with this system on this preset, e.g. on-demand@gpu-pcie")
+    p.add_argument("--model", help=f"the model's sizes from the registry ({', '.join(MODELS)}; or a Hugging "
+                                   "Face id), whatever the trace records")
+    p.add_argument("--context", type=float, help="tokens of KV cache each decoded token reads "
+                                                 "(default: the trace's mean)")
     p.add_argument("--hidden", type=int, help="model hidden size, for models stmoe does not know")
     p.add_argument("--ffn", type=int, help="expert FFN size, for models stmoe does not know")
     p.add_argument("--dtype", help="weight data type, e.g. bfloat16, int8")
@@ -37,12 +45,15 @@ def register(sub) -> None:
 def run(args) -> int:
     trace = load_trace(args.trace)
     hw = preset(args.hardware)
-    dims, notes = dims_for(trace, hidden=args.hidden, ffn=args.ffn, dtype=args.dtype)
+    dims, notes = dims_for(trace, model=args.model, hidden=args.hidden, ffn=args.ffn, dtype=args.dtype,
+                           context=args.context)
     profile = load_trace(args.profile) if args.profile is not None else None
     knobs = dict(lookahead=args.lookahead, budget=args.budget, profile=profile,
                  predictor=args.predictor)
     names = args.system or list(SYSTEMS)
     if args.sweep is not None:
+        if args.baseline is not None:
+            raise ConfigError("--baseline compares systems; it does not combine with --sweep")
         if not args.system:
             names, skipped = runnable(names, trace)
             notes += skipped
@@ -58,7 +69,7 @@ def run(args) -> int:
         if any(get_system(n).prefetch == "predictor" for n in names):
             notes.append(predictions_note(args.predictor, args.budget or trace.top_k, args.lookahead, profile))
         if args.json:
-            print_json({"trace": trace.name, "hardware": hw.name, "model_dims": dims.source, "sweep": param,
+            print_json({"trace": trace.name, "hardware": hw.name, "dims": dims.as_dict(), "sweep": param,
                         "rows": rows, "notes": notes})
             return 0
         print(f"{trace.label} on {hw.name}, {param} swept; {rows[0]['tokens']} decode tokens; "
@@ -66,11 +77,12 @@ def run(args) -> int:
         print(format_table([{param: f"{r['value']:g}", **readable(r)} for r in rows]))
         _footer(rows, notes)
         return 0
-    results, more = compare_systems(trace, hw, args.system, dims=dims, progress=Progress(), **knobs)
+    results, more = compare_systems(trace, hw, args.system, dims=dims, baseline=args.baseline,
+                                    records=args.json, progress=Progress(), **knobs)
     notes += more
     if args.json:
-        print_json({"trace": trace.name, "hardware": hw.name, "model_dims": dims.source,
-                    "results": results, "notes": notes})
+        print_json({"trace": trace.name, "hardware": hw.name, "dims": dims.as_dict(),
+                    "baseline": args.baseline, "results": results, "notes": notes})
         return 0
     print(f"{trace.label} on {hw.name} "
           f"({hw.notes}); {results[0]['tokens']} decode tokens; model sizes from {dims.source}")

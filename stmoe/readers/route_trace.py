@@ -41,9 +41,10 @@ def looks_like(first_line: str) -> bool:
     return first_line.strip() == MAGIC
 
 
-def _parse_header(path: Path, comments: list[str]) -> tuple[dict, dict[int, int]]:
+def _parse_header(path: Path, comments: list[str]) -> tuple[dict, dict[int, int], dict[int, int]]:
     fields: dict[str, str] = {}
     expert_bytes: dict[int, int] = {}
+    dense_bytes: dict[int, int] = {}
     for line in comments:
         body = line.lstrip("#").strip()
         pairs = re.findall(r"(\w+)=(\S+)", body)
@@ -55,6 +56,10 @@ def _parse_header(path: Path, comments: list[str]) -> tuple[dict, dict[int, int]
             if layer in expert_bytes:
                 raise TraceError(f"{path}: header: layer {layer} is described twice")
             expert_bytes[layer] = int(named["expert_bytes"])
+            if "dense_bytes" in named:
+                if not _INT.fullmatch(named["dense_bytes"]):
+                    raise TraceError(f"{path}: header: bad layer line {line.strip()!r}")
+                dense_bytes[layer] = int(named["dense_bytes"])
             continue
         for key, value in pairs:
             if key in fields:
@@ -66,7 +71,7 @@ def _parse_header(path: Path, comments: list[str]) -> tuple[dict, dict[int, int]
             raise TraceError(f"{path}: header: missing {key}= in the '# model=...' line")
         if not _INT.fullmatch(fields[key]) or not 1 <= int(fields[key]) <= cap:
             raise TraceError(f"{path}: header: {key}={fields[key]!r} is not an integer in 1..{cap}")
-    return fields, expert_bytes
+    return fields, expert_bytes, dense_bytes
 
 
 def _parse_rows(path: Path, body: list[str], first_data_line: int):
@@ -106,7 +111,7 @@ def read_route_trace(path: str | Path) -> Trace:
         raise TraceError(f"{path}: first line is not {MAGIC!r}")
     comments = [ln for ln in lines if ln.startswith("#")]
     body = [ln for ln in lines if not ln.startswith("#") and ln.strip()]
-    fields, expert_bytes = _parse_header(path, comments)
+    fields, expert_bytes, dense_bytes = _parse_header(path, comments)
     L, E, k = int(fields["n_layer"]), int(fields["n_expert"]), int(fields["n_expert_used"])
     if k > E:
         raise TraceError(f"{path}: header: n_expert_used={k} exceeds n_expert={E}")
@@ -186,6 +191,8 @@ def read_route_trace(path: str | Path) -> Trace:
     }
     if expert_bytes:
         meta["expert_bytes"] = [expert_bytes.get(i) for i in range(L)]
+    if dense_bytes:
+        meta["dense_bytes"] = [dense_bytes.get(i) for i in range(L)]
     return Trace(ids, num_experts=E, phase=tok_phase, sequence=tok_turn, weights=w, meta=meta,
                  origin=str(path))
 

@@ -278,9 +278,9 @@ def _provenance(model, model_id, revision, device, k, E, prompt_source, generate
 
 def _model_config(cfg) -> dict:
     """The sizes `stmoe.sim.hardware.model_dims` needs to time this model (None where the config
-    does not say): hidden size, one expert's FFN size, attention heads."""
+    does not say): hidden size, one expert's FFN size, attention heads, vocabulary (the LM head)."""
     def first(*names):
         return next((int(v) for v in (getattr(cfg, n, None) for n in names) if isinstance(v, int)), None)
     return {"hidden": first("hidden_size"), "ffn": first("moe_intermediate_size", "intermediate_size"),
             "heads": first("num_attention_heads"), "kv_heads": first("num_key_value_heads"),
-            "head_dim": first("head_dim", "v_head_dim")}
+            "head_dim": first("head_dim", "v_head_dim"), "vocab": first("vocab_size")}

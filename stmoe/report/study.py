@@ -7,9 +7,10 @@ from dataclasses import asdict
 from typing import Callable
 
 from stmoe.analysis import analyze, headline
+from stmoe.errors import ConfigError
 from stmoe.evaluation import evaluate
 from stmoe.predictors import predict
-from stmoe.sim.comparison import REFERENCE_MODEL, compare_systems, reference_dims, reference_note
+from stmoe.sim.comparison import REFERENCE_MODEL, compare_systems, dims_for, reference_dims, reference_note
 from stmoe.sim.sensitivity import sensitivity
 from stmoe.sim.systems import predictions_note
 from stmoe.trace import DECODE, Trace
@@ -35,15 +36,21 @@ def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
         predictions = predict(trace.select(phase="decode"), "st-moe")
         predicted = predictions_note("st-moe", trace.top_k, 1, None)
         out["systems"] = {}
+        try:
+            own, own_notes = dims_for(trace)
+        except ConfigError:   # synthetic routing, or a model with no sizes: the reference model's, said
+            own, own_notes = None, [reference_note(trace) + ": the trace's own model sizes are unknown"]
+        dims = own if own is not None else reference_dims(trace)
         for name in presets:
             progress(f"{trace.label}: simulating systems on {name}")
-            rows, notes = compare_systems(trace, name, predictions=predictions)
-            out["systems"][name] = {"rows": rows, "notes": notes + [predicted]}
+            rows, notes = compare_systems(trace, name, dims=dims, predictions=predictions)
+            out["systems"][name] = {"rows": rows, "notes": own_notes + notes + [predicted]}
             progress(f"{trace.label}: varying {name}'s assumed constants")
-            result = sensitivity(trace, name, predictions=predictions)
+            result = sensitivity(trace, name, predictions=predictions, dims=dims)
+            result.notes[:0] = own_notes
             result.notes.append(predicted)
             out.setdefault("sensitivity", {})[name] = asdict(result)
-        if trace.meta.get("model") != REFERENCE_MODEL:
+        if own is not None and own.model != REFERENCE_MODEL:
             progress(f"{trace.label}: simulating systems with {REFERENCE_MODEL}-sized experts")
             rows, notes = compare_systems(trace, "accelerator", dims=reference_dims(trace),
                                           predictions=predictions)

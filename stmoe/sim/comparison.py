@@ -7,33 +7,27 @@ from collections.abc import Callable
 
 from stmoe.errors import ConfigError
 from stmoe.sim.buffer import experts_held
-from stmoe.sim.hardware import KNOWN_MODELS, model_dims, preset
+from stmoe.sim.hardware import model_dims, preset
 from stmoe.sim.systems import SYSTEMS, get_system, runnable
 from stmoe.sim.timing import simulate
 from stmoe.trace import Trace
 
-# Expert geometry used when a trace's own model sizes are unknown (synthetic traces, or routing
-# from a model stmoe has no config for): Qwen3-30B-A3B's (hidden 2048, expert FFN 768, bf16),
-# from its public config.json. The routing stays the trace's; only the bytes per expert change.
-REFERENCE_MODEL = "Qwen3-30B-A3B"
+# The production model whose expert sizes a small or synthetic trace's routing is replayed with
+# when a caller asks for it by name (`reference_dims`): Qwen3-30B-A3B, from its public config.json.
+REFERENCE_MODEL = "qwen3-30b-a3b"
 
 
 def dims_for(trace: Trace, **given):
-    """(ModelDims, notes): sizes from `given` (hidden=, ffn=, dtype=, ...), else the trace's own
-    model, else the reference model's, with a note saying so."""
-    given = {k: v for k, v in given.items() if v is not None}
-    try:
-        return model_dims(trace, **given), []
-    except ConfigError:
-        if "hidden" in given or "ffn" in given:
-            raise
-        return reference_dims(trace, **given), [
-            f"model sizes of {trace.label} unknown: {reference_note(trace, given.get('dtype', 'bfloat16'))}"]
+    """(ModelDims, notes): `stmoe.sim.hardware.model_dims` with the given sizes (model=,
+    hidden=, ffn=, dtype=, context=, ...; None ones dropped) and the notes its sizes carry. A
+    trace whose sizes are unknown is a ConfigError naming the flags to give, never a stand-in."""
+    dims = model_dims(trace, **{k: v for k, v in given.items() if v is not None})
+    return dims, list(dims.notes)
 
 
 def reference_note(trace: Trace, dtype: str = "bfloat16") -> str:
     """What a result computed with `reference_dims` says about its sizes."""
-    return f"routing of {trace.label} replayed with {REFERENCE_MODEL}'s expert sizes ({dtype})"
+    return f"routing of {trace.label} replayed with {REFERENCE_MODEL}'s sizes ({dtype})"
 
 
 def buffer_note(hardware, dims, trace: Trace) -> str:
@@ -46,8 +40,8 @@ def buffer_note(hardware, dims, trace: Trace) -> str:
 
 def reference_dims(trace: Trace, **given):
     """The trace's routing with the reference model's sizes: what a small model's routing pattern
-    would cost if each expert were as large as a production model's."""
-    return model_dims(trace, **(dict(KNOWN_MODELS[REFERENCE_MODEL], dtype="bfloat16") | given))
+    would cost if the model were as large as a production one (said by `reference_note`)."""
+    return model_dims(trace, **({"model": REFERENCE_MODEL, "dtype": "bfloat16"} | given))
 
 
 def marked(row: dict) -> str:
@@ -58,19 +52,34 @@ def marked(row: dict) -> str:
 
 def readable(row: dict) -> dict:
     """A system's row in the units tables print (JSON keeps SI units)."""
-    return {"system": marked(row),
-            "µs / token": row["latency_per_token_s"] * 1e6, "speedup": row["speedup_vs_on_demand"],
-            "mJ / token": row["energy_per_token_j"] * 1e3, "energy eff.": row["energy_efficiency_vs_on_demand"],
-            "hit rate": row["hit_rate"], "stall share": row["stall_share"], "link util.": row["link_utilisation"],
-            "wasted MB": row["wasted_bytes"] / 1e6}
+    out = {"system": marked(row),
+           "µs / token": row["latency_per_token_s"] * 1e6, "speedup": row["speedup_vs_on_demand"],
+           "mJ / token": row["energy_per_token_j"] * 1e3, "energy eff.": row["energy_efficiency_vs_on_demand"]}
+    if row.get("baseline"):
+        out |= {f"speedup vs {row['baseline']}": row["speedup_vs_baseline"],
+                f"energy eff. vs {row['baseline']}": row["energy_efficiency_vs_baseline"]}
+    return out | {"hit rate": row["hit_rate"], "stall share": row["stall_share"],
+                  "link util.": row["link_utilisation"], "wasted MB": row["wasted_bytes"] / 1e6}
 
 
-def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predictions=None,
-                    progress: Callable[[str], None] = lambda msg: None, **knobs):
-    """(rows, notes): `SimulationResult.row()` of each system, relative to on-demand.
-    adap-gating needs gate weights and is skipped, with a note, on traces without them.
-    predictions: the predictor's output over the trace's decode tokens, computed once by a
-    caller comparing several machines; only predictor-driven systems (st-moe) use it."""
+def parse_baseline(text: str) -> tuple[str, str]:
+    """``SYSTEM@PRESET`` (e.g. ``on-demand@gpu-pcie``) as (system, preset), both checked."""
+    system, at, hardware = str(text).partition("@")
+    if not at or not system or not hardware:
+        raise ConfigError(f"--baseline wants SYSTEM@PRESET (e.g. on-demand@gpu-pcie), got {text!r}")
+    get_system(system)
+    preset(hardware)
+    return system, hardware
+
+
+def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predictions=None, baseline=None,
+                    records: bool = False, progress: Callable[[str], None] = lambda msg: None, **knobs):
+    """(rows, notes): `SimulationResult.row()` of each system (`record()` if `records`), relative
+    to on-demand on the same machine and, given `baseline` (``SYSTEM@PRESET``), to that system on
+    that machine (same trace and model sizes). adap-gating needs gate weights and is skipped,
+    with a note, on traces without them. predictions: the predictor's output over the trace's
+    decode tokens, computed once by a caller comparing several machines; only predictor-driven
+    systems (st-moe) use it."""
     hw = preset(hardware)
     notes: list[str] = []
     if dims is None:
@@ -81,6 +90,14 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
     notes += skipped + [buffer_note(hw, dims, trace)]
     progress("simulating on-demand")
     base = simulate(trace, hw, "on-demand", dims=dims)
+    other = None
+    if baseline is not None:
+        b_system, b_hardware = parse_baseline(baseline)
+        progress(f"simulating the baseline {baseline}")
+        given = {"predictions": predictions} if get_system(b_system).prefetch == "predictor" else {}
+        other = simulate(trace, b_hardware, b_system, dims=dims, **given, **knobs)
+        notes.append(buffer_note(preset(b_hardware), dims, trace) + " (baseline)")
+        notes += [n for n in other.notes if n not in notes]
     results = []
     for i, name in enumerate(names, start=1):
         if name != "on-demand":
@@ -88,6 +105,8 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
         given = {"predictions": predictions} if get_system(name).prefetch == "predictor" else {}
         r = base if name == "on-demand" else simulate(trace, hw, name, dims=dims, **given, **knobs)
         r.relative_to(base)
+        if other is not None:
+            r.relative_to_baseline(other)
         notes += [n for n in r.notes if n not in notes]
-        results.append(r.row())
+        results.append(r.record() if records else r.row())
     return results, notes

@@ -66,7 +66,6 @@ def simulate_point(trace, point: dict, dims, dims_notes, predictions=None) -> di
             "dense_bytes": float(dims.dense_bytes.mean()), "dense_macs": dims.dense_macs,
             "model_dims": dims.source}
     row |= r.row()
-    row |= {f"energy_{k.replace(' ', '_')}_j": v for k, v in r.energy_breakdown_j.items()}
     row["notes"] = "; ".join(dict.fromkeys(notes))
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 

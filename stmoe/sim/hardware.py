@@ -10,9 +10,9 @@ A `Hardware` is validated on construction. Three presets (`preset(name, **overri
 Constants we could not tie to a public figure are marked ASSUMPTION with the reasoning; change
 them with overrides, e.g. ``preset("accelerator", link_bandwidth=128e9)``.
 
-Expert size comes from the model (`ModelDims`): the trace's ``meta["expert_bytes"]`` when a
-recorder measured it (the route_trace format does, per layer), else hidden and FFN sizes and a
-data type.
+A token's sizes come from the model (`model_dims` -> `ModelDims`): the shape from the registry
+(`stmoe.sim.models`), the bytes from ``--dtype`` when given, else what the recorder measured
+(``meta["expert_bytes"]``, ``meta["dense_bytes"]``; route_trace files record both per layer).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stmoe.errors import ConfigError, HardwareError
+from stmoe.sim.models import MODELS, ModelConfig, find_model, get_model
 
 # Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014, 45 nm:
 # 16-bit FP multiply 1.1 pJ + add 0.4 pJ; 8-bit int multiply 0.2 pJ + add 0.03 pJ;
@@ -33,14 +34,24 @@ HOROWITZ_SRAM_1MB_PJ_PER_BYTE = 100.0 / 8
 
 # Buffer area, for trading buffer size against latency and energy: TSMC N5's high-density 6T
 # SRAM bitcell is 0.021 um^2 (TSMC, IEDM 2019, as reported by WikiChip Fuse, "TSMC
-# 5-nanometer update", 2019; N3E keeps the same cell, TSMC IEDM 2022). ASSUMPTION: bitcells are
+# 5-nanometer update", 2019; N3E keeps the same cell, TSMC IEDM 2022); TSMC's 40 nm high-density
+# cell is 0.242 um^2 (as listed by WikiChip's 40 nm process page). ASSUMPTION: bitcells are
 # 70% of a macro's area, the rest assist circuits, decoders and sense amplifiers (WikiChip's
-# ballpark of 30% overhead, giving ~32 Mib/mm^2). So 1 MiB = 2^23 bits x 0.021 um^2 / 0.7
-# = 0.25 mm^2. The area is that of an on-chip SRAM of the buffer's size, whatever the preset's
-# buffer really is (HBM on gpu-pcie, LPDDR on edge-flash): a comparison of sizes, not a floorplan.
-SRAM_BITCELL_UM2 = 0.021
+# ballpark of 30% overhead, giving ~32 Mib/mm^2 at N5). So 1 MiB = 2^23 bits x 0.021 um^2 / 0.7
+# = 0.25 mm^2 at N5, 2.9 mm^2 at 40 nm. `buffer_area_mm2` compares buffer sizes at N5 whatever
+# the preset's buffer really is (HBM on gpu-pcie, LPDDR on edge-flash): a comparison of sizes,
+# not a floorplan; `Hardware.sram_area_mm2` is the preset's own SRAM at its own node.
+SRAM_BITCELL_UM2_BY_NODE = {5: 0.021, 40: 0.242}
+SRAM_BITCELL_UM2 = SRAM_BITCELL_UM2_BY_NODE[5]
 SRAM_ARRAY_EFFICIENCY = 0.7
 SRAM_MM2_PER_MIB = 2 ** 23 * SRAM_BITCELL_UM2 * 1e-6 / SRAM_ARRAY_EFFICIENCY
+
+# SRAM leakage per MiB at each node, for the static power of an on-chip expert buffer.
+# ASSUMPTION (no measured per-MiB figure was found to cite): 6T high-density cells leaking
+# ~1 nA each at nominal voltage and a hot (85 C) die: 2^23 cells x 1 nA x 1.1 V = 9.2 mW per MiB at
+# 40 nm; 0.9 nA x 0.75 V = 5.7 mW per MiB at N5. Low-power processes and retention voltages
+# leak 10-100x less; change `sram_node_nm` or `static_w` to explore.
+SRAM_LEAKAGE_W_PER_MIB = {5: 2 ** 23 * 0.9e-9 * 0.75, 40: 2 ** 23 * 1e-9 * 1.1}
 
 
 def buffer_area_mm2(buffer_bytes: float) -> float:
@@ -53,6 +64,7 @@ DTYPE_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0, "in
 
 # rates per second: a value under 1 (1e-300 bytes/s, say) makes every time infinite
 RATES = ("link_bandwidth", "local_bandwidth", "dense_bandwidth", "clock_hz")
+OPTIONAL = ("dense_bandwidth", "dense_pj_per_byte", "sram_node_nm")
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,9 @@ class Hardware:
     are read (default: local_bandwidth; they never use the expert link) and at what energy per
     byte (default: buffer_pj_per_byte).
     macs_per_cycle x clock_hz: peak multiply-accumulates/s.
+    static_w: static power of everything but an on-chip SRAM buffer (logic, clocks; a board's
+    idle power); sram_node_nm: the process node of the buffer when it is on-chip SRAM, whose
+    leakage (SRAM_LEAKAGE_W_PER_MIB) `static_power_w` adds; None when the buffer is DRAM.
     """
 
     name: str
@@ -81,6 +96,7 @@ class Hardware:
     static_w: float
     dense_bandwidth: float | None = None
     dense_pj_per_byte: float | None = None
+    sram_node_nm: float | None = None
     notes: str = ""
 
     def __post_init__(self):
@@ -88,7 +104,7 @@ class Hardware:
                     "dense_bandwidth")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name in ("name", "notes") or (f.name.startswith("dense_") and v is None):
+            if f.name in ("name", "notes") or (f.name in OPTIONAL and v is None):
                 continue
             if not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v):
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must be a finite number, got {v!r}")
@@ -98,6 +114,8 @@ class Hardware:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must be at least 1 per second, got {v!r}")
             if v < 0:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must not be negative, got {v!r}")
+        if self.sram_node_nm is not None:
+            self._node()
 
     @property
     def dense_read_bandwidth(self) -> float:
@@ -108,10 +126,32 @@ class Hardware:
         return self.buffer_pj_per_byte if self.dense_pj_per_byte is None else self.dense_pj_per_byte
 
     @property
+    def sram_area_mm2(self) -> float | None:
+        """The buffer's area as SRAM at its own node (None when it is not on-chip SRAM)."""
+        if self.sram_node_nm is None:
+            return None
+        return (self.buffer_bytes / 2 ** 20 * 2 ** 23 * SRAM_BITCELL_UM2_BY_NODE[self._node()] * 1e-6
+                / SRAM_ARRAY_EFFICIENCY)
+
+    @property
+    def static_power_w(self) -> float:
+        """static_w plus the SRAM buffer's leakage at its node."""
+        if self.sram_node_nm is None:
+            return self.static_w
+        return self.static_w + self.buffer_bytes / 2 ** 20 * SRAM_LEAKAGE_W_PER_MIB[self._node()]
+
+    def _node(self) -> int:
+        node = int(self.sram_node_nm)
+        if node not in SRAM_LEAKAGE_W_PER_MIB or node != self.sram_node_nm:
+            raise HardwareError(f"hardware {self.name!r}: sram_node_nm must be one of "
+                                f"{sorted(SRAM_LEAKAGE_W_PER_MIB)}, got {self.sram_node_nm!r}")
+        return node
+
+    @property
     def peak_macs(self) -> float:
         return self.macs_per_cycle * self.clock_hz
 
-    def with_(self, **changes) -> "Hardware":
+    def with_(self, **changes) -> Hardware:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise HardwareError(f"unknown hardware field(s) {sorted(unknown)}; valid: "
@@ -145,14 +185,20 @@ PRESETS = {
         link_pj_per_byte=3.9 * 8,
         buffer_pj_per_byte=HOROWITZ_SRAM_1MB_PJ_PER_BYTE,
         mac_pj=HOROWITZ_FP16_MAC_PJ,
-        # ASSUMPTION: 5 W leakage and clocking for a ~100 mm^2 accelerator die.
-        static_w=5.0,
+        # The energies above are Horowitz's 45 nm figures, so the SRAM is at 40 nm: 64 MiB is
+        # 130 mm^2 of bitcells, 186 mm^2 of macros (SRAM_BITCELL_UM2_BY_NODE), leaking
+        # 64 x SRAM_LEAKAGE_W_PER_MIB[40] = 0.59 W (`static_power_w`).
+        sram_node_nm=40,
+        # ASSUMPTION: 1 W static for the rest of the die: 16,384 FP16 MACs at ~3,000 um^2 each
+        # (Horowitz ISSCC 2014, 45 nm: multiply 1,640 + add 1,360 um^2) are ~50 mm^2 of logic,
+        # plus control and clock tree.
+        static_w=1.0,
         # Attention weights of a 30B model (hundreds of MB) cannot sit on chip: a second HBM2
         # stack (JESD235, 256 GB/s) streams them, separate from the experts' stack.
         dense_bandwidth=256e9,
         dense_pj_per_byte=3.9 * 8,
-        notes="paper-like accelerator: SRAM expert buffer fed from HBM2, 128x128 PE array, "
-              "attention weights streamed from a second HBM2 stack"),
+        notes="paper-like accelerator: 64 MiB SRAM expert buffer at 40 nm fed from HBM2, 128x128 PE "
+              "array, attention, KV cache and LM head streamed from a second HBM2 stack"),
     "gpu-pcie": Hardware(
         name="gpu-pcie",
         # PCI-SIG PCIe 4.0: 16 GT/s x 16 lanes, 128b/130b = 31.5 GB/s per direction; ~25 GB/s
@@ -163,8 +209,8 @@ PRESETS = {
         link_latency=10e-6,
         # ASSUMPTION: 8 GiB of the 80 GB HBM reserved for an expert cache.
         buffer_bytes=8 * 2 ** 30,
-        # NVIDIA A100 80GB datasheet: 2,039 GB/s HBM2e.
-        local_bandwidth=2.039e12,
+        # NVIDIA A100 datasheet: 1,935 GB/s HBM2e on the 80GB PCIe card (2,039 GB/s on SXM).
+        local_bandwidth=1.935e12,
         # NVIDIA A100 datasheet: 312 TFLOPS dense BF16 = 156 TMAC/s; 108 SMs at 1.41 GHz.
         macs_per_cycle=156e12 / 1.41e9,
         clock_hz=1.41e9,
@@ -174,9 +220,12 @@ PRESETS = {
         # HBM2e read, about 3.9 pJ/bit (O'Connor et al., MICRO 2017).
         buffer_pj_per_byte=3.9 * 8,
         mac_pj=HOROWITZ_FP16_MAC_PJ,
-        # ASSUMPTION: ~60 W idle/static of a 400 W A100 SXM board.
+        # NVIDIA A100 datasheet: 300 W maximum board power (80GB PCIe). ASSUMPTION: ~60 W of it
+        # idle/static (HBM refresh, clocks, leakage), the rest counted as dynamic energy above.
         static_w=60.0,
-        notes="A100-class GPU, experts in host DRAM over PCIe 4.0 x16"),
+        notes="A100 80GB PCIe: experts in host DRAM copied over PCIe 4.0 x16 into an 8 GiB HBM expert "
+              "cache, attention, KV cache and LM head resident in HBM (the 'GPU' of expert-offloading "
+              "systems such as Pre-gated MoE, Hwang et al., ISCA 2024)"),
     "edge-flash": Hardware(
         name="edge-flash",
         # JEDEC UFS 4.0 / Samsung UFS 4.0 announcement (2022): up to 4,200 MB/s sequential read.
@@ -213,63 +262,157 @@ def preset(name: str, **overrides) -> Hardware:
 
 @dataclass(frozen=True)
 class ModelDims:
-    """Per-token work and weight bytes of one MoE model (per layer arrays have length L)."""
+    """What one decoded token reads and computes, by part (per-layer arrays have the trace's L
+    MoE layers). Bytes and multiply-accumulates (MACs):
 
-    expert_bytes: np.ndarray     # bytes of one expert's weights, per layer
-    expert_macs: float           # MACs of one expert for one token
-    dense_bytes: np.ndarray      # attention + router weight bytes, per layer
-    dense_macs: float            # attention + router MACs per token and layer (no KV term)
+    expert_*: one routed expert; dense_*: one MoE layer's attention, router and shared experts;
+    kv_*: one MoE layer's KV-cache reads at `context_tokens` tokens of context; head_*: once per
+    token, the LM head, the token's embedding row and the model's non-MoE layers (with their KV
+    reads); lm_head_bytes: the LM head alone. source: where the sizes came from."""
+
+    expert_bytes: np.ndarray
+    expert_macs: float
+    dense_bytes: np.ndarray
+    dense_macs: float
+    kv_bytes: float
+    kv_macs: float
+    head_bytes: float
+    head_macs: float
+    lm_head_bytes: float
+    bytes_per_param: float
+    context_tokens: float
     source: str
+    model: str | None = None
+    notes: tuple = ()
+
+    def as_dict(self) -> dict:
+        """The sizes as the JSON output prints them (per-layer arrays as their mean, min and max)."""
+        return {"model": self.model, "source": self.source,
+                "expert_bytes": float(np.mean(self.expert_bytes)),
+                "expert_bytes_min_max": [float(np.min(self.expert_bytes)), float(np.max(self.expert_bytes))],
+                "expert_macs": self.expert_macs,
+                "dense_bytes_per_layer": float(np.mean(self.dense_bytes)), "dense_macs_per_layer": self.dense_macs,
+                "kv_bytes_per_layer": self.kv_bytes, "kv_macs_per_layer": self.kv_macs,
+                "context_tokens": self.context_tokens, "lm_head_bytes": self.lm_head_bytes,
+                "head_bytes": self.head_bytes, "head_macs": self.head_macs,
+                "bytes_per_param": self.bytes_per_param}
 
 
-# Public model configs (Hugging Face config.json of each model):
-# Qwen/Qwen3-30B-A3B: hidden 2048, moe_intermediate 768, 32 query / 4 KV heads of 128.
-# ibm-granite/granite-3.0-1b-a400m-instruct: hidden 1024, intermediate 512, 16 / 8 heads of 64.
-KNOWN_MODELS = {
-    "Qwen3-30B-A3B": dict(hidden=2048, ffn=768, heads=32, kv_heads=4, head_dim=128),
-    "ibm-granite/granite-3.0-1b-a400m-instruct": dict(hidden=1024, ffn=512, heads=16, kv_heads=8,
-                                                      head_dim=64),
-    # the bundled traces' model (scripts/bundled_model.json)
-    "stmoe-bundled-qwen3moe-8x32": dict(hidden=192, ffn=128, heads=6, kv_heads=2, head_dim=32),
-}
+SIZE_FLAGS = "--model NAME (one of: {}) or --hidden/--ffn with --dtype (model= / hidden=, ffn=, dtype= in Python)"
 
 
-def model_dims(trace, *, hidden: int | None = None, ffn: int | None = None,
+def model_dims(trace, *, model: str | None = None, hidden: int | None = None, ffn: int | None = None,
                dtype: str | None = None, heads: int | None = None, kv_heads: int | None = None,
-               head_dim: int | None = None) -> ModelDims:
-    """The model's sizes: given arguments win, then the trace's model (KNOWN_MODELS), and
-    measured ``meta["expert_bytes"]`` wins over hidden x ffn x dtype for the expert size."""
-    L, E = trace.num_layers, trace.num_experts
-    # a recorded trace carries its model's sizes (stmoe.record stores meta["model_config"])
-    known = KNOWN_MODELS.get(str(trace.meta.get("model"))) or trace.meta.get("model_config") or {}
-    given = dict(hidden=hidden, ffn=ffn, heads=heads, kv_heads=kv_heads, head_dim=head_dim)
-    dims = {k: (v if v is not None else known.get(k)) for k, v in given.items()}
-    source = f"model config of {trace.meta.get('model')}" if known else "arguments"
-    if dims["hidden"] is None or dims["ffn"] is None:
-        raise ConfigError(f"model dimensions of trace {trace.name!r} (model "
-                          f"{trace.meta.get('model')!r}) are unknown: give the hidden and expert FFN sizes "
-                          f"(--hidden/--ffn, or hidden=/ffn= in Python, and a dtype); known models: "
-                          f"{', '.join(KNOWN_MODELS)}")
-    for k, v in dims.items():
-        if v is not None and int(v) <= 0:
+               head_dim: int | None = None, context: float | None = None) -> ModelDims:
+    """The sizes of one decoded token of `trace`'s model.
+
+    The shape: `model` (a `stmoe.sim.models` registry name or Hugging Face id), else the entry
+    matching the trace's recorded model name, else the shape a recorder stored
+    (``meta["model_config"]``); `hidden`, `ffn`, `heads`, `kv_heads`, `head_dim` override it.
+    The bytes: `dtype` when given; else the recorder's measured ``meta["expert_bytes"]`` (and
+    ``meta["dense_bytes"]``) when the shape is the trace's own; else the trace's dtype, else
+    bfloat16, said in `source`. context: tokens of KV cache each decoded token reads (default:
+    the mean over the trace's decode tokens of the tokens before them in their sequence)."""
+    L, E, meta = trace.num_layers, trace.num_experts, trace.meta
+    given = {"hidden": hidden, "ffn": ffn, "heads": heads, "kv_heads": kv_heads, "head_dim": head_dim}
+    for k, v in given.items():
+        if v is not None and (not isinstance(v, (int, np.integer)) or v <= 0):
             raise ConfigError(f"{k} must be a positive integer, got {v!r}")
-    h, f = int(dims["hidden"]), int(dims["ffn"])
-    hd = int(dims["head_dim"] or max(h // int(dims["heads"] or 16), 1))
-    nh, nkv = int(dims["heads"] or max(h // hd, 1)), int(dims["kv_heads"] or dims["heads"] or max(h // hd, 1))
-    dtype = dtype or str(trace.meta.get("dtype") or "bfloat16")
-    if dtype not in DTYPE_BYTES:
-        raise ConfigError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPE_BYTES)}")
-    expert_params = 3 * h * f                      # SwiGLU: gate, up and down projections
-    dense_params = h * hd * (2 * nh + 2 * nkv) + h * E   # q, o, k, v and the router
-    measured = trace.meta.get("expert_bytes")
-    if measured is not None and all(b for b in measured) and len(measured) == L:
-        expert_bytes = np.asarray(measured, dtype=np.float64)
-        scale = expert_bytes.mean() / expert_params  # the recorder's bytes per parameter
-        source += "; expert bytes measured by the recorder"
+    cfg = get_model(model) if model is not None else (find_model(meta.get("model"))
+                                                      or find_model(meta.get("model_path")))
+    recorded = meta.get("model_config") or {}
+    if cfg is not None:
+        how_found = "--model" if model is not None else "the trace's model name"
+        where = f"the registry's {cfg.name} ({how_found})"
+        shape = {"hidden": cfg.hidden, "ffn": cfg.ffn, "heads": cfg.heads, "kv_heads": cfg.kv_heads, "head_dim": cfg.head_dim}
+    elif recorded.get("hidden") and recorded.get("ffn"):
+        where = f"the model config the recorder stored for {meta.get('model')}"
+        shape = {k: recorded.get(k) for k in given}
+    elif hidden is not None and ffn is not None:
+        where, shape = "arguments", {}
     else:
-        scale = DTYPE_BYTES[dtype]
-        expert_bytes = np.full(L, expert_params * scale)
-        source += f"; {dtype}"
-    return ModelDims(expert_bytes=expert_bytes, expert_macs=float(expert_params),
-                     dense_bytes=np.full(L, dense_params * scale), dense_macs=float(dense_params),
-                     source=source)
+        raise ConfigError(f"model sizes of trace {trace.label!r} (model {meta.get('model')!r}) are unknown: give "
+                          + SIZE_FLAGS.format(", ".join(MODELS)))
+    overridden = sorted(k for k, v in given.items() if v is not None)
+    shape |= {k: v for k, v in given.items() if v is not None}
+    h, f = int(shape["hidden"]), int(shape["ffn"])
+    hd = int(shape.get("head_dim") or max(h // int(shape.get("heads") or 16), 1))
+    nh = int(shape.get("heads") or max(h // hd, 1))
+    nkv = int(shape.get("kv_heads") or nh)
+    notes = []
+    if cfg is None:   # a recorder's shape or bare arguments: no registry entry to complete it
+        vocab = int(recorded.get("vocab") or 0)
+        cfg = ModelConfig(str(meta.get("model")), "", hidden=h, ffn=f, experts=E, k=trace.top_k, layers=L,
+                          heads=nh, kv_heads=nkv, head_dim=hd, vocab=vocab, tied_embeddings=False, source=where)
+        if not vocab:
+            notes.append(f"the LM head of {trace.label}'s model is unknown (no vocabulary size): left out; "
+                         f"give --model for a registry model")
+    else:
+        cfg = dataclasses.replace(cfg, hidden=h, ffn=f, heads=nh, kv_heads=nkv, head_dim=hd)
+        if (cfg.moe_layers, cfg.experts) != (L, E):
+            notes.append(f"{cfg.name} has {cfg.moe_layers} MoE layers of {cfg.experts} experts, trace "
+                         f"{trace.label} {L} of {E}: the trace's routing is timed with {cfg.name}'s sizes")
+    if overridden:
+        where += f", {', '.join(overridden)} given"
+    if dtype is not None and dtype not in DTYPE_BYTES:
+        raise ConfigError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPE_BYTES)}")
+
+    expert_params = 3 * h * f                      # SwiGLU: gate, up and down projections
+    dense_params = cfg.attention_params() + h * E + cfg.shared_experts * 3 * h * cfg.shared_ffn
+    measured = meta.get("expert_bytes")
+    own_shape = model is None and not overridden
+    if dtype is None and own_shape and measured is not None and len(measured) == L and all(measured):
+        expert_bytes = np.asarray(measured, dtype=np.float64)
+        bpp = float(expert_bytes.mean() / expert_params)   # the recorder's bytes per parameter
+        dense = meta.get("dense_bytes")
+        if dense is not None and len(dense) == L and all(dense):
+            dense_bytes = np.asarray(dense, dtype=np.float64)
+            how = "expert and dense bytes measured by the recorder"
+        else:
+            dense_bytes = np.full(L, dense_params * bpp)
+            how = "expert bytes measured by the recorder, dense bytes at their bytes per parameter"
+        how += f" ({bpp:.3g} bytes/parameter; LM head at that rate)"
+        kv_elem = 2.0
+    else:
+        if dtype is not None:
+            how = dtype
+        elif meta.get("dtype") in DTYPE_BYTES:
+            dtype, how = meta["dtype"], f"{meta['dtype']} (the trace's)"
+        else:
+            dtype, how = "bfloat16", "bfloat16 (default; give --dtype)"
+        bpp = DTYPE_BYTES[dtype]
+        expert_bytes = np.full(L, expert_params * bpp)
+        dense_bytes = np.full(L, dense_params * bpp)
+        kv_elem = 4.0 if dtype == "float32" else 2.0
+    # KV cache in 16-bit floats unless the weights are float32 (llama.cpp's and vLLM's default
+    # cache types are fp16/bf16 whatever the weights' quantisation)
+    ctx = mean_context(trace) if context is None else float(context)
+    if not np.isfinite(ctx) or ctx < 0:
+        raise ConfigError(f"context must be a number of tokens >= 0, got {context!r}")
+    kv_bytes = ctx * cfg.kv_elements_per_token() * kv_elem
+    kv_macs = ctx * cfg.kv_macs_per_token()
+    lm_head_params = cfg.vocab * h
+    dense_layer_params = cfg.dense_layers * (cfg.attention_params() + 3 * h * cfg.dense_ffn)
+    head_bytes = (lm_head_params + h + dense_layer_params) * bpp + cfg.dense_layers * kv_bytes
+    head_macs = lm_head_params + dense_layer_params + cfg.dense_layers * kv_macs
+    ctx_how = (f"{ctx:.0f} tokens of context (mean over the trace's decode tokens; give --context)"
+               if context is None else f"{ctx:.0f} tokens of context (given)")
+    return ModelDims(expert_bytes=expert_bytes, expert_macs=float(expert_params), dense_bytes=dense_bytes,
+                     dense_macs=float(dense_params), kv_bytes=float(kv_bytes), kv_macs=float(kv_macs),
+                     head_bytes=float(head_bytes), head_macs=float(head_macs),
+                     lm_head_bytes=float(lm_head_params * bpp), bytes_per_param=bpp, context_tokens=ctx,
+                     source=f"{where}; {how}; {ctx_how}", model=cfg.name if cfg.hf_id else None,
+                     notes=tuple(notes))
+
+
+def mean_context(trace) -> float:
+    """Mean number of earlier tokens in their sequence over the trace's decode tokens (all
+    tokens if it has none): the KV cache a decoded token reads."""
+    seq = np.asarray(trace.sequence)
+    if seq.size == 0:
+        return 0.0
+    starts = np.r_[True, seq[1:] != seq[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(seq.size), 0))
+    pos = np.arange(seq.size) - first
+    decode = np.asarray(trace.phase) == 1
+    return float(pos[decode].mean() if decode.any() else pos.mean())

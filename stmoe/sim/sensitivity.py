@@ -56,8 +56,8 @@ RANGES: tuple[Range, ...] = (
           "would be built to beat; high: Graphcore's Colossus MK2 IPU, 47.5 TB/s to its 900 MB of "
           "on-chip SRAM (Graphcore product page)",
           "sets an expert's compute time (a roofline on weight reads), for every system"),
-    Range("accelerator", "static_w", 2.5, 10.0, HALVED_AND_DOUBLED,
-          "leakage and clocking of the die: energy only, never latency"),
+    Range("accelerator", "static_w", 0.5, 2.0, HALVED_AND_DOUBLED,
+          "leakage and clocking of the die beside the buffer: energy only, never latency"),
     Range("accelerator", "dense_bandwidth", 128e9, 460e9,
           "low: a first-generation HBM stack, 1 Gb/s per pin x 1024 = 128 GB/s (JEDEC JESD235, "
           "2013); high: an HBM2E stack at 3.6 Gb/s per pin, 460 GB/s (SK hynix HBM2E announcement, "
@@ -187,5 +187,9 @@ def sensitivity(trace: Trace, hardware="accelerator", *, predictions=None, dims:
                  "larger of the speedup and energy-efficiency swings, each relative to its baseline")
     notes.append("SRAM_ARRAY_EFFICIENCY (ASSUMPTION) is not varied: it changes the buffer's area, "
                   "never latency or energy")
+    if hw.sram_node_nm is not None:
+        notes.append("SRAM_LEAKAGE_W_PER_MIB (ASSUMPTION) is not varied: the buffer leaks "
+                     f"{hw.static_power_w - hw.static_w:.3g} W of the {hw.static_power_w:.3g} W static "
+                     "power; static_w's row shows what moving static power does to energy")
     return Sensitivity(hw.name, float(speedup), float(efficiency), rows, notes)
 

@@ -78,6 +78,7 @@ class System:
             notes.append(predictions_note(predictor, budget, lookahead, profile))
         if buffer is None:
             buffer = self._buffer(hardware, dims, k, trace.num_experts, lookahead)
+            notes += self._working_set_notes(hardware, dims, k, trace.num_experts, L, lookahead)
         return Plan(np.asarray(ids, np.int16), np.asarray(pred, np.int16), int(lookahead), buffer,
                     self.preload, notes)
 
@@ -95,6 +96,27 @@ class System:
             # a bigger staging region only shrinks the cache (see the prefetch_share sweep)
             share = min(0.5, 2 * k * lookahead / max(total, 1))
         return BufferSpec(hardware.buffer_bytes, "bytes", prefetch_share=share, policy=self.policy)
+
+    def _working_set_notes(self, hardware, dims, k, E, L, lookahead) -> list[str]:
+        """A note when the machine's buffer holds fewer experts than this system needs at once
+        (it then runs with what fits, as `_buffer` sizes it): the current layer's k, plus the
+        layers staged ahead for a prefetching system; every expert for all-resident."""
+        held = experts_held(hardware.buffer_bytes, dims.expert_bytes)
+        if self.preload:
+            need, what = L * E, "every expert of the model"
+        elif self.prefetch == "all":
+            need, what = E + k, f"the next layer's {E} experts and this layer's k={k}"
+        elif self.prefetch == "none":
+            need, what = k, f"one layer's k={k} experts"
+        else:
+            ahead = 1 if self.working_set_only else lookahead
+            need, what = k * (1 + ahead), f"{1 + ahead} layers' k={k} experts"
+        if held >= need:
+            return []
+        then = ("is assumed resident anyway (an upper bound)" if self.preload
+                else f"runs with {max(held, 1)}")
+        return [(f"{self.name}: the {hardware.name} buffer holds {held} experts, fewer than its working set of "
+                 f"{need} ({what}); it {then}")]
 
 
 ADAP_GATING_SKIPPED = "adap-gating skipped: the trace has no gate weights"

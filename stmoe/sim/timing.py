@@ -18,6 +18,9 @@ prefetches for its first `lookahead` layers, which no earlier token could issue
 6. the experts are computed in arrival order, so compute stalls on late data
    (`_compute_in_arrival_order`).
 
+After its last layer a token computes its LM head (with its embedding row and the model's
+non-MoE layers, `ModelDims.head_*`) while the link keeps moving queued prefetches.
+
 At the end, prefetches never used count as wasted, or as cancelled if they never left the
 queue (`_count_unused_prefetches`); so does a prefetched expert evicted before its use
 (`_evict_for`).
@@ -25,10 +28,11 @@ queue (`_count_unused_prefetches`); so does a prefetched expert evicted before i
 The link is one FIFO queue: latency + bytes / bandwidth per expert, demand fetches jumping the
 queue of not-yet-started prefetches (they wait for the prefetch on the wire, unless phase 2
 pre-empted it). Compute is a roofline (max of MACs / peak and weight bytes / bandwidth):
-experts are read from the buffer at local bandwidth, attention and router weights at the
-hardware's dense bandwidth, over a path of their own (a stated simplification: they never
-contend with the expert link). Energy: bytes over the link, bytes written to and read from the
-buffer, MACs, and static power x time.
+experts are read from the buffer at local bandwidth (`expert_compute_time`), attention and
+router weights, the KV cache and the LM head at the hardware's dense bandwidth, over a path of
+their own (a stated simplification: they never contend with the expert link). Energy
+(`energy_breakdown_j`): bytes over the link, bytes written to and read from the buffer, bytes
+read over the dense path, MACs, and static power x time.
 """
 
 from __future__ import annotations
@@ -348,7 +352,7 @@ def _count_unused_prefetches(S, E, nbytes, stats):
 
 
 @njit(cache=True)
-def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, latency,
+def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nbytes, latency,
                S, H, part, policy, next_req, first_req, preload):
     """The statistics vector of decoding the tokens of `ids` [T, L, k] (the module docstring
     says how). `_run_phases` runs them and cannot allocate, so the scratch arrays are made here."""
@@ -364,7 +368,7 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, late
         for o in range(N):
             admit(S, H, o, CACHE, part[o], 0)
     rt = np.empty(k)
-    stats[S_TIME] = _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, latency,
+    stats[S_TIME] = _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nbytes, latency,
                                 S, H, part, policy, next_req, ready, queue, qissue, rt, stats)
     return stats
 
@@ -383,7 +387,7 @@ def _without_refcounting() -> dict:
 
 
 @njit(cache=True, **_without_refcounting())
-def _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, latency,
+def _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nbytes, latency,
                 S, H, part, policy, next_req, ready, queue, qissue, rt, stats):
     """Run the phases for every token and layer; returns the time decoding ends."""
     T, L, _ = ids.shape
@@ -410,13 +414,22 @@ def _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, xfer, nbytes, lat
             qt = _issue_predictions(S, H, t, g, T, L, lookahead, first, now, pred, E, part, policy, i,
                                     nbytes, ready, queue, qissue, qh, qt, stats)
             now = _compute_in_arrival_order(rt, nd, now, t_exp[l], stats)
+        now += t_head    # LM head, embedding and non-MoE layers; queued prefetches keep moving
     _count_unused_prefetches(S, E, nbytes, stats)
     return now
 
 
 @dataclass
 class SimulationResult:
-    """What one system did on one trace and machine. Times in seconds, energy in joules."""
+    """What one system did on one trace and machine. Times in seconds, energy in joules.
+
+    Per token: energy_breakdown_j by where it is spent (link, buffer, dense: attention, KV-cache
+    and LM-head reads over the dense path, compute: every MAC, static); energy_by_work_j the same
+    total by the work it serves (attention_router, kv_cache, lm_head, experts, static);
+    time_breakdown_s the latency by phase (attention_router, kv_cache, lm_head, experts, stalls:
+    waiting for expert weights). lm_head is the once-per-token work: the LM head, the token's
+    embedding row and the model's non-MoE layers. Each sums to its total. dims:
+    `ModelDims.as_dict()`."""
 
     system: str
     hardware: str
@@ -441,19 +454,41 @@ class SimulationResult:
     dropped_prefetches: int
     preempted_prefetches: int
     energy_breakdown_j: dict = field(default_factory=dict)
+    energy_by_work_j: dict = field(default_factory=dict)
+    time_breakdown_s: dict = field(default_factory=dict)
+    dims: dict = field(default_factory=dict)
     speedup_vs_on_demand: float | None = None
     energy_efficiency_vs_on_demand: float | None = None
+    baseline: str | None = None
+    speedup_vs_baseline: float | None = None
+    energy_efficiency_vs_baseline: float | None = None
     notes: list = field(default_factory=list)
 
-    def relative_to(self, base: "SimulationResult") -> "SimulationResult":
+    def relative_to(self, base: SimulationResult) -> SimulationResult:
         self.speedup_vs_on_demand = base.latency_per_token_s / self.latency_per_token_s
         self.energy_efficiency_vs_on_demand = base.energy_per_token_j / self.energy_per_token_j
         return self
 
+    def relative_to_baseline(self, base: SimulationResult) -> SimulationResult:
+        """Speed and energy efficiency over `base`, a run on any machine (``system@hardware``)."""
+        self.baseline = f"{base.system}@{base.hardware}"
+        self.speedup_vs_baseline = base.latency_per_token_s / self.latency_per_token_s
+        self.energy_efficiency_vs_baseline = base.energy_per_token_j / self.energy_per_token_j
+        return self
+
     def row(self) -> dict:
-        """Every scalar result as one flat dict: what tables, JSON output, sweeps and charts read."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("energy_breakdown_j", "notes")}
+        """Every scalar result as one flat dict: what tables, JSON output, sweeps and charts read;
+        the energy and time breakdowns flattened as ``energy_PART_j`` and ``time_PART_s``."""
+        flat = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NESTED}
+        flat |= {f"energy_{k}_j": v for k, v in self.energy_breakdown_j.items()}
+        return flat | {f"time_{k}_s": v for k, v in self.time_breakdown_s.items()}
+
+    def record(self) -> dict:
+        """`row()` with the breakdowns, the model sizes and the notes as they are: the JSON output."""
+        return self.row() | {name: getattr(self, name) for name in NESTED}
+
+
+NESTED = ("energy_breakdown_j", "energy_by_work_j", "time_breakdown_s", "dims", "notes")
 
 
 def decode_tokens(trace, phase: str | None):
@@ -488,17 +523,34 @@ def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardwar
         nreq = np.zeros(int((ids >= 0).sum()), np.int64)
     # pred may be a broadcast view (prefetch-all-next-layer: every expert, every token): copying it
     # contiguous would make (T, L, E) int16, 2.4 GB at 200k tokens x 48 layers x 128 experts.
+    t_attn, t_kv, t_exp, t_head, xfer, nbytes = layer_costs(hardware, dims)
     return run_kernel(np.ascontiguousarray(ids, np.int16), np.asarray(pred, np.int16),
-                      first, int(lookahead), E, *layer_costs(hardware, dims), hardware.link_latency,
+                      first, int(lookahead), E, t_attn + t_kv, t_exp, t_head, xfer, nbytes, hardware.link_latency,
                       *new_state(L * E, slots), part, POLICIES[buffer.policy], nreq, first_req, preload)
 
 
+def roofline(macs, nbytes, hw: Hardware, bandwidth: float):
+    """Time of work that is either compute- or bandwidth-bound: max(MACs / peak, bytes / bandwidth)."""
+    return np.maximum(macs / hw.peak_macs, nbytes / bandwidth)
+
+
+def expert_compute_time(hw: Hardware, dims: ModelDims) -> np.ndarray:
+    """Per layer, the time to compute one routed expert for one token once its weights are in
+    the buffer: a roofline over the buffer's local bandwidth (the one place a PE-array model
+    replaces it)."""
+    return roofline(dims.expert_macs, dims.expert_bytes, hw, hw.local_bandwidth)
+
+
 def layer_costs(hw: Hardware, dims: ModelDims):
-    """Per layer (seconds, seconds, seconds, bytes): attention + router time, one expert's
-    compute time, one expert's transfer time over the link, and one expert's bytes."""
-    t_attn = np.maximum(dims.dense_macs / hw.peak_macs, dims.dense_bytes / hw.dense_read_bandwidth)
-    t_exp = np.maximum(dims.expert_macs / hw.peak_macs, dims.expert_bytes / hw.local_bandwidth)
-    return t_attn, t_exp, dims.expert_bytes / hw.link_bandwidth, dims.expert_bytes.astype(np.float64)
+    """(t_attn[L], t_kv, t_exp[L], t_head, xfer[L], nbytes[L]): per layer the attention and router
+    time, the KV-cache time, one expert's compute time, one expert's transfer time over the link
+    and its bytes; t_head once per token (LM head, embedding row, non-MoE layers)."""
+    bw = hw.dense_read_bandwidth
+    t_attn = roofline(dims.dense_macs, dims.dense_bytes, hw, bw)
+    t_kv = float(roofline(dims.kv_macs, dims.kv_bytes, hw, bw))
+    t_head = float(roofline(dims.head_macs, dims.head_bytes, hw, bw))
+    return (t_attn, t_kv, expert_compute_time(hw, dims), t_head, dims.expert_bytes / hw.link_bandwidth,
+            dims.expert_bytes.astype(np.float64))
 
 
 def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: ModelDims, tokens: int,
@@ -506,22 +558,33 @@ def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: Model
     s = stats
     moved = s[S_DEMAND_BYTES] + s[S_PF_BYTES]
     uses = s[S_REQ]
+    total_time = s[S_TIME]
+    pj = 1e-12 / tokens    # per token
+    t_attn, t_kv, _, t_head, _, _ = layer_costs(hardware, dims)
+    # what each token reads over the dense path and computes outside the experts
+    work = {"attention_router": (float(np.sum(dims.dense_bytes)), num_layers * dims.dense_macs),
+            "kv_cache": (num_layers * dims.kv_bytes, num_layers * dims.kv_macs),
+            "lm_head": (dims.head_bytes, dims.head_macs)}
+    dense_pj = hardware.dense_read_pj_per_byte
     expert_read = uses * float(np.mean(dims.expert_bytes))
-    dense_read = tokens * float(np.sum(dims.dense_bytes))
-    macs = uses * dims.expert_macs + tokens * num_layers * dims.dense_macs
-    pj = 1e-12
+    expert_macs = uses * dims.expert_macs
+    static = total_time * hardware.static_power_w / tokens
     energy = {
         "link": moved * hardware.link_pj_per_byte * pj,
         "buffer": (moved + expert_read) * hardware.buffer_pj_per_byte * pj,
-        "dense weights": dense_read * hardware.dense_read_pj_per_byte * pj,
-        "compute": macs * hardware.mac_pj * pj,
-        "static": s[S_TIME] * hardware.static_w,
+        "dense": sum(b for b, _ in work.values()) * dense_pj * 1e-12,
+        "compute": (expert_macs * pj + sum(m for _, m in work.values()) * 1e-12) * hardware.mac_pj,
+        "static": static,
     }
-    total_time = s[S_TIME]
+    by_work = {k: (b * dense_pj + m * hardware.mac_pj) * 1e-12 for k, (b, m) in work.items()}
+    by_work["experts"] = energy["link"] + energy["buffer"] + expert_macs * hardware.mac_pj * pj
+    by_work["static"] = static
+    times = {"attention_router": float(np.sum(t_attn)), "kv_cache": num_layers * t_kv, "lm_head": t_head,
+             "experts": s[S_EXPERT] / tokens, "stalls": s[S_STALL] / tokens}
     return SimulationResult(
         system=system, hardware=hardware.name, changes_routing=changes_routing, tokens=tokens,
         requests=int(uses), latency_per_token_s=total_time / tokens,
-        energy_per_token_j=sum(energy.values()) / tokens,
+        energy_per_token_j=sum(energy.values()),
         hit_rate=s[S_HIT] / uses if uses else 0.0,
         late_prefetch_rate=s[S_LATE] / uses if uses else 0.0,
         stall_share=s[S_STALL] / total_time if total_time else 0.0,
@@ -531,7 +594,10 @@ def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: Model
         prefetches_issued=int(s[S_ISSUED]), useful_prefetches=int(s[S_USEFUL]),
         wasted_prefetches=int(s[S_WASTED]), cancelled_prefetches=int(s[S_CANCELLED]),
         dropped_prefetches=int(s[S_DROPPED]), preempted_prefetches=int(s[S_PREEMPTED]),
-        energy_breakdown_j={k: float(v) / tokens for k, v in energy.items()}, notes=list(notes))
+        energy_breakdown_j={k: float(v) for k, v in energy.items()},
+        energy_by_work_j={k: float(v) for k, v in by_work.items()},
+        time_breakdown_s={k: float(v) for k, v in times.items()}, dims=dims.as_dict(),
+        notes=list(dims.notes) + list(notes))
 
 
 def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *, predictions=None,

@@ -9,8 +9,8 @@ from stmoe.book import DEFAULT_TRACE
 from stmoe.book.reproduction import BASELINES, PAPER_GAINS, compare, gains, st_moe_predictions
 from stmoe.charts.reproduction import paper_gap_chart
 from stmoe.readers.catalog import load_trace
-from stmoe.sim.comparison import REFERENCE_MODEL, dims_for
-from stmoe.sim.hardware import KNOWN_MODELS, PRESETS, model_dims, preset
+from stmoe.sim.comparison import dims_for, reference_dims
+from stmoe.sim.hardware import PRESETS, preset
 from stmoe.splits import split
 from stmoe.widgets.explorer import Explorer
 
@@ -49,7 +49,7 @@ def paper_explorer(trace=None, *, dims=None, max_scored_sequences: int = EXPLORE
     if trace is None or isinstance(trace, str):
         trace = load_trace(trace or DEFAULT_TRACE)
     sizes = {OWN: dims or dims_for(trace)[0],
-             REFERENCE: model_dims(trace, **KNOWN_MODELS[REFERENCE_MODEL], dtype="bfloat16")}
+             REFERENCE: reference_dims(trace)}
     split(trace, max_scored_sequences=max_scored_sequences)     # fail here, not in a callback, on a trace too short
     predictions = st_moe_predictions(trace, max_scored_sequences)   # hardware-independent
     cache: dict = {}

@@ -8,6 +8,7 @@ from stmoe.book import DEFAULT_TRACE
 from stmoe.book.tour import TOUR_SYSTEMS, latency_grid
 from stmoe.charts.tour import latency_chart, latency_rows
 from stmoe.sim.comparison import REFERENCE_MODEL, reference_dims, reference_note
+from stmoe.sim.models import MODELS, find_model
 from stmoe.sim.hardware import preset
 from stmoe.splits import split_leading
 from stmoe.widgets.explorer import Explorer
@@ -81,6 +82,6 @@ def tour_explorer(trace=DEFAULT_TRACE, hardware="gpu-pcie", *, max_sequences: in
     note = ""
     if dims is None:
         dims = reference_dims(trace)
-        if trace.meta.get("model") != REFERENCE_MODEL:
+        if find_model(trace.meta.get("model")) is not MODELS[REFERENCE_MODEL]:
             note = reference_note(trace)
     return latency_explorer(simulated, hardware, dims=dims, profile=profile, note=note, **kw)
