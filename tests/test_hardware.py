@@ -71,3 +71,27 @@ def test_rates_below_one_per_second_are_refused(field):
     """1e-300 bytes/s is positive but makes every time infinite and the JSON invalid."""
     with pytest.raises(HardwareError, match=f"{field} must be at least 1 per second"):
         preset("accelerator", **{field: 1e-300})
+
+
+def test_pe_array_shape_and_dataflow():
+    acc = preset("accelerator")
+    assert acc.dataflow == "os" and acc.pe_array == (128, 128)
+    assert preset("accelerator", macs_per_cycle=64 ** 2).pe_array == (64, 64)
+    assert preset("accelerator", pe_rows=64, pe_cols=256).pe_array == (64, 256)
+    assert preset("accelerator", dataflow="ws").pe_array == (128, 128)
+    assert all(preset(n).pe_array is None for n in ("gpu-pcie", "edge-flash"))
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"dataflow": "rs"}, "dataflow must be one of os, ws, is \\(or None: a roofline\\), got 'rs'"),
+    ({"dataflow": 1.0}, "dataflow must be one of os, ws, is"),
+    ({"pe_rows": 64}, "give both pe_rows and pe_cols, or neither"),
+    ({"pe_rows": 64, "pe_cols": 128}, "pe_rows x pe_cols = 64 x 128 must equal macs_per_cycle \\(16384\\)"),
+    ({"pe_rows": 0.5, "pe_cols": 32768}, "pe_rows must be a whole number, got 0.5"),
+    ({"pe_rows": -128, "pe_cols": -128}, "pe_rows must be positive"),
+    ({"macs_per_cycle": 1000}, "macs_per_cycle=1000 is not a square number of PEs: give pe_rows and pe_cols"),
+    ({"dataflow": None, "pe_rows": 128, "pe_cols": 128}, "pe_rows/pe_cols describe a PE array, which needs a dataflow"),
+])
+def test_bad_pe_array_is_one_line(overrides, match):
+    with pytest.raises(HardwareError, match=match):
+        preset("accelerator", **overrides)

@@ -36,8 +36,10 @@ def layer_times(data: HeldOut, hardware) -> dict:
 
 def balanced_pe_side(data: HeldOut, hardware) -> dict:
     """The square PE array side at which compute time equals weight-read time (the roofline's
-    ridge) for one expert and for the attention + router of a layer, at one token per step:
-    a larger array cannot make that part faster, a smaller one makes it compute-bound."""
+    ridge) for one expert and for the attention + router of a layer, at one token per step, on
+    a roofline (MACs at peak): a larger array cannot make that part faster, a smaller one makes
+    it compute-bound. A hardware with a dataflow computes by `stmoe.sim.systolic`'s fold count
+    instead, whose fill and drain this ridge does not see."""
     hw = preset(hardware)
     d = data.dims
     expert = d.expert_macs * hw.local_bandwidth / (float(np.mean(d.expert_bytes)) * hw.clock_hz)

@@ -30,7 +30,7 @@ def layer_budget(trace: Trace, hardware: Hardware | str, dims: ModelDims | None 
 
     load_layer_s: k experts over the link, one after another (latency + bytes / bandwidth each);
     compute_layer_s: attention and router with the layer's KV-cache reads, then k experts read from
-    fast memory (roofline, as in `stmoe.sim.timing`); buffer_share: the fraction of all the model's experts the buffer can hold.
+    fast memory (as `stmoe.sim.timing.layer_costs` times them); buffer_share: the fraction of all the model's experts the buffer can hold.
     """
     hw = preset(hardware)
     dims = dims or model_dims(trace)

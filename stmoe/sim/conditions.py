@@ -39,7 +39,8 @@ def top_k_trace(trace: Trace, k: int) -> Trace:
 
 def search_conditions(trace: Trace, grid: dict, *, hardware="accelerator", dims=None) -> list[dict]:
     """One row per combination of `grid`'s values ({assumption: [values]}): an assumption is a
-    numeric field of `hardware` (buffer_bytes, dense_bandwidth, link_bandwidth, ...), ``k`` (the
+    numeric field of `hardware` (buffer_bytes, dense_bandwidth, link_bandwidth, ...) or its
+    ``dataflow`` (os, ws, is: how its PE array computes), ``k`` (the
     first k experts of the trace's routing), ``context`` (KV-cache tokens) or
     ``baseline_hardware`` (the preset the baselines run on; default: st-moe's own). Each row holds
     the point, st-moe's speedup and energy efficiency over each baseline (``speedup_vs_X``,
@@ -65,7 +66,7 @@ def search_conditions(trace: Trace, grid: dict, *, hardware="accelerator", dims=
         t, pred = cached[k]
         dims = given_dims if given_dims is not None and context is None else dims_for(
             t, **({"context": context} if context is not None else {}))[0]
-        hw = hw0.with_(**{n: float(v) for n, v in point.items() if n in fields})
+        hw = hw0.with_(**{n: (v if n == "dataflow" else float(v)) for n, v in point.items() if n in fields})
         base_hw = point.get("baseline_hardware")
         base_hw = hw if base_hw is None else preset(base_hw)
         st = _run(t, hw, ("st-moe",), dims, pred)["st-moe"]

@@ -45,7 +45,7 @@ from stmoe.sim.hardware import Hardware, preset
 from stmoe.sim.systems import get_system
 from stmoe.version import __version__
 
-HARDWARE_PARAMETERS = tuple(f.name for f in fields(Hardware) if f.name not in ("name", "notes"))
+HARDWARE_PARAMETERS = tuple(f.name for f in fields(Hardware) if f.name not in ("name", "notes", "dataflow"))
 PARAMETERS = HARDWARE_PARAMETERS + ("lookahead", "budget", "predictor")
 INTEGER_PARAMETERS = ("lookahead", "budget")
 SPEC_MAX_BYTES = 1 << 20

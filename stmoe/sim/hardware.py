@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from math import isqrt
 
 import numpy as np
 
@@ -62,9 +63,13 @@ def buffer_area_mm2(buffer_bytes: float) -> float:
 DTYPE_BYTES = {"float32": 4.0, "bfloat16": 2.0, "float16": 2.0, "int8": 1.0, "int4": 0.5}
 
 
+# how a PE array moves data (`stmoe.sim.systolic`); a hardware without one (dataflow None) computes
+# at a roofline
+DATAFLOWS = {"os": "output-stationary", "ws": "weight-stationary", "is": "input-stationary"}
+
 # rates per second: a value under 1 (1e-300 bytes/s, say) makes every time infinite
 RATES = ("link_bandwidth", "local_bandwidth", "dense_bandwidth", "clock_hz")
-OPTIONAL = ("dense_bandwidth", "dense_pj_per_byte", "sram_node_nm")
+OPTIONAL = ("dense_bandwidth", "dense_pj_per_byte", "sram_node_nm", "pe_rows", "pe_cols")
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ class Hardware:
     static_w: static power of everything but an on-chip SRAM buffer (logic, clocks; a board's
     idle power); sram_node_nm: the process node of the buffer when it is on-chip SRAM, whose
     leakage (SRAM_LEAKAGE_W_PER_MIB) `static_power_w` adds; None when the buffer is DRAM.
+    dataflow: the PE array's (`DATAFLOWS`; `stmoe.sim.systolic` counts its cycles), or None for
+    compute that is a roofline at peak. pe_rows x pe_cols: the array's shape (default: square,
+    of macs_per_cycle PEs).
     """
 
     name: str
@@ -97,14 +105,17 @@ class Hardware:
     dense_bandwidth: float | None = None
     dense_pj_per_byte: float | None = None
     sram_node_nm: float | None = None
+    dataflow: str | None = None
+    pe_rows: int | None = None
+    pe_cols: int | None = None
     notes: str = ""
 
     def __post_init__(self):
         positive = ("link_bandwidth", "buffer_bytes", "local_bandwidth", "macs_per_cycle", "clock_hz",
-                    "dense_bandwidth")
+                    "dense_bandwidth", "pe_rows", "pe_cols")
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name in ("name", "notes") or (f.name in OPTIONAL and v is None):
+            if f.name in ("name", "notes", "dataflow") or (f.name in OPTIONAL and v is None):
                 continue
             if not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v):
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must be a finite number, got {v!r}")
@@ -116,6 +127,36 @@ class Hardware:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must not be negative, got {v!r}")
         if self.sram_node_nm is not None:
             self._node()
+        _ = self.pe_array   # raises on a bad dataflow or array shape
+
+    @property
+    def pe_array(self) -> tuple[int, int] | None:
+        """(rows, cols) of the PE array, or None for a hardware without one (dataflow None)."""
+        rows, cols, where = self.pe_rows, self.pe_cols, f"hardware {self.name!r}"
+        if self.dataflow is None:
+            if rows is not None or cols is not None:
+                raise HardwareError(f"{where}: pe_rows/pe_cols describe a PE array, which needs a dataflow "
+                                    f"({', '.join(DATAFLOWS)}), got dataflow=None")
+            return None
+        if not isinstance(self.dataflow, str) or self.dataflow not in DATAFLOWS:
+            raise HardwareError(f"{where}: dataflow must be one of {', '.join(DATAFLOWS)} (or None: a roofline), "
+                                f"got {self.dataflow!r}")
+        if (rows is None) != (cols is None):
+            raise HardwareError(f"{where}: give both pe_rows and pe_cols, or neither (a square array of "
+                                f"macs_per_cycle PEs), got pe_rows={rows!r}, pe_cols={cols!r}")
+        if rows is None:
+            side = isqrt(int(self.macs_per_cycle))
+            if side * side != self.macs_per_cycle:
+                raise HardwareError(f"{where}: macs_per_cycle={self.macs_per_cycle!r} is not a square number "
+                                    f"of PEs: give pe_rows and pe_cols")
+            return side, side
+        for f, v in (("pe_rows", rows), ("pe_cols", cols)):
+            if not float(v).is_integer():
+                raise HardwareError(f"{where}: {f} must be a whole number, got {v!r}")
+        if rows * cols != self.macs_per_cycle:
+            raise HardwareError(f"{where}: pe_rows x pe_cols = {rows:g} x {cols:g} must equal "
+                                f"macs_per_cycle ({self.macs_per_cycle:g})")
+        return int(rows), int(cols)
 
     @property
     def dense_read_bandwidth(self) -> float:
@@ -181,6 +222,11 @@ PRESETS = {
         # A 128x128 systolic array (TPU v1 has 256x256, Jouppi et al., ISCA 2017) at 1 GHz.
         macs_per_cycle=128 * 128,
         clock_hz=1e9,
+        # ASSUMPTION: output-stationary. Decoding multiplies one token's vector by each matrix, so no
+        # weight is used twice; a weight-stationary array (TPU v1's) spends R cycles loading each
+        # 128x128 tile to use it once. On a bf16 Qwen3-30B-A3B expert at one token, SCALE-Sim's
+        # fold model gives os 44.0 us, is 51.4 us, ws 110.3 us (stmoe.sim.systolic).
+        dataflow="os",
         # HBM2 about 3.9 pJ/bit (O'Connor et al., "Fine-Grained DRAM", MICRO 2017).
         link_pj_per_byte=3.9 * 8,
         buffer_pj_per_byte=HOROWITZ_SRAM_1MB_PJ_PER_BYTE,
@@ -268,7 +314,9 @@ class ModelDims:
     expert_*: one routed expert; dense_*: one MoE layer's attention, router and shared experts;
     kv_*: one MoE layer's KV-cache reads at `context_tokens` tokens of context; head_*: once per
     token, the LM head, the token's embedding row and the model's non-MoE layers (with their KV
-    reads); lm_head_bytes: the LM head alone. source: where the sizes came from."""
+    reads); lm_head_bytes: the LM head alone. source: where the sizes came from.
+    *_matrices: (K, N) of each weight matrix one token goes through in that part (what a PE
+    array computes, `stmoe.sim.systolic`); head_macs also holds the non-MoE layers' KV MACs."""
 
     expert_bytes: np.ndarray
     expert_macs: float
@@ -282,6 +330,9 @@ class ModelDims:
     bytes_per_param: float
     context_tokens: float
     source: str
+    expert_matrices: tuple
+    dense_matrices: tuple
+    head_matrices: tuple
     model: str | None = None
     notes: tuple = ()
 
@@ -397,11 +448,17 @@ def model_dims(trace, *, model: str | None = None, hidden: int | None = None, ff
     head_macs = lm_head_params + dense_layer_params + cfg.dense_layers * kv_macs
     ctx_how = (f"{ctx:.0f} tokens of context (mean over the trace's decode tokens; give --context)"
                if context is None else f"{ctx:.0f} tokens of context (given)")
+    attention = cfg.attention_matrices()
+    shared = cfg.shared_experts * ((h, cfg.shared_ffn), (h, cfg.shared_ffn), (cfg.shared_ffn, h))
+    dense_layer = (*attention, (h, cfg.dense_ffn), (h, cfg.dense_ffn), (cfg.dense_ffn, h))
+    head = (((h, cfg.vocab),) if cfg.vocab else ()) + cfg.dense_layers * dense_layer
     return ModelDims(expert_bytes=expert_bytes, expert_macs=float(expert_params), dense_bytes=dense_bytes,
                      dense_macs=float(dense_params), kv_bytes=float(kv_bytes), kv_macs=float(kv_macs),
                      head_bytes=float(head_bytes), head_macs=float(head_macs),
                      lm_head_bytes=float(lm_head_params * bpp), bytes_per_param=bpp, context_tokens=ctx,
                      source=f"{where}; {how}; {ctx_how}", model=cfg.name if cfg.hf_id else None,
+                     expert_matrices=((h, f), (h, f), (f, h)), dense_matrices=(*attention, (h, E), *shared),
+                     head_matrices=head,
                      notes=tuple(notes))
 
 

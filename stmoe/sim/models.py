@@ -55,16 +55,22 @@ class ModelConfig:
     def moe_layers(self) -> int:
         return self.layers - self.dense_layers
 
-    def attention_params(self) -> int:
-        """Weights of one layer's attention (q, k, v, o projections; MLA's low-rank ones)."""
+    def attention_matrices(self) -> tuple[tuple[int, int], ...]:
+        """(K, N) of each weight matrix one token goes through in one layer's attention: the q,
+        k, v and o projections, or MLA's low-rank ones."""
         h, nh = self.hidden, self.heads
         if self.kv_lora_rank:   # DeepSeek-V2 paper (Multi-head Latent Attention), section 2.1
-            q = (h * self.q_lora_rank + self.q_lora_rank * nh * self.head_dim if self.q_lora_rank
-                 else h * nh * self.head_dim)
-            kv = h * (self.kv_lora_rank + self.rope_head_dim) + \
-                self.kv_lora_rank * nh * (self.head_dim - self.rope_head_dim + self.v_head_dim)
-            return q + kv + nh * self.v_head_dim * h
-        return h * self.head_dim * (2 * nh + 2 * self.kv_heads)
+            q = (((h, self.q_lora_rank), (self.q_lora_rank, nh * self.head_dim)) if self.q_lora_rank
+                 else ((h, nh * self.head_dim),))
+            kv = ((h, self.kv_lora_rank + self.rope_head_dim),
+                  (self.kv_lora_rank, nh * (self.head_dim - self.rope_head_dim + self.v_head_dim)))
+            return (*q, *kv, (nh * self.v_head_dim, h))
+        return ((h, nh * self.head_dim), (h, self.kv_heads * self.head_dim), (h, self.kv_heads * self.head_dim),
+                (nh * self.head_dim, h))
+
+    def attention_params(self) -> int:
+        """Weights of one layer's attention (q, k, v, o projections; MLA's low-rank ones)."""
+        return sum(k * n for k, n in self.attention_matrices())
 
     def kv_elements_per_token(self) -> int:
         """Elements one layer's KV cache holds per context token (MLA caches the latent + RoPE key)."""

@@ -14,7 +14,7 @@ from stmoe.sim.systems import get_system
 from stmoe.sim.timing import simulate
 
 SWEEPABLE = ("lookahead", "budget", "prefetch_share") + tuple(f for f in Hardware.__dataclass_fields__
-                                                     if f not in ("name", "notes"))
+                                                     if f not in ("name", "notes", "dataflow"))
 
 
 def _number(v) -> bool:

@@ -27,7 +27,9 @@ queue (`_count_unused_prefetches`); so does a prefetched expert evicted before i
 
 The link is one FIFO queue: latency + bytes / bandwidth per expert, demand fetches jumping the
 queue of not-yet-started prefetches (they wait for the prefetch on the wire, unless phase 2
-pre-empted it). Compute is a roofline (max of MACs / peak and weight bytes / bandwidth):
+pre-empted it). Each part takes the slower of its arithmetic and reading its weights: the
+arithmetic is the PE array's fold cycles by dataflow, one token per step (`stmoe.sim.systolic`;
+attention over the KV cache at peak MACs), or MACs / peak on hardware without a dataflow;
 experts are read from the buffer at local bandwidth (`expert_compute_time`), attention and
 router weights, the KV cache and the LM head at the hardware's dense bandwidth, over a path of
 their own (a stated simplification: they never contend with the expert link). Energy
@@ -70,6 +72,7 @@ from stmoe.sim.buffer import (
 )
 from stmoe.sim.hardware import Hardware, ModelDims, model_dims, preset
 from stmoe.sim.systems import get_system
+from stmoe.sim.systolic import compute_note, dense_time, expert_time, head_time
 from stmoe.trace import phase_code
 
 
@@ -536,9 +539,9 @@ def roofline(macs, nbytes, hw: Hardware, bandwidth: float):
 
 def expert_compute_time(hw: Hardware, dims: ModelDims) -> np.ndarray:
     """Per layer, the time to compute one routed expert for one token once its weights are in
-    the buffer: a roofline over the buffer's local bandwidth (the one place a PE-array model
-    replaces it)."""
-    return roofline(dims.expert_macs, dims.expert_bytes, hw, hw.local_bandwidth)
+    the buffer: the PE array's (or the roofline's MACs at peak), never faster than reading the
+    weights at the buffer's local bandwidth."""
+    return np.maximum(expert_time(hw, dims), dims.expert_bytes / hw.local_bandwidth)
 
 
 def layer_costs(hw: Hardware, dims: ModelDims):
@@ -546,9 +549,9 @@ def layer_costs(hw: Hardware, dims: ModelDims):
     time, the KV-cache time, one expert's compute time, one expert's transfer time over the link
     and its bytes; t_head once per token (LM head, embedding row, non-MoE layers)."""
     bw = hw.dense_read_bandwidth
-    t_attn = roofline(dims.dense_macs, dims.dense_bytes, hw, bw)
+    t_attn = np.maximum(dense_time(hw, dims), dims.dense_bytes / bw)
     t_kv = float(roofline(dims.kv_macs, dims.kv_bytes, hw, bw))
-    t_head = float(roofline(dims.head_macs, dims.head_bytes, hw, bw))
+    t_head = max(head_time(hw, dims), dims.head_bytes / bw)
     return (t_attn, t_kv, expert_compute_time(hw, dims), t_head, dims.expert_bytes / hw.link_bandwidth,
             dims.expert_bytes.astype(np.float64))
 
@@ -625,4 +628,5 @@ def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *
                 lookahead=plan.lookahead, hardware=hw, dims=dims, buffer=plan.buffer,
                 preload=plan.preload)
     return summarise(stats, system=sysm.name, hardware=hw, dims=dims, tokens=sel.num_tokens,
-                     num_layers=sel.num_layers, changes_routing=sysm.changes_routing, notes=plan.notes)
+                     num_layers=sel.num_layers, changes_routing=sysm.changes_routing,
+                     notes=[*plan.notes, compute_note(hw, dims)])
