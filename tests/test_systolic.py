@@ -13,7 +13,6 @@ from stmoe.sim.systolic import compute_time, cycles, dense_time, expert_time, he
 from stmoe.sim.timing import layer_costs, roofline, simulate
 
 
-
 def test_cycles_by_hand():
     # one token through a 2048 x 768 matrix on 128 x 128, folds x cycles per fold:
     # os: Sr=M=1, Sc=N=768 -> 1 x 6 folds of T=K=2048 + 128 + 128 - 2
