@@ -73,7 +73,7 @@ def test_dtype_moves_bf16_bytes_and_resident_latency_covers_expert_compute(qwen,
     od, resident = out["results"]
     assert od["moved_bytes"] == od["requests"] * 9_437_184       # on-demand fetches every routed expert
     # all-resident: at least every routed expert's compute time, plus the attention, KV and LM head
-    per_expert = max(3 * 2048 * 768 / (128 * 128 * 1e9), 9_437_184 / 4e12)
+    per_expert = (2 * 6 * 2302 + 16 * 1022) * 1e-9   # GEMV folds on the 128x128 os array (test_systolic)
     assert resident["latency_per_token_s"] >= resident["requests"] / resident["tokens"] * per_expert
     assert resident["time_experts_s"] == pytest.approx(resident["requests"] / resident["tokens"] * per_expert)
     for r in out["results"]:

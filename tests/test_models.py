@@ -58,25 +58,29 @@ def test_one_bf16_qwen3_token_by_hand():
     """One decode token of bfloat16 Qwen3-30B-A3B on the accelerator, at 1,000 tokens of context.
 
     Expert: 3 x 2048 x 768 = 4,718,592 parameters, 9,437,184 bytes (9.44 MB); over the 256 GB/s
-    HBM2 link 36.864 us + 0.1 us latency; computed in max(4,718,592 / 16,384e9, 9,437,184 / 4e12)
-    = 2.359 us. Attention and router per layer: 2048 x 128 x (2 x 32 + 2 x 4) + 2048 x 128 =
-    19,136,512 parameters, 38,273,024 bytes at 256 GB/s = 149.504 us. KV cache per layer: 1,000
-    tokens x 2 x 4 heads x 128 x 2 bytes = 2,048,000 bytes = 8.0 us. LM head: 151,936 x 2048 =
-    311,164,928 parameters, 622,329,856 bytes (+ the 4,096-byte embedding row) = 2,430.98 us.
+    HBM2 link 36.864 us + 0.1 us latency; computed on the 128 x 128 output-stationary array
+    (stmoe.sim.systolic: folds x (K + 128 + 128 - 2) cycles at 1 GHz): gate and up 6 x 2,302,
+    down 16 x 1,022 = 43.976 us (reading it from the buffer at 4 TB/s would take 2.359 us).
+    Attention and router per layer: 2048 x 128 x (2 x 32 + 2 x 4) + 2048 x 128 = 19,136,512
+    parameters, 38,273,024 bytes at 256 GB/s = 149.504 us; on the array q 32 x 2,302, k and v
+    4 x 2,302 each, o 16 x 4,350, router 1 x 2,302 = 163.982 us, the slower. KV cache per layer:
+    1,000 tokens x 2 x 4 heads x 128 x 2 bytes = 2,048,000 bytes = 8.0 us. LM head: 151,936 x
+    2048 = 311,164,928 parameters, 622,329,856 bytes (+ the 4,096-byte embedding row) = 2,430.98
+    us to read; on the array 1,187 folds x 2,302 = 2,732.474 us, the slower.
     """
     tr = one_token_trace()
     dims = model_dims(tr, dtype="bfloat16", context=1000)
     assert dims.expert_bytes[0] == 9_437_184 and dims.lm_head_bytes == 622_329_856
     hw = preset("accelerator")
-    expert, link = 2.359296e-6, 9_437_184 / 256e9 + 100e-9
-    attention, kv, head = 38_273_024 / 256e9, 2_048_000 / 256e9, (622_329_856 + 4096) / 256e9
+    expert, link = (2 * 6 * 2302 + 16 * 1022) * 1e-9, 9_437_184 / 256e9 + 100e-9
+    attention, kv, head = (32 + 4 + 4 + 1) * 2302e-9 + 16 * 4350e-9, 2_048_000 / 256e9, 1187 * 2302e-9
     resident = simulate(tr, hw, "all-resident", dims=dims)
     assert resident.latency_per_token_s == pytest.approx(48 * (attention + kv + 8 * expert) + head, rel=1e-9)
-    # on demand: the layer's 8 experts queue on the link; each is computed as it arrives, so the
-    # layer ends one transfer latency and one expert's compute after the 8th transfer
+    # on demand: the layer's 8 experts queue on the link; each is computed once it arrives, and
+    # the array (43.976 us an expert) is slower than the link (36.964 us), so after the first
+    # arrives the 8 compute back to back
     od = simulate(tr, hw, "on-demand", dims=dims)
-    assert od.latency_per_token_s == pytest.approx(48 * (attention + kv + 8 * link - 7 * 100e-9 + expert) + head,
-                                                   rel=1e-9)
+    assert od.latency_per_token_s == pytest.approx(48 * (attention + kv + link + 8 * expert) + head, rel=1e-9)
     assert od.time_breakdown_s["lm_head"] == pytest.approx(head)
     assert sum(od.time_breakdown_s.values()) == pytest.approx(od.latency_per_token_s, rel=1e-12)
     # energy by hand: bytes x pJ/byte, MACs x 1.5 pJ, static power x time

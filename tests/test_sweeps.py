@@ -9,14 +9,14 @@ from stmoe.sim.timing import NESTED, SimulationResult
 
 
 def test_prefetching_stops_helping_when_the_link_saturates(qwen):
-    """Perfect prefetching gains most where link time and compute time are comparable: on a
-    link 8x slower than the preset it cannot create bandwidth, on one 30x faster there is
-    nothing left to hide."""
+    """Perfect prefetching gains most where link time and compute time are comparable (about
+    32 GB/s on this trace, whose 6 experts a layer take 264 us on the preset's PE array): on a
+    link 4x slower it cannot create bandwidth, on one 250x faster there is nothing left to hide."""
     tr = stmoe.load_trace(qwen)
-    rows = sweep(tr, "link_bandwidth", [32e9, 256e9, 8e12], systems=("oracle",))
+    rows = sweep(tr, "link_bandwidth", [8e9, 32e9, 8e12], systems=("oracle",))
     gain = {r["value"]: r["speedup_vs_on_demand"] for r in rows}
-    assert gain[256e9] > 1.3
-    assert gain[32e9] < gain[256e9] and gain[8e12] < gain[256e9]
+    assert gain[32e9] > 1.3
+    assert gain[8e9] < gain[32e9] and gain[8e12] < gain[32e9]
     util = [r["link_utilisation"] for r in rows]
     assert util[0] > 0.99 and util[2] < 0.5
 

@@ -222,7 +222,8 @@ PRESETS = {
         # A 128x128 systolic array (TPU v1 has 256x256, Jouppi et al., ISCA 2017) at 1 GHz.
         macs_per_cycle=128 * 128,
         clock_hz=1e9,
-        # ASSUMPTION: output-stationary. Decoding multiplies one token's vector by each matrix, so no
+        # Output-stationary, a design choice (not a number: stmoe.sim.conditions varies it, the
+        # sensitivity ranges do not). Decoding multiplies one token's vector by each matrix, so no
         # weight is used twice; a weight-stationary array (TPU v1's) spends R cycles loading each
         # 128x128 tile to use it once. On a bf16 Qwen3-30B-A3B expert at one token, SCALE-Sim's
         # fold model gives os 44.0 us, is 51.4 us, ws 110.3 us (stmoe.sim.systolic).
