@@ -34,3 +34,16 @@ def test_top_k_and_bad_grids(qwen):
         top_k_trace(tr, 7)
     with pytest.raises(ConfigError, match="cannot vary 'colour'"):
         search_conditions(tr, {"colour": [1]})
+
+
+def test_the_dataflow_is_a_condition(qwen):
+    tr = stmoe.load_trace(qwen)
+    rows = search_conditions(tr, {"dataflow": ["os", "ws"]})
+    assert [r["dataflow"] for r in rows] == ["os", "ws"]
+    # a point's gains are those of compare_systems on a machine of that dataflow
+    hw = stmoe.sim.hardware.preset("accelerator", dataflow="ws")
+    direct, _ = compare_systems(tr, hw, ["on-demand", "st-moe"], dims=dims_for(tr)[0],
+                                predictions=predict(tr.select(phase="decode"), "st-moe"))
+    assert rows[1]["speedup_vs_on-demand"] == pytest.approx(direct[1]["speedup_vs_on_demand"])
+    with pytest.raises(ConfigError, match="dataflow must be one of os, ws, is"):
+        search_conditions(tr, {"dataflow": ["rs"]})
