@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from stmoe.analysis import popularity
+from stmoe.analysis import popularity, temporal_reuse
 from stmoe.errors import ConfigError
 from stmoe.trace import Trace, phase_code
 
@@ -81,3 +81,34 @@ def _uniform(T: int, L: int, E: int, k: int, seed: int, repeats: int) -> tuple:
         ids = np.argpartition(keys, k - 1, axis=2)[:, :, :k]   # the k smallest keys: k distinct experts
         draws.append(mean_stats(layer_popularity(Trace(ids, num_experts=E), None)))
     return tuple((s, float(np.mean([d[s] for d in draws]))) for s in STATS)
+
+
+def training_summary(trace: Trace) -> dict:
+    """How the model behind a bundled trace was trained, from its meta: steps, tokens seen, why
+    training stopped, the final training loss (mean of the last 50 steps) and the held-out loss
+    on the trace's own first sequences, in nats per token."""
+    t = trace.meta.get("training")
+    if not isinstance(t, dict) or "steps" not in t:
+        raise ConfigError(f"trace {trace.label!r} records no training (only the project's bundled "
+                          "traces do)")
+    return {"steps": t["steps"], "tokens_seen": t.get("tokens_seen", 0), "stopped_by": t.get("stopped_by"),
+            "final_training_loss": t.get("final_loss_last50"), "heldout_loss": t.get("heldout_loss")}
+
+
+def trained_against_control(trained: Trace, control: Trace) -> list[dict]:
+    """What training changed, on the very same tokens: for a trained model's trace and its
+    untrained control, the held-out loss, how evenly experts are used (entropy over log2 E,
+    top-10% share, means over layers of decode tokens) and next-token reuse (chance k / E)."""
+    if trained.token_ids is None or control.token_ids is None \
+            or not np.array_equal(trained.token_ids, control.token_ids):
+        raise ConfigError(f"{trained.label} and {control.label} must hold the same tokens")
+    rows = []
+    for label, trace in (("trained", trained), ("untrained control", control)):
+        pop = phase_popularity(trace, "decode")
+        reuse = temporal_reuse(trace.select(phase="decode"))
+        rows.append({"model": label, "trace": trace.label,
+                     "heldout_loss": training_summary(trace)["heldout_loss"],
+                     "normalised_entropy": float(np.nanmean(pop["normalised_entropy"])),
+                     "top10_share": float(np.nanmean(pop["top10_share"])),
+                     "reuse": float(reuse["reuse"].mean()), "chance": reuse["chance"]})
+    return rows
