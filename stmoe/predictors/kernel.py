@@ -33,6 +33,15 @@ faster when every weight is a multiple of 1/2),
 
 where H' = (H_raw + alpha p) / (sum H_raw + alpha) smooths the history the same way.
 Ties go to the lower expert id.
+
+With `hedge` on (st-moe's default), that combination is one member of a pool (`POOL`) with
+the four single tables, each ranked exactly as its own predictor ranks it (popularity,
+previous-token, history at `pool_hist_len` / `pool_hist_decay`, cct). Each cell stages the
+top m of one member, drawn from AdaHedge weights (de Rooij, van Erven, Grunwald & Koolen,
+"Follow the leader if you can, hedge if you must", JMLR 15, 2014), kept per (layer, phase) and
+updated with every member's loss 1 - |P_i ∩ R| / |R| once the cell is routed; a cell's draw
+reads only cells of earlier tokens, all routed before it is issued. The guarantee, the
+draw's randomness and why per (layer, phase): `stmoe.predictors.tables.STMoE`.
 """
 
 from __future__ import annotations
@@ -42,11 +51,16 @@ import numpy as np
 
 _RENORMALISE_AT = 1e30  # well inside float32, the pair tables' type (half the memory traffic)
 LINEAR, LOG, PRODUCT = 0, 1, 2
+TIE_BREAK = 1e-3  # a popularity term too small to reorder the main signal, only to rank ties and fill
+# The hedged pool, in the order of the hedge state's last axis.
+POOL = ("combination", "popularity", "previous-token", "history", "cct")
+COMBINATION, POPULARITY, PREVIOUS, HISTORY, CCT = range(len(POOL))
 
 
 @numba.njit(cache=True)
 def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode, alpha, beta,
-               decay, hist_len, hist_decay, budget, start, stop, predict, update):
+               decay, hist_len, hist_decay, budget, start, stop, predict, update,
+               phase, hedge, hedge_loss, hedge_gap, pool_hist_len, pool_hist_decay, seed):
     """Predict (if `predict`) and update (if `update`) over tokens start..stop-1 of `ids`
     [T, L, k] (earlier tokens are context: history, previous token, issuing cells).
 
@@ -55,6 +69,11 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     `pop`, `cross`, `trans` are updated in place (raw units, scale 1 on entry and exit).
     A pair table of shape [L, 1, 1] is not kept (neither used nor updated).
     `weights[l]` = (w_prior, w_spatial, w_transition, w_history, w_previous) of layer l.
+    With `hedge` (and `predict`), each cell stages one `POOL` member's prediction, drawn with
+    the AdaHedge weights of (layer, phase[t]) from `hedge_loss[l, phase, member]` (cumulative
+    losses) and `hedge_gap[l, phase]` (cumulative mixability gap), both updated in place; the
+    draw's uniform number is a hash of (seed, t, l), so it is the same whatever the call's range.
+    A cross table must then be kept (the cct member reads it).
     Returns the predictions [stop - start, L, budget] int16 (all -1 when not `predict`).
     """
     L = ids.shape[1]
@@ -68,6 +87,13 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     H = np.empty(E)
     score = np.empty(E)
     top_vals = np.empty(budget)
+    pool = hedge and predict
+    n_pool = len(POOL)
+    tops = np.full((n_pool, budget), -1, np.int16)
+    member_score = np.empty(E)
+    routed = np.zeros(E, np.bool_)
+    loss = np.empty(n_pool)
+    w = np.empty(n_pool)
     # Layer-major: the tables of target layer l change only with routing into layer l, so
     # running all tokens for one layer before the next gives the same result as token-major
     # order, while that layer's tables stay in cache.
@@ -87,10 +113,14 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
             inv = 1.0 / scale
             if predict:
                 _prior(p, pop_l, pop_sum, inv, beta)
+                if pool:
+                    _single_tables(tops, member_score, H, S, p, cross_l, cross_sum, ids, prev, t, pt, st, sl, l,
+                                   inv, alpha, pool_hist_len, pool_hist_decay, top_vals)
                 _prior_term(score, p, logp, w_prior, mode)
                 ref = logp if mode == LOG else p
                 if use_sp and w_sp != 0.0:
-                    _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
+                    if not pool:  # else S holds it already
+                        _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
                     _combine(score, S, ref, w_sp, mode)
                 if use_tr and w_tr != 0.0:
                     _mixture(Q, p, trans_l, trans_sum, ids, pt, l, inv, alpha)
@@ -100,7 +130,15 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
                     _combine(score, H, ref, w_h, mode)
                 if w_prev != 0.0 and pt >= 0:
                     _previous_token_bonus(score, ids, pt, l, w_prev)
-                _top(score, out[t - start, l], top_vals)
+                if pool:
+                    _top(score, tops[COMBINATION], top_vals)
+                    ph = phase[t]
+                    hedge_weights(w, hedge_loss[l, ph], hedge_gap[l, ph])
+                    out[t - start, l] = tops[_draw(w, _uniform(seed, t, l))]
+                    if _member_losses(loss, tops, routed, ids, t, l):
+                        hedge_gap[l, ph] += _hedge_update(w, hedge_loss[l, ph], hedge_gap[l, ph], loss)
+                else:
+                    _top(score, out[t - start, l], top_vals)
             if update:
                 pop_sum = _update_tables(pop_l, pop_sum, cross_l, cross_sum, trans_l, trans_sum, use_sp,
                                          use_tr, ids, t, l, st, sl, pt, scale)
@@ -111,6 +149,114 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
         if scale != 1.0:
             _renormalise(pop_l, pop_sum, cross_l, cross_sum, trans_l, trans_sum, scale)
     return out
+
+
+@numba.njit(cache=True, inline="always")
+def _single_tables(tops, member_score, H, S, p, cross_l, cross_sum, ids, prev, t, pt, st, sl, l, inv, alpha,
+                   hist_len, hist_decay, top_vals):
+    """tops[member] for the four single-table members, each scored exactly as its predictor
+    scores it (LINEAR weights of `tables.py`); leaves the spatial mixture in S."""
+    _top(p, tops[POPULARITY], top_vals)
+    E = p.shape[0]
+    for j in range(E):
+        member_score[j] = TIE_BREAK * p[j]
+    if pt >= 0:
+        _previous_token_bonus(member_score, ids, pt, l, 1.0)
+    _top(member_score, tops[PREVIOUS], top_vals)
+    _history(H, p, ids, prev, pt, l, hist_len, hist_decay, alpha, LINEAR)
+    for j in range(E):
+        member_score[j] = TIE_BREAK * p[j] + H[j]
+    _top(member_score, tops[HISTORY], top_vals)
+    _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
+    _top(S, tops[CCT], top_vals)
+
+
+@numba.njit(cache=True, inline="always")
+def hedge_weights(w, cum_loss, gap):
+    """AdaHedge's weights: exp(-eta (L_i - min L)), eta = ln N / gap; with no gap yet
+    (eta infinite) uniform over the leaders, i.e. follow the leader."""
+    lead = cum_loss.min()
+    if gap > 0.0:
+        eta = np.log(w.shape[0]) / gap
+        for i in range(w.shape[0]):
+            w[i] = np.exp(-eta * (cum_loss[i] - lead))
+    else:
+        for i in range(w.shape[0]):
+            w[i] = 1.0 if cum_loss[i] == lead else 0.0
+    w /= w.sum()
+
+
+@numba.njit(cache=True, inline="always")
+def _hedge_update(w, cum_loss, gap, loss):
+    """Add the members' losses to cum_loss; return the mixability gap delta = h - m >= 0
+    (h = w.loss, the expected loss of the draw; m = the mix loss -ln(w.exp(-eta loss)) / eta,
+    min of the leaders' losses when eta is infinite)."""
+    h = 0.0
+    for i in range(w.shape[0]):
+        h += w[i] * loss[i]
+    low = loss.min()
+    if gap > 0.0:
+        eta = np.log(w.shape[0]) / gap
+        z = 0.0
+        for i in range(w.shape[0]):
+            z += w[i] * np.exp(-eta * (loss[i] - low))
+        mix = low - np.log(z) / eta
+    else:
+        mix = np.inf
+        for i in range(w.shape[0]):
+            if w[i] > 0.0 and loss[i] < mix:
+                mix = loss[i]
+    cum_loss += loss
+    return max(h - mix, 0.0)
+
+
+@numba.njit(cache=True, inline="always")
+def _member_losses(loss, tops, routed, ids, t, l):
+    """loss[i] = 1 - |tops[i] ∩ R| / |R| for the routed set R of cell (t, l); False (no
+    losses) when nothing was routed there. `routed` is an all-False scratch mask, left so."""
+    n = 0
+    for s in range(ids.shape[2]):
+        j = ids[t, l, s]
+        if j >= 0:
+            routed[j] = True
+            n += 1
+    if n == 0:
+        return False
+    for i in range(tops.shape[0]):
+        hits = 0
+        for a in range(tops.shape[1]):
+            j = tops[i, a]
+            if j >= 0 and routed[j]:
+                hits += 1
+        loss[i] = 1.0 - hits / n
+    for s in range(ids.shape[2]):
+        j = ids[t, l, s]
+        if j >= 0:
+            routed[j] = False
+    return True
+
+
+@numba.njit(cache=True, inline="always")
+def _uniform(seed, t, l):
+    """A uniform number in [0, 1) from (seed, t, l): splitmix64 (Steele, Lea & Flood, OOPSLA
+    2014) of the three, so each cell's draw is fixed whatever else is computed."""
+    z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(t) * np.uint64(0xBF58476D1CE4E5B9) \
+        + np.uint64(l) * np.uint64(0x94D049BB133111EB) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@numba.njit(cache=True, inline="always")
+def _draw(w, u):
+    """The member whose cumulative weight first exceeds u."""
+    acc = 0.0
+    for i in range(w.shape[0] - 1):
+        acc += w[i]
+        if u < acc:
+            return i
+    return w.shape[0] - 1
 
 
 @numba.njit(cache=True, inline="always")
