@@ -161,28 +161,33 @@ class STMoE(History):
     `POOL`: the combination above, popularity, previous-token, history (the `history`
     predictor's default knobs) or cct, each ranked exactly as its own predictor ranks it
     (same tables, same knobs). The member is drawn from AdaHedge weights (de Rooij, van Erven,
-    Grunwald & Koolen, JMLR 15, 2014; Hedge: Freund & Schapire, JCSS 1997; weighted majority:
-    Littlestone & Warmuth, Inf. Comput. 1994), one set per layer and phase, which start
-    uniform on the scored trace and learn from every member's loss 1 - |P_i ∩ R| / |R| on each
-    cell once it is routed. Causal: the draw for (t, l) reads losses of cells (s, l), s < t,
-    all routed before P(t, l) is issued (`stmoe.predictors`).
+    Grunwald & Koolen, JMLR 15, 2014), a tuning of Hedge (Freund & Schapire, JCSS 55, 1997;
+    weighted majority: Littlestone & Warmuth, Inf. Comput. 108, 1994; Cesa-Bianchi & Lugosi,
+    "Prediction, Learning, and Games", 2006, ch. 2), one set per phase. A round is a token:
+    every layer's draw uses that token's weights, and once the token is routed each member's
+    loss is the share of its routed slots that member missed, over all layers, in [0, 1].
+    Causal: token t's weights read only tokens routed before P(t, .) is issued (with
+    lookahead 1 all of t-1; else two copies take alternate tokens, see `_new_hedge`). With a
+    profile, the weights are warmed on its last `tune_tokens` (at most half), where the
+    tuner scores the grid, at the weights it chose; without one they start uniform.
 
-    The guarantee, per layer and phase, over its n scored cells with the best member's
-    cumulative loss L* (AdaHedge, de Rooij et al. 2014, Theorem 8; losses in [0, 1]):
+    The guarantee, per phase (and copy), over its T scored tokens with the best member's
+    cumulative loss L* (AdaHedge, de Rooij et al. 2014, Theorem 8, as we read it):
 
-        E[sum of the drawn members' losses] - L*
-            <= 2 sqrt(ln N L* (n - L*) / n) + (16/3) ln N + 2  <=  sqrt(n ln N) + (16/3) ln N + 2,
+        E[drawn members' losses] - L*  <=  2 sqrt(ln N L* (T - L*) / T) + (16/3) ln N + 2
+                                        <=  sqrt(T ln N) + (16/3) ln N + 2,
 
     N = len(POOL) = 5; the expectation is over the draws only, the routing may be anything.
-    The drawn sum stays within sqrt(2 n' ln(1/delta)) of its expectation over any n' cells
-    with probability 1 - delta (Azuma-Hoeffding: each cell moves it by at most 1). On full
-    cells (|R| = k) the loss is 1 - hits/k, so a phase's recall is at least every member's
-    recall on it minus (the bounds summed over layers) / (its cells). The comparator is the
-    best member of each layer, which is at least the best single table over all layers. The
-    bound is loose on short traces (10 cells x 48 layers allow 0.5 of recall); what is
-    measured is in the report. The draws come from a hash of (seed, t, l) (knob `seed`), so
-    the same inputs give the same predictions. hedge=False stages the combination alone.
-    After `predict_trace`, `hedge_weights` holds the final weights, {phase: [L, N]}.
+    On full cells (k routed) a member's loss summed over the phase's tokens is its misses /
+    (L k), so the phase's recall is, in expectation, at least every member's recall on it
+    minus bound / T (plus, when warmed, that member's lead over the hedge on the warm-up
+    tokens, which are also rounds of the bound). The draws add noise: their sum stays within
+    sqrt(2 ln(1/delta) / (T L)) of its expectation in recall with probability 1 - delta
+    (Azuma-Hoeffding over the T L independent draws, each moving recall by at most 1 / (T L)).
+    The bound is loose on short traces (0.19 of recall over 128 tokens); what is measured is
+    in the report. The draws come from a hash of (seed, t, l) (knob `seed`), so the same
+    inputs give the same predictions. hedge=False stages the combination alone. After
+    `predict_trace`, `hedge_weights` holds the final weights, {phase: [copies, N]}.
     """
 
     name = "st-moe"
@@ -269,8 +274,7 @@ class STMoE(History):
         """The tables after the profile, then (hedged) the hedge's state warmed on the
         profile's last `tune_tokens` (at most half)."""
         self.tuned_weights = getattr(self, "tuned_weights", {})
-        hedge = (np.zeros((L, len(PHASE_NAMES), len(POOL))), np.zeros((L, len(PHASE_NAMES)))) \
-            if self._hedged() else ()
+        hedge = _new_hedge(lookahead) if self._hedged() else ()
         if self.profile is None or self.profile.num_tokens < 4:
             return super()._profile_tables(L, E, budget, lookahead) + hedge
         if self._tuning():
@@ -313,12 +317,22 @@ class STMoE(History):
         return np.concatenate(parts)
 
 
+def _new_hedge(lookahead: int) -> tuple[np.ndarray, np.ndarray]:
+    """The hedge's state, (cumulative losses [C, phases, members], mixability gaps [C, phases]),
+    with C copies: one when P(t, .) is issued after all of token t-1 is routed (lookahead 1),
+    else two, taking alternate tokens, so that each copy's last token is routed before it draws
+    again (the delayed-feedback reduction of Weinberger & Ordentlich, IEEE Trans. Inf. Theory
+    2002; Joulani, Gyorgy & Szepesvari, ICML 2013)."""
+    copies = 1 if lookahead == 1 else 2
+    return np.zeros((copies, len(PHASE_NAMES), len(POOL))), np.zeros((copies, len(PHASE_NAMES)))
+
+
 def _final_weights(trace: Trace, losses: np.ndarray, gaps: np.ndarray) -> dict:
-    """{phase name: [L, N] AdaHedge weights after the last scored cell of that phase}."""
+    """{phase name: [C, N] AdaHedge weights of each copy after the last scored token}."""
     out = {}
     for code, name in PHASE_NAMES.items():
         if (trace.phase == code).any():
-            out[name] = np.empty((trace.num_layers, len(POOL)))
-            for layer in range(trace.num_layers):
-                hedge_weights(out[name][layer], losses[layer, code], gaps[layer, code])
+            out[name] = np.empty((losses.shape[0], len(POOL)))
+            for c in range(losses.shape[0]):
+                hedge_weights(out[name][c], losses[c, code], gaps[c, code])
     return out
