@@ -94,6 +94,8 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     # learned from every layer of the tokens before it.
     block = min(_HEDGE_BLOCK, stop - start) if pool else stop - start
     tops = np.full((block if pool else 0, L, len(POOL), budget), -1, np.int16)
+    ranked = np.full(min(budget + ids.shape[2], E), -1, np.int16)  # popularity's top m + k
+    rank_vals = np.empty(ranked.shape[0])
     member_score = np.empty(E)
     pop_sum = np.empty(L)
     cross_sum = np.zeros((L, E))
@@ -123,8 +125,9 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
                 if predict:
                     _prior(p, pop_l, pop_sum[l], inv, beta)
                     if pool:
-                        _single_tables(tops[t - lo, l], member_score, H, S, p, cross_l, cross_sum[l], ids, prev,
-                                       pt, st, sl, l, inv, alpha, pool_hist_len, pool_hist_decay, top_vals)
+                        _single_tables(tops[t - lo, l], ranked, rank_vals, member_score, H, S, p, cross_l,
+                                       cross_sum[l], ids, prev, pt, st, sl, l, inv, alpha, pool_hist_len,
+                                       pool_hist_decay, top_vals)
                     _prior_term(score, p, logp, w_prior, mode)
                     ref = logp if mode == LOG else p
                     if use_sp and w_sp != 0.0:
@@ -176,23 +179,49 @@ def _hedge_block(out, tops, ids, phase, lo, hi, start, hedge_loss, hedge_gap, se
 
 
 @numba.njit(cache=True, inline="always")
-def _single_tables(tops, member_score, H, S, p, cross_l, cross_sum, ids, prev, pt, st, sl, l, inv, alpha,
-                   hist_len, hist_decay, top_vals):
-    """tops[member] for the four single-table members, each scored exactly as its predictor
-    scores it (LINEAR weights of `tables.py`); leaves the spatial mixture in S."""
-    _top(p, tops[POPULARITY], top_vals)
-    E = p.shape[0]
-    for j in range(E):
-        member_score[j] = TIE_BREAK * p[j]
-    if pt >= 0:
-        _previous_token_bonus(member_score, ids, pt, l, 1.0)
-    _top(member_score, tops[PREVIOUS], top_vals)
+def _single_tables(tops, ranked, rank_vals, member_score, H, S, p, cross_l, cross_sum, ids, prev, pt, st, sl, l,
+                   inv, alpha, hist_len, hist_decay, top_vals):
+    """tops[member] for the four single-table members, each ranked as its predictor ranks it
+    (the LINEAR scores of `tables.py`); leaves the spatial mixture in S. Popularity's top
+    m + k (`ranked`, scratch) also gives previous-token's: below the previous token's experts
+    (bonus > 1) every score is TIE_BREAK * p, so the rest of its ranking is popularity's."""
+    m = tops.shape[1]
+    _top(p, ranked, rank_vals)
+    tops[POPULARITY] = ranked[:m]
+    _previous_token_top(tops[PREVIOUS], ranked, ids, pt, l)
     _history(H, p, ids, prev, pt, l, hist_len, hist_decay, alpha, LINEAR)
-    for j in range(E):
+    for j in range(p.shape[0]):
         member_score[j] = TIE_BREAK * p[j] + H[j]
     _top(member_score, tops[HISTORY], top_vals)
     _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
     _top(S, tops[CCT], top_vals)
+
+
+@numba.njit(cache=True, inline="always")
+def _previous_token_top(dest, ranked, ids, pt, l):
+    """The previous token's experts at layer l in router order, then popularity's ranking."""
+    m = dest.shape[0]
+    k = ids.shape[2]
+    dest[:] = -1
+    n = 0
+    if pt >= 0:
+        for s in range(k):
+            j = ids[pt, l, s]
+            if j >= 0 and n < m:
+                dest[n] = j
+                n += 1
+    for r in range(ranked.shape[0]):
+        j = ranked[r]
+        if n == m or j < 0:
+            break
+        fresh = True
+        if pt >= 0:
+            for s in range(k):
+                if ids[pt, l, s] == j:
+                    fresh = False
+        if fresh:
+            dest[n] = j
+            n += 1
 
 
 @numba.njit(cache=True, inline="always")

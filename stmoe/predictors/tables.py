@@ -41,8 +41,8 @@ class TablePredictor(Predictor):
 
     def _run(self, trace: Trace, tables, budget, lookahead, *, weights=None, start=0, stop=None,
              predict=True, update=True, hedge=None):
-        """One kernel pass; `hedge` = (losses [L, 2, len(POOL)], gaps [L, 2]) to draw each
-        cell's member from (updated in place), None for the combination alone."""
+        """One kernel pass; `hedge` = the hedge's state (`_new_hedge`), which each cell's
+        member is drawn from and which is updated in place; None stages the combination alone."""
         offset, layer = issue_point(trace.num_layers, lookahead)
         default, mode = self._weights()
         weights = np.broadcast_to(np.asarray(default if weights is None else weights, dtype=np.float64),
