@@ -11,6 +11,7 @@ from stmoe import ConfigError, Trace, evaluate, load_trace, synthetic_trace
 from stmoe.predictors import make, predict
 from stmoe.predictors.kernel import POOL
 from stmoe.splits import profile_half
+from tests.test_predictors import functional_trace
 
 SINGLE = ("popularity", "previous-token", "history", "cct")
 DELTA = 1e-3  # the chance, over the draws, that the measured recall misses the bound
@@ -65,20 +66,11 @@ def test_cross_domain(scored_name, profile_name):
     assert r["st-moe"] >= max(r[n] for n in SINGLE) - tol, (r, tol)
 
 
-def functional_trace(T, L=4, E=16, seed=0) -> Trace:
-    """Layer 0 random top-2; layer l+1 = f(layer l), f(i) = (3 i + 1) mod E, per slot."""
-    rng = np.random.default_rng(seed)
-    ids = np.empty((T, L, 2), dtype=np.int16)
-    ids[:, 0] = np.stack([rng.choice(E, 2, replace=False) for _ in range(T)])
-    for layer in range(1, L):
-        ids[:, layer] = (3 * ids[:, layer - 1] + 1) % E
-    return Trace(ids, num_experts=E)
-
-
 def test_converges_to_the_perfect_member():
     """cct is perfect on layers 1.. once it has seen f; the combination, fixed to the history
-    of random routing, is useless there. The hedge must end on cct's predictions."""
-    tr = functional_trace(600)
+    of random routing, is no better than chance (2 of 8) there. The hedge must end on cct's
+    predictions."""
+    tr = functional_trace(T=600)
     bad = {"tune": "none", "spatial_weight": 0.0, "transition_weight": 0.0, "history_weight": 2.0}
     hedged = make("st-moe", **bad).fit(None)
     pred = hedged.predict_trace(tr, 2)
@@ -89,7 +81,7 @@ def test_converges_to_the_perfect_member():
     def recall(p):
         return (p[late, 1:, :, None] == tr.expert_ids[late, 1:, None, :]).any(axis=2).mean()
 
-    assert recall(cct) == 1.0 and recall(combination) < 0.3
+    assert recall(cct) == 1.0 and recall(combination) < 0.35
     assert hedged.hedge_weights["decode"][0, POOL.index("cct")] > 0.99
     assert (pred[late, 1:] == cct[late, 1:]).all(axis=2).mean() > 0.99
     assert recall(pred) > 0.99
