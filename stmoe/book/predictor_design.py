@@ -6,7 +6,7 @@ budget m is the first m entries of its prediction at any larger budget. One run 
 budget therefore gives the recall at every smaller one, exactly as `stmoe.evaluate` would
 score each budget separately (the tests check this). Two exceptions: random draws are not
 prefix-stable (its expected recall m / E is `chance`), and an st-moe that tunes its weights on
-the profile tunes them for the budget asked, so it is run once per budget.
+the profile, or hedges (its hedge learns from hits at the budget asked), is run once per budget.
 """
 
 from __future__ import annotations
@@ -15,24 +15,25 @@ import numpy as np
 
 from stmoe.errors import ConfigError
 from stmoe.evaluation import scoring_folds
-from stmoe.predictors import PREDICTORS, Predictor, check_budget, make
+from stmoe.predictors import Predictor, check_budget, make
 from stmoe.predictors.base import cell_hits
 from stmoe.trace import Trace, phase_code
 
 _BLOCK = 2048  # tokens compared at once: bounds the [block, L, m, k] comparison
 PREFIX_STABLE = ("popularity", "previous-token", "history", "cct", "st-moe")
 WEIGHTS = ("spatial_weight", "transition_weight", "history_weight")
-# st-moe knobs that keep the weights as given, where the library can tune them on the profile
-AS_GIVEN = {"tune": "none"} if "tune" in PREDICTORS["st-moe"].KNOBS else {}
+# st-moe knobs that keep the weights as given and stage the combination alone (no hedge)
+AS_GIVEN = {"tune": "none", "hedge": False}
 
 
 def st_moe(**knobs) -> Predictor:
-    """An st-moe predictor whose weights stay as given (never re-tuned on the profile)."""
+    """An st-moe predictor whose weights stay as given (never re-tuned on the profile) and whose
+    combination is staged in every cell (not hedged)."""
     return make("st-moe", **{**AS_GIVEN, **knobs})
 
 
 def _tuned_per_budget(p: Predictor) -> bool:
-    return p.knobs.get("tune", "none") != "none"
+    return p.knobs.get("tune", "none") != "none" or bool(p.knobs.get("hedge", False))
 
 
 def check_budgets(budgets, num_experts: int) -> list[int]:

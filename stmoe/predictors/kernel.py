@@ -33,6 +33,15 @@ faster when every weight is a multiple of 1/2),
 
 where H' = (H_raw + alpha p) / (sum H_raw + alpha) smooths the history the same way.
 Ties go to the lower expert id.
+
+With `hedge` on (st-moe's default), that combination is one member of a pool (`POOL`) with
+the four single tables, each ranked exactly as its own predictor ranks it (popularity,
+previous-token, history at `pool_hist_len` / `pool_hist_decay`, cct). Each cell stages the
+top m of one member, drawn from AdaHedge weights (de Rooij, van Erven, Grunwald & Koolen,
+"Follow the leader if you can, hedge if you must", JMLR 15, 2014), one set per phase, updated
+once per token with every member's share of that token's routed experts missed; a token's
+draws read only tokens routed before it is issued. The guarantee and the draw's randomness:
+`stmoe.predictors.tables.STMoE`.
 """
 
 from __future__ import annotations
@@ -41,12 +50,18 @@ import numba
 import numpy as np
 
 _RENORMALISE_AT = 1e30  # well inside float32, the pair tables' type (half the memory traffic)
+_HEDGE_BLOCK = 512  # tokens whose members are ranked before the hedge draws for them
 LINEAR, LOG, PRODUCT = 0, 1, 2
+TIE_BREAK = 1e-3  # a popularity term too small to reorder the main signal, only to rank ties and fill
+# The hedged pool, in the order of the hedge state's last axis.
+POOL = ("combination", "popularity", "previous-token", "history", "cct")
+COMBINATION, POPULARITY, PREVIOUS, HISTORY, CCT = range(len(POOL))
 
 
 @numba.njit(cache=True)
 def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode, alpha, beta,
-               decay, hist_len, hist_decay, budget, start, stop, predict, update):
+               decay, hist_len, hist_decay, budget, start, stop, predict, update,
+               phase, hedge, hedge_loss, hedge_gap, pool_hist_len, pool_hist_decay, seed):
     """Predict (if `predict`) and update (if `update`) over tokens start..stop-1 of `ids`
     [T, L, k] (earlier tokens are context: history, previous token, issuing cells).
 
@@ -55,6 +70,11 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     `pop`, `cross`, `trans` are updated in place (raw units, scale 1 on entry and exit).
     A pair table of shape [L, 1, 1] is not kept (neither used nor updated).
     `weights[l]` = (w_prior, w_spatial, w_transition, w_history, w_previous) of layer l.
+    With `hedge` (and `predict`), each cell stages one `POOL` member's prediction, drawn with
+    the AdaHedge weights of copy t % C and phase[t] from `hedge_loss[C, 2, member]`
+    (cumulative losses) and `hedge_gap[C, 2]` (cumulative mixability gaps), both updated in
+    place; the draw's uniform number is a hash of (seed, t, l), so it is the same whatever
+    the call's range. A cross table must then be kept (the cct member reads it).
     Returns the predictions [stop - start, L, budget] int16 (all -1 when not `predict`).
     """
     L = ids.shape[1]
@@ -68,49 +88,235 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     H = np.empty(E)
     score = np.empty(E)
     top_vals = np.empty(budget)
-    # Layer-major: the tables of target layer l change only with routing into layer l, so
-    # running all tokens for one layer before the next gives the same result as token-major
-    # order, while that layer's tables stay in cache.
+    pool = hedge and predict
+    # Hedged, the members of a block of tokens are ranked first (layer-major), then the
+    # hedge draws for those tokens in time order (token-major), each token's weights
+    # learned from every layer of the tokens before it.
+    block = min(_HEDGE_BLOCK, stop - start) if pool else stop - start
+    tops = np.full((block if pool else 0, L, len(POOL), budget), -1, np.int16)
+    ranked = np.full(min(budget + ids.shape[2], E), -1, np.int16)  # popularity's top m + k
+    rank_vals = np.empty(ranked.shape[0])
+    member_score = np.empty(E)
+    pop_sum = np.empty(L)
+    cross_sum = np.zeros((L, E))
+    trans_sum = np.zeros((L, E))
+    scale = np.ones(L)
     for l in range(L):
-        w_prior, w_sp, w_tr, w_h, w_prev = weights[l, 0], weights[l, 1], weights[l, 2], weights[l, 3], weights[l, 4]
-        sl = src_layer[l]
-        pop_l = pop[l]
-        cross_l = cross[l]
-        trans_l = trans[l]
-        pop_sum = pop_l.sum()
-        cross_sum = _row_sums(cross_l, use_sp, E)
-        trans_sum = _row_sums(trans_l, use_tr, E)
-        scale = 1.0
-        for t in range(start, stop):
-            pt = prev[t]
-            st = t if src_prev[l] == 0 else pt
-            inv = 1.0 / scale
-            if predict:
-                _prior(p, pop_l, pop_sum, inv, beta)
-                _prior_term(score, p, logp, w_prior, mode)
-                ref = logp if mode == LOG else p
-                if use_sp and w_sp != 0.0:
-                    _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
-                    _combine(score, S, ref, w_sp, mode)
-                if use_tr and w_tr != 0.0:
-                    _mixture(Q, p, trans_l, trans_sum, ids, pt, l, inv, alpha)
-                    _combine(score, Q, ref, w_tr, mode)
-                if w_h != 0.0:
-                    _history(H, p, ids, prev, pt, l, hist_len, hist_decay, alpha, mode)
-                    _combine(score, H, ref, w_h, mode)
-                if w_prev != 0.0 and pt >= 0:
-                    _previous_token_bonus(score, ids, pt, l, w_prev)
-                _top(score, out[t - start, l], top_vals)
-            if update:
-                pop_sum = _update_tables(pop_l, pop_sum, cross_l, cross_sum, trans_l, trans_sum, use_sp,
-                                         use_tr, ids, t, l, st, sl, pt, scale)
-                scale /= decay
-                if scale > _RENORMALISE_AT:
-                    pop_sum = _renormalise(pop_l, pop_sum, cross_l, cross_sum, trans_l, trans_sum, scale)
-                    scale = 1.0
-        if scale != 1.0:
-            _renormalise(pop_l, pop_sum, cross_l, cross_sum, trans_l, trans_sum, scale)
+        pop_sum[l] = pop[l].sum()
+        cross_sum[l] = _row_sums(cross[l], use_sp, E)
+        trans_sum[l] = _row_sums(trans[l], use_tr, E)
+    lo = start
+    while lo < stop:
+        hi = min(lo + block, stop)
+        # Layer-major: the tables of target layer l change only with routing into layer l, so
+        # running all tokens for one layer before the next gives the same result as
+        # token-major order, while that layer's tables stay in cache.
+        for l in range(L):
+            w_prior, w_sp, w_tr, w_h, w_prev = weights[l, 0], weights[l, 1], weights[l, 2], weights[l, 3], \
+                weights[l, 4]
+            sl = src_layer[l]
+            pop_l = pop[l]
+            cross_l = cross[l]
+            trans_l = trans[l]
+            for t in range(lo, hi):
+                pt = prev[t]
+                st = t if src_prev[l] == 0 else pt
+                inv = 1.0 / scale[l]
+                if predict:
+                    _prior(p, pop_l, pop_sum[l], inv, beta)
+                    if pool:
+                        _single_tables(tops[t - lo, l], ranked, rank_vals, member_score, H, S, p, cross_l,
+                                       cross_sum[l], ids, prev, pt, st, sl, l, inv, alpha, pool_hist_len,
+                                       pool_hist_decay, top_vals)
+                    _prior_term(score, p, logp, w_prior, mode)
+                    ref = logp if mode == LOG else p
+                    if use_sp and w_sp != 0.0:
+                        if not pool:  # else S holds it already
+                            _mixture(S, p, cross_l, cross_sum[l], ids, st, sl, inv, alpha)
+                        _combine(score, S, ref, w_sp, mode)
+                    if use_tr and w_tr != 0.0:
+                        _mixture(Q, p, trans_l, trans_sum[l], ids, pt, l, inv, alpha)
+                        _combine(score, Q, ref, w_tr, mode)
+                    if w_h != 0.0:
+                        _history(H, p, ids, prev, pt, l, hist_len, hist_decay, alpha, mode)
+                        _combine(score, H, ref, w_h, mode)
+                    if w_prev != 0.0 and pt >= 0:
+                        _previous_token_bonus(score, ids, pt, l, w_prev)
+                    _top(score, tops[t - lo, l, COMBINATION] if pool else out[t - start, l], top_vals)
+                if update:
+                    pop_sum[l] = _update_tables(pop_l, pop_sum[l], cross_l, cross_sum[l], trans_l, trans_sum[l],
+                                                use_sp, use_tr, ids, t, l, st, sl, pt, scale[l])
+                    scale[l] /= decay
+                    if scale[l] > _RENORMALISE_AT:
+                        pop_sum[l] = _renormalise(pop_l, pop_sum[l], cross_l, cross_sum[l], trans_l, trans_sum[l],
+                                                  scale[l])
+                        scale[l] = 1.0
+        if pool:
+            _hedge_block(out, tops, ids, phase, lo, hi, start, hedge_loss, hedge_gap, seed, np.zeros(E, np.bool_))
+        lo = hi
+    for l in range(L):
+        if scale[l] != 1.0:
+            _renormalise(pop[l], pop_sum[l], cross[l], cross_sum[l], trans[l], trans_sum[l], scale[l])
     return out
+
+
+@numba.njit(cache=True, inline="always")
+def _hedge_block(out, tops, ids, phase, lo, hi, start, hedge_loss, hedge_gap, seed, routed):
+    """Tokens lo..hi-1 in time order: draw each cell's member from the weights of (copy
+    t % C, phase[t]), then, the token routed, add every member's loss on it to that copy.
+    `routed`: an all-False scratch mask over the experts."""
+    n_pool = tops.shape[2]
+    w = np.empty(n_pool)
+    loss = np.empty(n_pool)
+    for t in range(lo, hi):
+        c = t % hedge_loss.shape[0]
+        ph = phase[t]
+        hedge_weights(w, hedge_loss[c, ph], hedge_gap[c, ph])
+        for l in range(ids.shape[1]):
+            out[t - start, l] = tops[t - lo, l, _draw(w, _uniform(seed, t, l))]
+        if _token_losses(loss, tops[t - lo], routed, ids, t):
+            hedge_gap[c, ph] += _hedge_update(w, hedge_loss[c, ph], hedge_gap[c, ph], loss)
+
+
+@numba.njit(cache=True, inline="always")
+def _single_tables(tops, ranked, rank_vals, member_score, H, S, p, cross_l, cross_sum, ids, prev, pt, st, sl, l,
+                   inv, alpha, hist_len, hist_decay, top_vals):
+    """tops[member] for the four single-table members, each ranked as its predictor ranks it
+    (the LINEAR scores of `tables.py`); leaves the spatial mixture in S. Popularity's top
+    m + k (`ranked`, scratch) also gives previous-token's: below the previous token's experts
+    (bonus > 1) every score is TIE_BREAK * p, so the rest of its ranking is popularity's."""
+    m = tops.shape[1]
+    _top(p, ranked, rank_vals)
+    tops[POPULARITY] = ranked[:m]
+    _previous_token_top(tops[PREVIOUS], ranked, ids, pt, l)
+    _history(H, p, ids, prev, pt, l, hist_len, hist_decay, alpha, LINEAR)
+    for j in range(p.shape[0]):
+        member_score[j] = TIE_BREAK * p[j] + H[j]
+    _top(member_score, tops[HISTORY], top_vals)
+    _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
+    _top(S, tops[CCT], top_vals)
+
+
+@numba.njit(cache=True, inline="always")
+def _previous_token_top(dest, ranked, ids, pt, l):
+    """The previous token's experts at layer l in router order, then popularity's ranking."""
+    m = dest.shape[0]
+    k = ids.shape[2]
+    dest[:] = -1
+    n = 0
+    if pt >= 0:
+        for s in range(k):
+            j = ids[pt, l, s]
+            if j >= 0 and n < m:
+                dest[n] = j
+                n += 1
+    for r in range(ranked.shape[0]):
+        j = ranked[r]
+        if n == m or j < 0:
+            break
+        fresh = True
+        if pt >= 0:
+            for s in range(k):
+                if ids[pt, l, s] == j:
+                    fresh = False
+        if fresh:
+            dest[n] = j
+            n += 1
+
+
+@numba.njit(cache=True, inline="always")
+def hedge_weights(w, cum_loss, gap):
+    """AdaHedge's weights: exp(-eta (L_i - min L)), eta = ln N / gap; with no gap yet
+    (eta infinite) uniform over the leaders, i.e. follow the leader."""
+    lead = cum_loss.min()
+    if gap > 0.0:
+        eta = np.log(w.shape[0]) / gap
+        for i in range(w.shape[0]):
+            w[i] = np.exp(-eta * (cum_loss[i] - lead))
+    else:
+        for i in range(w.shape[0]):
+            w[i] = 1.0 if cum_loss[i] == lead else 0.0
+    w /= w.sum()
+
+
+@numba.njit(cache=True, inline="always")
+def _hedge_update(w, cum_loss, gap, loss):
+    """Add the members' losses to cum_loss; return the mixability gap delta = h - m >= 0
+    (h = w.loss, the expected loss of the draw; m = the mix loss -ln(w.exp(-eta loss)) / eta,
+    min of the leaders' losses when eta is infinite)."""
+    h = 0.0
+    for i in range(w.shape[0]):
+        h += w[i] * loss[i]
+    low = loss.min()
+    if gap > 0.0:
+        eta = np.log(w.shape[0]) / gap
+        z = 0.0
+        for i in range(w.shape[0]):
+            z += w[i] * np.exp(-eta * (loss[i] - low))
+        mix = low - np.log(z) / eta
+    else:
+        mix = np.inf
+        for i in range(w.shape[0]):
+            if w[i] > 0.0 and loss[i] < mix:
+                mix = loss[i]
+    cum_loss += loss
+    return max(h - mix, 0.0)
+
+
+@numba.njit(cache=True, inline="always")
+def _token_losses(loss, tops, routed, ids, t):
+    """loss[i] = the share of token t's routed slots that member i's predictions tops[l, i]
+    missed, |R(t, l) - P_i(t, l)| summed over layers / (L k), in [0, 1]; False (no losses)
+    when the token routed nothing. `routed` is an all-False scratch mask, left so."""
+    L, k = ids.shape[1], ids.shape[2]
+    loss[:] = 0.0
+    n = 0
+    for l in range(L):
+        for s in range(k):
+            j = ids[t, l, s]
+            if j >= 0:
+                routed[j] = True
+                n += 1
+        for i in range(tops.shape[1]):
+            miss = 0
+            for s in range(k):
+                miss += ids[t, l, s] >= 0
+            for a in range(tops.shape[2]):
+                j = tops[l, i, a]
+                if j >= 0 and routed[j]:
+                    miss -= 1
+            loss[i] += miss
+        for s in range(k):
+            j = ids[t, l, s]
+            if j >= 0:
+                routed[j] = False
+    if n == 0:
+        return False
+    loss /= L * k
+    return True
+
+
+@numba.njit(cache=True, inline="always")
+def _uniform(seed, t, l):
+    """A uniform number in [0, 1) from (seed, t, l): splitmix64 (Steele, Lea & Flood, OOPSLA
+    2014) of the three, so each cell's draw is fixed whatever else is computed."""
+    z = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(t) * np.uint64(0xBF58476D1CE4E5B9) \
+        + np.uint64(l) * np.uint64(0x94D049BB133111EB) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@numba.njit(cache=True, inline="always")
+def _draw(w, u):
+    """The member whose cumulative weight first exceeds u."""
+    acc = 0.0
+    for i in range(w.shape[0] - 1):
+        acc += w[i]
+        if u < acc:
+            return i
+    return w.shape[0] - 1
 
 
 @numba.njit(cache=True, inline="always")

@@ -9,10 +9,10 @@ import numpy as np
 
 from stmoe.errors import ConfigError
 from stmoe.predictors.base import Predictor, cell_hits, issue_point
-from stmoe.predictors.kernel import LINEAR, LOG, PRODUCT, run_tables
-from stmoe.trace import Trace
+from stmoe.predictors.kernel import LINEAR, LOG, POOL, PRODUCT, TIE_BREAK, hedge_weights, run_tables
+from stmoe.trace import PHASE_NAMES, Trace
 
-_TIE_BREAK = 1e-3  # a popularity term too small to reorder the main signal, only to rank ties and fill
+_NO_HEDGE = (np.zeros((1, 1, 1)), np.zeros((1, 1)))
 
 
 class TablePredictor(Predictor):
@@ -40,7 +40,9 @@ class TablePredictor(Predictor):
         raise NotImplementedError
 
     def _run(self, trace: Trace, tables, budget, lookahead, *, weights=None, start=0, stop=None,
-             predict=True, update=True):
+             predict=True, update=True, hedge=None):
+        """One kernel pass; `hedge` = the hedge's state (`_new_hedge`), which each cell's
+        member is drawn from and which is updated in place; None stages the combination alone."""
         offset, layer = issue_point(trace.num_layers, lookahead)
         default, mode = self._weights()
         weights = np.broadcast_to(np.asarray(default if weights is None else weights, dtype=np.float64),
@@ -52,7 +54,9 @@ class TablePredictor(Predictor):
             trace.expert_ids, trace.previous_token().astype(np.int64), layer, (offset < 0).astype(np.int64),
             *tables, weights, mode, float(kn["alpha"]), float(kn["prior_smoothing"]), float(kn["decay"]),
             int(kn.get("history_length", 0)), float(kn.get("history_decay", 1.0)), budget,
-            start, trace.num_tokens if stop is None else stop, predict, update)
+            start, trace.num_tokens if stop is None else stop, predict, update,
+            trace.phase, hedge is not None, *(_NO_HEDGE if hedge is None else hedge),
+            int(History.KNOBS["history_length"]), float(History.KNOBS["history_decay"]), int(kn.get("seed", 0)))
 
     def _empty_tables(self, L: int, E: int):
         weights = np.asarray(self._weights()[0]).reshape(-1, 5)
@@ -97,7 +101,7 @@ class PreviousToken(TablePredictor):
     name = "previous-token"
 
     def _weights(self):
-        return (_TIE_BREAK, 0.0, 0.0, 0.0, 1.0), LINEAR
+        return (TIE_BREAK, 0.0, 0.0, 0.0, 1.0), LINEAR
 
 
 class History(TablePredictor):
@@ -113,7 +117,7 @@ class History(TablePredictor):
         self._knob_range("history_decay", 0.0, 1.0, lo_open=True)
 
     def _weights(self):
-        return (_TIE_BREAK, 0.0, 0.0, 1.0, 0.0), LINEAR
+        return (TIE_BREAK, 0.0, 0.0, 1.0, 0.0), LINEAR
 
 
 class CrossLayerTable(TablePredictor):
@@ -128,10 +132,12 @@ class CrossLayerTable(TablePredictor):
 
 
 class STMoE(History):
-    """ST-MoE: the cross-layer table (spatial) and the temporal tables combined.
+    """ST-MoE: the cross-layer table (spatial) and the temporal tables combined, hedged
+    online against the single tables so that it is never worse than the best of them by more
+    than a stated regret.
 
-    combine="log-odds" (default) treats the tables as independent evidence about j, a product
-    of experts around the popularity prior p:
+    The combination. combine="log-odds" (default) treats the tables as independent evidence
+    about j, a product of experts around the popularity prior p:
 
         log p + spatial_weight (log S - log p) + transition_weight (log Q - log p)
               + history_weight (log H - log p)
@@ -148,6 +154,40 @@ class STMoE(History):
     never on scored tokens. Without a profile (causal protocol) it starts with the knobs'
     weights and retunes on the trace's own past each time that past doubles (64, 128, ...
     tokens). With tune="none" the knobs' weights hold.
+
+    The hedge (hedge=True, default). Weights tuned on one stretch of routing can lose on
+    another (on a profile of prefill, then scored on decode, the tuned mix recalled less than
+    the cross-layer table alone). So each cell (t, l) stages the top m of one member of
+    `POOL`: the combination above, popularity, previous-token, history (the `history`
+    predictor's default knobs) or cct, each ranked exactly as its own predictor ranks it
+    (same tables, same knobs). The member is drawn from AdaHedge weights (de Rooij, van Erven,
+    Grunwald & Koolen, JMLR 15, 2014), a tuning of Hedge (Freund & Schapire, JCSS 55, 1997;
+    weighted majority: Littlestone & Warmuth, Inf. Comput. 108, 1994; Cesa-Bianchi & Lugosi,
+    "Prediction, Learning, and Games", 2006, ch. 2), one set per phase. A round is a token:
+    every layer's draw uses that token's weights, and once the token is routed each member's
+    loss is the share of its routed slots that member missed, over all layers, in [0, 1].
+    Causal: token t's weights read only tokens routed before P(t, .) is issued (with
+    lookahead 1 all of t-1; else two copies take alternate tokens, see `_new_hedge`). With a
+    profile, the weights are warmed on its last `tune_tokens` (at most half), where the
+    tuner scores the grid, at the weights it chose; without one they start uniform.
+
+    The guarantee, per phase (and copy), over its T scored tokens with the best member's
+    cumulative loss L* (AdaHedge, de Rooij et al. 2014, Theorem 8, as we read it):
+
+        E[drawn members' losses] - L*  <=  2 sqrt(ln N L* (T - L*) / T) + (16/3) ln N + 2
+                                        <=  sqrt(T ln N) + (16/3) ln N + 2,
+
+    N = len(POOL) = 5; the expectation is over the draws only, the routing may be anything.
+    On full cells (k routed) a member's loss summed over the phase's tokens is its misses /
+    (L k), so the phase's recall is, in expectation, at least every member's recall on it
+    minus bound / T (plus, when warmed, that member's lead over the hedge on the warm-up
+    tokens, which are also rounds of the bound). The draws add noise: their sum stays within
+    sqrt(2 ln(1/delta) / (T L)) of its expectation in recall with probability 1 - delta
+    (Azuma-Hoeffding over the T L independent draws, each moving recall by at most 1 / (T L)).
+    The bound is loose on short traces (0.19 of recall over 128 tokens); what is measured is
+    in the report. The draws come from a hash of (seed, t, l) (knob `seed`), so the same
+    inputs give the same predictions. hedge=False stages the combination alone. After
+    `predict_trace`, `hedge_weights` holds the final weights, {phase: [copies, N]}.
     """
 
     name = "st-moe"
@@ -155,7 +195,7 @@ class STMoE(History):
     # public Qwen3-30B-A3B and Granite traces and on synthetic ones; per-layer tuning overfits
     # short profiles.
     KNOBS = {**History.KNOBS, "history_length": 1, "combine": "log-odds", "spatial_weight": 1.0,
-             "transition_weight": 0.5, "history_weight": 0.0, "tune": "global", "tune_tokens": 256}
+             "transition_weight": 0.5, "history_weight": 0.0, "tune": "global", "tune_tokens": 256, "hedge": True, "seed": 0}
     COMBINE = {"log-odds": LOG, "linear": LINEAR}
     TUNE = ("per-layer", "global", "none")
     FIRST_RETUNE = 64  # without a profile, first tuned on the trace's first 64 tokens
@@ -170,10 +210,14 @@ class STMoE(History):
         for name in ("spatial_weight", "transition_weight", "history_weight"):
             self._knob_range(name, 0.0, 100.0)
         self._knob_range("tune_tokens", 1, 10**9, integer=True)
+        self._knob_range("seed", 0, 2**63 - 1, integer=True)
+        if not isinstance(self.knobs["hedge"], (bool, np.bool_)):
+            raise ConfigError(f"predictor 'st-moe': knob hedge must be True or False, "
+                              f"got {self.knobs['hedge']!r}")
 
     def _row(self, spatial, transition, history):
         linear = self.COMBINE[self.knobs["combine"]] == LINEAR
-        return (_TIE_BREAK if linear else 0.0, spatial, transition, history, 0.0)
+        return (TIE_BREAK if linear else 0.0, spatial, transition, history, 0.0)
 
     def _weights(self):
         kn = self.knobs
@@ -183,16 +227,27 @@ class STMoE(History):
     def _tuning(self) -> bool:
         return self.knobs["tune"] != "none"
 
+    def _hedged(self) -> bool:
+        return bool(self.knobs["hedge"])
+
     def _empty_tables(self, L, E):
         if self._tuning():  # the tuner may pick any weights: keep every table
             return np.zeros((L, E)), np.zeros((L, E, E), np.float32), np.zeros((L, E, E), np.float32)
-        return super()._empty_tables(L, E)
+        pop, cross, trans = super()._empty_tables(L, E)
+        if self._hedged() and cross.shape[1] != E:  # the cct member reads it
+            cross = np.zeros((L, E, E), np.float32)
+        return pop, cross, trans
 
-    def _grid_search(self, past: Trace, budget: int, lookahead: int):
+    def _tuning_start(self, past: Trace) -> int:
+        """The first token of `past`'s last `tune_tokens` (at most half of it)."""
+        return past.num_tokens - min(int(self.knobs["tune_tokens"]), past.num_tokens // 2)
+
+    def _grid_search(self, past: Trace, budget: int, lookahead: int, hedge=None):
         """(weights [L, 5], tables after replaying all of `past`): the grid's weights scored on
-        the last `tune_tokens` (at most half) of `past`, tables replayed on the rest first."""
+        the last `tune_tokens` (at most half) of `past`, tables replayed on the rest first.
+        A `hedge` state is warmed over those last tokens at the weights chosen."""
         L, E = past.num_layers, past.num_experts
-        split = past.num_tokens - min(int(self.knobs["tune_tokens"]), past.num_tokens // 2)
+        split = self._tuning_start(past)
         tables = self._empty_tables(L, E)
         self._run(past, tables, 1, lookahead, stop=split, predict=False)
         routed = (past.expert_ids[split:] >= 0).sum(axis=(0, 2))
@@ -205,8 +260,10 @@ class STMoE(History):
         # argmax takes the first best: the grid starts with the default weights.
         best = (recall.argmax(axis=0) if self.knobs["tune"] == "per-layer"
                 else np.full(L, recall.sum(axis=1).argmax()))
-        self._run(past, tables, 1, lookahead, start=split, predict=False)
-        return np.array([self._row(*self.TUNING_GRID[b]) for b in best]), tables
+        weights = np.array([self._row(*self.TUNING_GRID[b]) for b in best])
+        self._run(past, tables, budget, lookahead, weights=weights, start=split, predict=hedge is not None,
+                  hedge=hedge)
+        return weights, tables
 
     def fit(self, profile):
         super().fit(profile)
@@ -214,28 +271,68 @@ class STMoE(History):
         return self
 
     def _profile_tables(self, L, E, budget, lookahead):
+        """The tables after the profile, then (hedged) the hedge's state warmed on the
+        profile's last `tune_tokens` (at most half)."""
         self.tuned_weights = getattr(self, "tuned_weights", {})
-        if not self._tuning() or self.profile is None or self.profile.num_tokens < 4:
-            return super()._profile_tables(L, E, budget, lookahead)
-        self.tuned_weights[(lookahead, budget)], tables = self._grid_search(self.profile, budget, lookahead)
-        return tables
+        hedge = _new_hedge(lookahead) if self._hedged() else ()
+        if self.profile is None or self.profile.num_tokens < 4:
+            return super()._profile_tables(L, E, budget, lookahead) + hedge
+        if self._tuning():
+            self.tuned_weights[(lookahead, budget)], tables = self._grid_search(
+                self.profile, budget, lookahead, hedge or None)
+            return tables + hedge
+        tables = self._empty_tables(L, E)
+        split = self._tuning_start(self.profile)
+        self._run(self.profile, tables, 1, lookahead, stop=split, predict=False)
+        self._run(self.profile, tables, budget, lookahead, start=split, predict=bool(hedge), hedge=hedge or None)
+        return tables + hedge
 
     def _predict(self, trace, budget, lookahead):
         tables = self._tables(trace, budget, lookahead)
+        tables, hedge = tables[:3], (tables[3:] or None)
         online = bool(self.knobs["online"])
+        pred = self._predict_with(trace, tables, budget, lookahead, online, hedge)
+        self.hedge_weights = {} if hedge is None else _final_weights(trace, *hedge)
+        return pred
+
+    def _predict_with(self, trace, tables, budget, lookahead, online, hedge):
         if self.profile is not None or not self._tuning() or not online:
             weights = self.tuned_weights.get((lookahead, budget))
-            if weights is not None:  # a table the tuned weights never read need not be kept
-                tables = (tables[0],) + tuple(t if weights[:, col].any() else np.zeros((t.shape[0], 1, 1), t.dtype)
-                                              for t, col in ((tables[1], 1), (tables[2], 2)))
-            return self._run(trace, tables, budget, lookahead, weights=weights, update=online)
+            if weights is not None:  # a table neither the tuned weights nor the hedge reads need not be kept
+                kept = (weights[:, 1].any() or hedge is not None, weights[:, 2].any())
+                tables = (tables[0],) + tuple(t if keep else np.zeros((t.shape[0], 1, 1), t.dtype)
+                                              for t, keep in zip(tables[1:], kept))
+            return self._run(trace, tables, budget, lookahead, weights=weights, update=online, hedge=hedge)
         # No profile: tune on the trace's own past, again each time it doubles (64, 128, ...
-        # tokens); a segment's weights come only from tokens before it.
+        # tokens); a segment's weights come only from tokens before it. The hedge's state runs
+        # on through the segments.
         parts, weights, lo = [], None, 0
         while lo < trace.num_tokens:
             hi = min(max(2 * lo, self.FIRST_RETUNE), trace.num_tokens)
-            parts.append(self._run(trace, tables, budget, lookahead, weights=weights, start=lo, stop=hi))
+            parts.append(self._run(trace, tables, budget, lookahead, weights=weights, start=lo, stop=hi,
+                                   hedge=hedge))
             if hi < trace.num_tokens:
                 weights, _ = self._grid_search(trace.select(tokens=np.arange(hi)), budget, lookahead)
             lo = hi
         return np.concatenate(parts)
+
+
+def _new_hedge(lookahead: int) -> tuple[np.ndarray, np.ndarray]:
+    """The hedge's state, (cumulative losses [C, phases, members], mixability gaps [C, phases]),
+    with C copies: one when P(t, .) is issued after all of token t-1 is routed (lookahead 1),
+    else two, taking alternate tokens, so that each copy's last token is routed before it draws
+    again (the delayed-feedback reduction of Weinberger & Ordentlich, IEEE Trans. Inf. Theory
+    2002; Joulani, Gyorgy & Szepesvari, ICML 2013)."""
+    copies = 1 if lookahead == 1 else 2
+    return np.zeros((copies, len(PHASE_NAMES), len(POOL))), np.zeros((copies, len(PHASE_NAMES)))
+
+
+def _final_weights(trace: Trace, losses: np.ndarray, gaps: np.ndarray) -> dict:
+    """{phase name: [C, N] AdaHedge weights of each copy after the last scored token}."""
+    out = {}
+    for code, name in PHASE_NAMES.items():
+        if (trace.phase == code).any():
+            out[name] = np.empty((losses.shape[0], len(POOL)))
+            for c in range(losses.shape[0]):
+                hedge_weights(out[name][c], losses[c, code], gaps[c, code])
+    return out

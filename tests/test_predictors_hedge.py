@@ -1,0 +1,135 @@
+"""st-moe's hedge (stmoe.predictors.tables.STMoE, kernel.run_tables): never worse than the best
+of its own tables beyond the regret bound, converging to a perfect member, exact members,
+causal."""
+
+import math
+
+import numpy as np
+import pytest
+
+from stmoe import ConfigError, Trace, evaluate, load_trace, synthetic_trace
+from stmoe.predictors import make, predict
+from stmoe.predictors.kernel import POOL
+from stmoe.splits import profile_half
+from tests.test_predictors import functional_trace
+
+SINGLE = ("popularity", "previous-token", "history", "cct")
+DELTA = 1e-3  # the chance, over the draws, that the measured recall misses the bound
+
+
+def tolerance(tokens: int, layers: int, warm_tokens: int = 0) -> float:
+    """How far below the best single table st-moe's recall may fall on `tokens` scored tokens
+    of full cells: AdaHedge's worst-case regret over the warm-up and scored rounds (de Rooij et
+    al., JMLR 2014, Theorem 8, relaxed to sqrt(T ln N) + (16/3) ln N + 2), plus the warm-up
+    rounds' own loss (at most 1 each), per scored token, plus the draws' Azuma-Hoeffding
+    deviation at confidence 1 - DELTA."""
+    n, rounds = len(POOL), tokens + warm_tokens
+    regret = math.sqrt(rounds * math.log(n)) + 16 / 3 * math.log(n) + 2 + warm_tokens
+    return regret / tokens + math.sqrt(2 * math.log(1 / DELTA) / (tokens * layers))
+
+
+def prefill_then_decode(trace: Trace) -> tuple[Trace, Trace]:
+    """(profile, scored): the prefill tokens of the profile half, the decode tokens of the rest
+    (of a one-sequence trace: its prefill, then its decode)."""
+    first = profile_half(trace) if len(trace.sequence_ids()) >= 2 else trace.phase == 0
+    return trace.select(tokens=first & (trace.phase == 0)), trace.select(tokens=~first & (trace.phase == 1))
+
+
+def decode_recalls(scored: Trace, profile: Trace) -> dict:
+    """Decode recall at m = k of st-moe and the single tables; every decode cell is full (k
+    experts routed), so recall is 1 - the bound's loss per token."""
+    decode = scored.phase == 1
+    assert (scored.expert_ids[decode] >= 0).all()
+    res = evaluate(scored, ["st-moe", *SINGLE], profile=profile, phases="decode")
+    assert all(r["cells"] == decode.sum() * scored.num_layers for r in res.rows)
+    return {r["predictor"]: r["recall"] for r in res.rows}
+
+
+@pytest.mark.parametrize("name", ["tiny-moe-code", "tiny-moe-prose", "qwen3-30b-a3b"])
+def test_profiled_on_prefill_scored_on_decode(name):
+    profile, scored = prefill_then_decode(load_trace(name))
+    assert (profile.phase == 0).all() and (scored.phase == 1).all()
+    r = decode_recalls(scored, profile)
+    # The profile has no decode token: the decode weights start uniform on the scored tokens.
+    tol = tolerance(scored.num_tokens, scored.num_layers)
+    assert r["st-moe"] >= max(r[n] for n in SINGLE) - tol, (r, tol)
+
+
+@pytest.mark.parametrize("scored_name, profile_name", [("tiny-moe-prose", "tiny-moe-code"),
+                                                       ("tiny-moe-code", "tiny-moe-prose")])
+def test_cross_domain(scored_name, profile_name):
+    scored, profile = load_trace(scored_name), load_trace(profile_name)
+    r = decode_recalls(scored, profile)
+    warm = min(make("st-moe").knobs["tune_tokens"], profile.num_tokens // 2)
+    tol = tolerance(int((scored.phase == 1).sum()), scored.num_layers, warm_tokens=warm)
+    assert tol < 0.05  # enough tokens for the bound to say something
+    assert r["st-moe"] >= max(r[n] for n in SINGLE) - tol, (r, tol)
+
+
+def test_converges_to_the_perfect_member():
+    """cct is perfect on layers 1.. once it has seen f; the combination, fixed to the history
+    of random routing, is no better than chance (2 of 8) there. The hedge must end on cct's
+    predictions."""
+    tr = functional_trace(T=600)
+    bad = {"tune": "none", "spatial_weight": 0.0, "transition_weight": 0.0, "history_weight": 2.0}
+    hedged = make("st-moe", **bad).fit(None)
+    pred = hedged.predict_trace(tr, 2)
+    combination = predict(tr, "st-moe", hedge=False, **bad)
+    cct = predict(tr, "cct")
+    late = slice(300, None)
+
+    def recall(p):
+        return (p[late, 1:, :, None] == tr.expert_ids[late, 1:, None, :]).any(axis=2).mean()
+
+    assert recall(cct) == 1.0 and recall(combination) < 0.35
+    assert hedged.hedge_weights["decode"][0, POOL.index("cct")] > 0.99
+    assert (pred[late, 1:] == cct[late, 1:]).all(axis=2).mean() > 0.99
+    assert recall(pred) > 0.99
+
+
+@pytest.mark.parametrize("lookahead", [1, 2])
+@pytest.mark.parametrize("budget", [2, 5])
+def test_every_cell_stages_one_members_prediction(lookahead, budget):
+    """Each member is ranked exactly as its own predictor ranks it."""
+    tr = synthetic_trace(300, 5, 16, 3, num_sequences=3, seed=3)
+    profile = synthetic_trace(200, 5, 16, 3, num_sequences=2, seed=4)
+    hedged = predict(tr, "st-moe", profile=profile, budget=budget, lookahead=lookahead)
+    members = [predict(tr, "st-moe", hedge=False, profile=profile, budget=budget, lookahead=lookahead)] + \
+        [predict(tr, name, profile=profile, budget=budget, lookahead=lookahead) for name in SINGLE]
+    same = np.stack([(hedged == m).all(axis=2) for m in members])
+    assert same.any(axis=0).all()
+    if budget == 5:  # here the hedge does stage other members than the combination
+        assert (same[1:].any(axis=0) & ~same[0]).any()
+
+
+@pytest.mark.parametrize("lookahead", [1, 2])
+def test_future_routing_leaves_earlier_predictions_alone(lookahead):
+    """The hedge learns from each token once routed: altering tokens from 150 on (layers above
+    the issuing one of token 150) must leave every earlier prediction as it was, and change later ones."""
+    tr = synthetic_trace(300, 4, 16, 2, num_sequences=2, seed=11)
+    profile = synthetic_trace(100, 4, 16, 2, seed=12)
+    for prof in (profile, None):
+        base = predict(tr, "st-moe", profile=prof, lookahead=lookahead)
+        ids = tr.expert_ids.copy()
+        ids[150, lookahead:] = (ids[150, lookahead:] + 5) % 16
+        ids[151:] = (ids[151:] + 3) % 16
+        after = predict(Trace(ids, num_experts=16, sequence=tr.sequence, phase=tr.phase), "st-moe",
+                        profile=prof, lookahead=lookahead)
+        assert np.array_equal(base[:150], after[:150])
+        assert np.array_equal(base[150, :lookahead + 1], after[150, :lookahead + 1])
+        assert not np.array_equal(base[151:], after[151:])
+
+
+def test_hedge_draws_are_seeded():
+    tr = synthetic_trace(200, 4, 16, 2, seed=2)
+    a, b = predict(tr, "st-moe"), predict(tr, "st-moe")
+    c = predict(tr, "st-moe", seed=1)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("knobs, match", [({"hedge": "yes"}, "hedge must be True or False"),
+                                          ({"seed": -1}, "seed must be an integer"),
+                                          ({"seed": 0.5}, "seed must be an integer")])
+def test_bad_hedge_knobs(knobs, match):
+    with pytest.raises(ConfigError, match=match):
+        make("st-moe", **knobs)
