@@ -2,6 +2,8 @@
 
 Capacity is given in experts or bytes. A share of it (``prefetch_share``, the reconfigurable
 knob) is reserved for staging prefetched experts; the rest caches experts that were used.
+Experts listed in ``pinned`` hold slots of their own (a partition no other expert maps to): each
+enters on its first request, like any miss, and is never evicted.
 Replacement in the cache region is one of LRU, FIFO, LFU, Belady (offline optimum: evicts
 the expert whose next request is farthest away) or prediction-aware (evicts, among experts
 not predicted for an upcoming layer, the least recently used). The staging region is FIFO.
@@ -86,7 +88,8 @@ class BufferSpec:
     capacity: total size, in experts (``unit="experts"``) or bytes (``unit="bytes"``; a slot is
     sized for the largest expert). per_layer: the capacity is per MoE layer rather than shared.
     prefetch_share: fraction of the slots reserved for staging prefetches (0 = prefetches are
-    inserted straight into the cache region).
+    inserted straight into the cache region). pinned: experts (as layer * E + expert) with slots
+    of their own, never evicted once loaded, taken out of the capacity before the staging share.
     """
 
     capacity: float
@@ -94,6 +97,7 @@ class BufferSpec:
     per_layer: bool = False
     prefetch_share: float = 0.25
     policy: str = "lru"
+    pinned: tuple = ()
 
     def __post_init__(self):
         if self.unit not in ("experts", "bytes"):
@@ -106,7 +110,8 @@ class BufferSpec:
             raise HardwareError(f"buffer capacity must be positive and finite, got {self.capacity!r}")
 
     def slots(self, num_layers: int, expert_bytes) -> np.ndarray:
-        """Slots per region and partition: int32 [2, P] (row 0 cache, row 1 staging)."""
+        """Slots per region and partition: int32 [2, P] (row 0 cache, row 1 staging); with
+        pinned experts, the last partition holds them (cache slots only)."""
         largest = float(np.max(expert_bytes))
         total = int(np.floor(self.capacity + 1e-9)) if self.unit == "experts" else \
             experts_held(self.capacity, expert_bytes)
@@ -117,14 +122,32 @@ class BufferSpec:
         if total < 1:
             raise HardwareError(f"buffer of {self.capacity:g} {self.unit} is smaller than one expert "
                                 f"({largest:.0f} bytes)")
-        stage = int(np.floor(total * self.prefetch_share))
-        if total - stage < 1:
+        pinned = len(self.pinned)
+        if self.per_layer and pinned:
+            raise ConfigError("pinned experts need one buffer shared by all layers (per_layer=False)")
+        if total - pinned < 1:
+            raise HardwareError(f"{pinned} pinned experts leave no cache slot in a buffer of {total} experts")
+        stage = int(np.floor((total - pinned) * self.prefetch_share))
+        if total - pinned - stage < 1:
             raise HardwareError(f"prefetch_share={self.prefetch_share} leaves no cache slot in a "
                                 f"buffer of {total} experts")
         parts = num_layers if self.per_layer else 1
-        out = np.empty((2, parts), np.int32)
-        out[0], out[1] = total - stage, stage
+        out = np.zeros((2, parts + (1 if pinned else 0)), np.int32)
+        out[0, :parts], out[1, :parts] = total - pinned - stage, stage
+        if pinned:
+            out[0, parts] = pinned
         return out
+
+    def partition(self, num_layers: int, num_experts: int) -> np.ndarray:
+        """int32 [L * E]: the partition of `slots` each expert lives in."""
+        objects = np.arange(num_layers * num_experts, dtype=np.int32)
+        part = objects // num_experts if self.per_layer else np.zeros_like(objects)
+        if self.pinned:
+            pins = np.asarray(self.pinned, np.int64)
+            if pins.min() < 0 or pins.max() >= objects.size or np.unique(pins).size != pins.size:
+                raise ConfigError(f"pinned experts must be distinct ids in 0..{objects.size - 1}")
+            part[pins] = part.max() + 1
+        return part
 
 
 def experts_held(buffer_bytes: float, expert_bytes) -> int:

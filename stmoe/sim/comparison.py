@@ -8,8 +8,9 @@ from collections.abc import Callable
 from stmoe.errors import ConfigError
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.hardware import KNOWN_MODELS, model_dims, preset
-from stmoe.sim.systems import SYSTEMS, get_system, runnable
+from stmoe.sim.systems import SYSTEMS, get_system, missing_input, runnable
 from stmoe.sim.timing import simulate
+from stmoe.splits import split
 from stmoe.trace import Trace
 
 # Expert geometry used when a trace's own model sizes are unknown (synthetic traces, or routing
@@ -50,6 +51,21 @@ def reference_dims(trace: Trace, **given):
     return model_dims(trace, **(dict(KNOWN_MODELS[REFERENCE_MODEL], dtype="bfloat16") | given))
 
 
+def split_for_comparison(trace: Trace, profile: Trace | None = None) -> tuple[Trace | None, Trace, list[str]]:
+    """(profile, simulated tokens, notes) of a comparison: `profile` and the whole of `trace`
+    when a profile is given, else `stmoe.splits.split`'s halves of `trace` (the predictor's
+    tables and hot-set's pinned experts are fitted on the first half of its sequences, every
+    system simulated on the other), with a note saying so."""
+    if profile is not None:
+        return profile, trace, []
+    parts = split(trace)
+    unit = "sequences" if len(trace.sequence_ids()) >= 2 else "tokens (one sequence)"
+    note = (f"profile: the first half of {trace.label}'s {unit} ({parts.profile.num_tokens} tokens) fits "
+            "st-moe's tables and hot-set's pinned experts; every system is simulated on the other "
+            f"{parts.scored.num_tokens} tokens")
+    return parts.profile, parts.scored, [note]
+
+
 def marked(row: dict) -> str:
     """A system's name, with " *" when it changes the model's routing (its numbers are then not
     for the same model output; tables say so under the "*")."""
@@ -67,17 +83,21 @@ def readable(row: dict) -> dict:
 
 def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predictions=None,
                     progress: Callable[[str], None] = lambda msg: None, **knobs):
-    """(rows, notes): `SimulationResult.row()` of each system, relative to on-demand.
-    adap-gating needs gate weights and is skipped, with a note, on traces without them.
+    """(rows, notes): `SimulationResult.row()` of each system, relative to on-demand. Of the
+    default set (all SYSTEMS), a system that cannot run (`runnable`: adaptive gating without
+    gate weights, the stale-gate systems without the trace's stale gate, hot-set without a
+    profile) is skipped with a note; one asked for by name is refused.
     predictions: the predictor's output over the trace's decode tokens, computed once by a
-    caller comparing several machines; only predictor-driven systems (st-moe) use it."""
+    caller comparing several machines; only the systems of the `predictor` knob (st-moe) use it."""
     hw = preset(hardware)
     notes: list[str] = []
     if dims is None:
         dims, notes = dims_for(trace)
-    if systems and "adap-gating" in systems and trace.weights is None:
-        raise ConfigError(f"adap-gating needs gate weights, and trace {trace.label} has none")
-    names, skipped = runnable(systems or SYSTEMS, trace)
+    for name in systems or ():
+        missing = missing_input(name, trace, knobs.get("profile"))
+        if missing:
+            raise ConfigError(missing)
+    names, skipped = runnable(systems or SYSTEMS, trace, knobs.get("profile"))
     notes += skipped + [buffer_note(hw, dims, trace)]
     progress("simulating on-demand")
     base = simulate(trace, hw, "on-demand", dims=dims)
@@ -85,7 +105,7 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
     for i, name in enumerate(names, start=1):
         if name != "on-demand":
             progress(f"simulating {name} ({i} of {len(names)})")
-        given = {"predictions": predictions} if get_system(name).prefetch == "predictor" else {}
+        given = {"predictions": predictions} if get_system(name).tunable_predictor else {}
         r = base if name == "on-demand" else simulate(trace, hw, name, dims=dims, **given, **knobs)
         r.relative_to(base)
         notes += [n for n in r.notes if n not in notes]
