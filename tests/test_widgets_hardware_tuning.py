@@ -1,7 +1,8 @@
 """The hardware-tuning explorer recomputes from the package when a slider moves."""
 
 from stmoe.book import hardware_tuning as ht
-from stmoe.widgets.hardware_tuning import TUNING_SYSTEMS, tuning_explorer
+from stmoe.book.hardware_tuning import TUNING_SYSTEMS
+from stmoe.widgets.hardware_tuning import tuning_explorer
 from tests.prefetch_data import small_held_out
 
 

@@ -125,23 +125,30 @@ class System:
         return BufferSpec(hardware.buffer_bytes, "bytes", prefetch_share=share, policy=self.policy)
 
     def _pin_hot_set(self, buffer: BufferSpec, profile, trace, dims) -> tuple[BufferSpec, str]:
-        L, E = trace.num_layers, trace.num_experts
-        total = int(buffer.slots(L, dims.expert_bytes)[:, 0].sum())
-        n = min(int(total * self.pinned_share), total - 1, L * E)
-        counted = profile.select(phase="decode") if (profile.phase == DECODE).any() else profile
-        hot = hot_experts(counted, n)
+        total = int(buffer.slots(trace.num_layers, dims.expert_bytes)[:, 0].sum())
+        hot = hot_set(profile, total, self.pinned_share)
+        counted = _counted(profile)
         which = "decode tokens" if counted is not profile else "tokens"
-        note = (f"{self.name}: the {n} experts most used by the profile's {counted.num_tokens} {which} "
-                f"({profile.label}, never simulated) pinned in {n} of the buffer's {total} slots (each "
+        note = (f"{self.name}: the {hot.size} experts most used by the profile's {counted.num_tokens} {which} "
+                f"({profile.label}, never simulated) pinned in {hot.size} of the buffer's {total} slots (each "
                 "loaded on its first request, never evicted); the rest an LRU cache")
         return replace(buffer, pinned=tuple(int(o) for o in hot)), note
 
 
-def hot_experts(trace, n: int) -> np.ndarray:
-    """The `n` experts (as layer * E + expert) `trace` routes to most, most used first (the
-    lower id on ties)."""
-    L, E = trace.num_layers, trace.num_experts
-    ids = trace.expert_ids
+def _counted(profile):
+    """The profile tokens hot-set counts: its decode tokens, or all of them if it has none."""
+    return profile.select(phase="decode") if (profile.phase == DECODE).any() else profile
+
+
+def hot_set(profile, slots: int, share: float = HOT_SET_SHARE) -> np.ndarray:
+    """The experts (as layer * E + expert) hot-set pins in a buffer of `slots` experts: the
+    `share` of the slots (leaving at least one to the cache) given to the experts the profile's
+    decode tokens (all its tokens if it has none) route to most, most used first, the lower id
+    on ties."""
+    counted = _counted(profile)
+    L, E = counted.num_layers, counted.num_experts
+    n = max(min(int(slots * share), slots - 1, L * E), 0)
+    ids = counted.expert_ids
     objs = (np.arange(L)[None, :, None] * E + ids)[ids >= 0]
     counts = np.bincount(objs, minlength=L * E)
     return np.argsort(-counts, kind="stable")[:n]

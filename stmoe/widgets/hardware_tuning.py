@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from stmoe.book.hardware_tuning import experts_mib, machine, tuning_rows
+from stmoe.book.hardware_tuning import TUNING_SYSTEMS, experts_mib, machine, tuning_rows
 from stmoe.book.held_out import HeldOut, default_held_out
 from stmoe.charts.hardware_tuning import tuning_chart
 from stmoe.widgets.explorer import Explorer
@@ -13,7 +13,6 @@ from stmoe.widgets.explorer import Explorer
 LINK_GBPS = (16, 32, 64, 128, 256, 512, 1024, 2048)
 BUFFER_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
 PE_SIDES = (16, 32, 64, 128, 256)
-TUNING_SYSTEMS = ("on-demand", "lru-cache", "st-moe", "oracle")
 EXPLORER_SEQUENCES = 4   # held-out sequences simulated per change: keeps a change under 250 ms
 
 
