@@ -127,17 +127,19 @@ class System:
     def _pin_hot_set(self, buffer: BufferSpec, profile, trace, dims) -> tuple[BufferSpec, str]:
         total = int(buffer.slots(trace.num_layers, dims.expert_bytes)[:, 0].sum())
         hot = hot_set(profile, total, self.pinned_share)
-        counted = _counted(profile)
-        which = "decode tokens" if counted is not profile else "tokens"
-        note = (f"{self.name}: the {hot.size} experts most used by the profile's {counted.num_tokens} {which} "
+        which = (f"{_counted(profile).size} decode tokens" if (profile.phase == DECODE).any()
+                 else f"{profile.num_tokens} tokens (it has no decode tokens)")
+        note = (f"{self.name}: the {hot.size} experts most used by the profile's {which} "
                 f"({profile.label}, never simulated) pinned in {hot.size} of the buffer's {total} slots (each "
                 "loaded on its first request, never evicted); the rest an LRU cache")
         return replace(buffer, pinned=tuple(int(o) for o in hot)), note
 
 
-def _counted(profile):
-    """The profile tokens hot-set counts: its decode tokens, or all of them if it has none."""
-    return profile.select(phase="decode") if (profile.phase == DECODE).any() else profile
+def _counted(profile) -> np.ndarray:
+    """The profile tokens hot-set counts (a token mask): its decode tokens, or all of them if it
+    has none."""
+    decode = profile.phase == DECODE
+    return np.flatnonzero(decode) if decode.any() else np.arange(profile.num_tokens)
 
 
 def hot_set(profile, slots: int, share: float = HOT_SET_SHARE) -> np.ndarray:
@@ -145,10 +147,9 @@ def hot_set(profile, slots: int, share: float = HOT_SET_SHARE) -> np.ndarray:
     `share` of the slots (leaving at least one to the cache) given to the experts the profile's
     decode tokens (all its tokens if it has none) route to most, most used first, the lower id
     on ties."""
-    counted = _counted(profile)
-    L, E = counted.num_layers, counted.num_experts
+    L, E = profile.num_layers, profile.num_experts
     n = max(min(int(slots * share), slots - 1, L * E), 0)
-    ids = counted.expert_ids
+    ids = profile.expert_ids[_counted(profile)]
     objs = (np.arange(L)[None, :, None] * E + ids)[ids >= 0]
     counts = np.bincount(objs, minlength=L * E)
     return np.argsort(-counts, kind="stable")[:n]
