@@ -14,7 +14,9 @@ evicts the expert with the smallest key, the oldest on ties) and whether a hit m
 to the newest end of the list (a column of the registry `_RULES`). LRU and FIFO need no key:
 they evict the oldest, and differ only in the hit rule. To add a policy: its code constant and
 its row in `_RULES` (name, whether a hit moves it to the newest end, whether it evicts simply
-the oldest), and, unless it does, its branch in `_eviction_key`. `POLICIES`, `BufferSpec`,
+the oldest, whether its list runs in the order of its second key so the search may stop at the
+first expert whose first key is 0), and, unless it evicts the oldest, its branch in
+`_eviction_key`. `POLICIES`, `BufferSpec`,
 `replay` and the timing model pick it up from there, once numba recompiles them: its cache
 checks only a kernel's own file, so after editing this one delete the cached kernels of
 ``stmoe/sim/__pycache__`` (``*.nbi``, ``*.nbc``), or the timing model keeps the old rules.
@@ -43,18 +45,22 @@ HEAD, TAIL, CNT, CAP = range(4)
 # Replacement policies: the registry, then the eviction key, side by side (module docstring).
 LRU, FIFO, LFU, BELADY, PREDICTIVE = range(5)
 _RULES = (
-    # code        name          a hit moves it    evicts the oldest
-    #                           to the newest     (no key to compare)
-    (LRU,         "lru",        True,             True),
-    (FIFO,        "fifo",       False,            True),
-    (LFU,         "lfu",        False,            False),
-    (BELADY,      "belady",     False,            False),
-    (PREDICTIVE,  "predictive", True,             False),
+    # code        name          a hit moves it    evicts the oldest     the list is in k2 order: the
+    #                           to the newest     (no key to compare)   first with k1 = 0 goes
+    (LRU,         "lru",        True,             True,                 False),
+    (FIFO,        "fifo",       False,            True,                 False),
+    (LFU,         "lfu",        False,            False,                False),
+    (BELADY,      "belady",     False,            False,                False),
+    (PREDICTIVE,  "predictive", True,             False,                True),
 )
-POLICIES = {name: code for code, name, _, _ in _RULES}
+POLICIES = {name: code for code, name, *_ in _RULES}
 # Tuples indexed by code, as numba compiles module-level tuples in as constants.
-_MOVES_ON_HIT = tuple(moves for _, _, moves, _ in sorted(_RULES))
-_EVICTS_OLDEST = tuple(oldest for _, _, _, oldest in sorted(_RULES))
+_MOVES_ON_HIT = tuple(row[2] for row in sorted(_RULES))
+_EVICTS_OLDEST = tuple(row[3] for row in sorted(_RULES))
+# The prediction-aware policy's k2 is the last use, and a hit moves an expert to the newest end,
+# so its list runs oldest use first: the victim search stops at the first unpredicted expert
+# instead of reading the whole region (the search runs on every prefetch into a full cache).
+_FIRST_ZERO_WINS = tuple(row[4] for row in sorted(_RULES))
 
 
 @njit(cache=True, inline="always")
@@ -214,6 +220,8 @@ def victim(S, H, r, p, policy, cell):
         k1, k2 = _eviction_key(S, o, policy, cell)
         if first or k1 < bk1 or (k1 == bk1 and k2 < bk2):
             best, bk1, bk2, first = o, k1, k2, False
+            if k1 == 0 and _FIRST_ZERO_WINS[policy]:
+                break
         o = S[NXT, o]
     return best
 
