@@ -45,6 +45,11 @@ def test_report_contents(report_dir):
     acc = {r["system"]: r for r in res["systems"]["accelerator"]["rows"]}
     assert acc["on-demand"]["speedup_vs_on_demand"] == 1.0
     assert acc["all-resident"]["speedup_vs_on_demand"] >= acc["st-moe"]["speedup_vs_on_demand"]
+    # the cache baselines beside st-moe, profiled on the other half of the trace's sequences
+    assert {"lru-cache", "hot-set"} <= set(acc)
+    notes = res["systems"]["accelerator"]["notes"]
+    assert any(n.startswith("profile: the first half of") for n in notes)
+    assert any(n.startswith("speculative-gate skipped:") for n in notes)   # a synthetic trace has no stale gate
 
 
 def test_report_cli_exit_codes(tmp_path, capsys):
