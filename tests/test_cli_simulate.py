@@ -102,3 +102,9 @@ def test_default_set_profiles_on_one_half_and_simulates_the_other(capsys):
     assert any(n.startswith("speculative-gate skipped:") for n in out["notes"])
     rows = {r["system"]: r for r in out["results"]}
     assert rows["st-moe"]["latency_per_token_s"] <= rows["lru-cache"]["latency_per_token_s"]
+
+
+def test_a_profile_holding_the_simulated_tokens_is_refused_for_every_system(capsys):
+    assert main(["simulate", "tiny-moe-code", "--system", "hot-set", "--profile", "tiny-moe-code"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds 100% of the scored tokens" in err

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stmoe.errors import ConfigError
+from stmoe.predictors.base import check_compatible, check_disjoint
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.hardware import KNOWN_MODELS, model_dims, preset
 from stmoe.sim.systems import SYSTEMS, get_system, missing_input, runnable
@@ -55,8 +56,11 @@ def split_for_comparison(trace: Trace, profile: Trace | None = None) -> tuple[Tr
     """(profile, simulated tokens, notes) of a comparison: `profile` and the whole of `trace`
     when a profile is given, else `stmoe.splits.split`'s halves of `trace` (the predictor's
     tables and hot-set's pinned experts are fitted on the first half of its sequences, every
-    system simulated on the other), with a note saying so."""
+    system simulated on the other), with a note saying so. A given profile must be of the same
+    model and hold other tokens (refused otherwise)."""
     if profile is not None:
+        check_compatible(profile, trace)
+        check_disjoint(profile, trace)
         return profile, trace, []
     parts = split(trace)
     unit = "sequences" if len(trace.sequence_ids()) >= 2 else "tokens (one sequence)"

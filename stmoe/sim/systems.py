@@ -125,6 +125,7 @@ class System:
         return BufferSpec(hardware.buffer_bytes, "bytes", prefetch_share=share, policy=self.policy)
 
     def _pin_hot_set(self, buffer: BufferSpec, profile, trace, dims) -> tuple[BufferSpec, str]:
+        check_compatible(profile, trace)   # disjointness is the caller's (split_for_comparison checks it)
         total = int(buffer.slots(trace.num_layers, dims.expert_bytes)[:, 0].sum())
         hot = hot_set(profile, total, self.pinned_share)
         which = (f"{_counted(profile).size} decode tokens" if (profile.phase == DECODE).any()
