@@ -51,10 +51,14 @@ def test_one_sequence_trace_splits_by_tokens():
 
 def test_split_outcomes_add_up_and_match_the_simulator():
     data = small_held_out()
-    cache, st = eb.split_outcomes(data, 48, 0.25)
-    for r in (cache, st):
+    cache, hot, st = eb.split_outcomes(data, 48, 0.25)
+    for r in (cache, hot, st):
         assert r["hit_rate"] + r["late_prefetch_rate"] + r["miss_rate"] == pytest.approx(1.0)
-    assert cache["prefetches_issued"] == 0 and cache["share"] == 0.0
+    for r in (cache, hot):
+        assert r["prefetches_issued"] == 0 and r["share"] == 0.0
+    pinned = simulate(data.scored, "accelerator", "hot-set", buffer=BufferSpec(48, "experts", prefetch_share=0),
+                      dims=data.dims, profile=data.profile)
+    assert hot["system"] == "hot-set (50% pinned)" and hot["hit_rate"] == pinned.hit_rate
     direct = simulate(data.scored, "accelerator", "st-moe", predictions=data.predictions_for(1),
                       buffer=BufferSpec(48, "experts", prefetch_share=0.25, policy="predictive"), dims=data.dims)
     assert st["hit_rate"] == direct.hit_rate and st["wasted_bytes"] == direct.wasted_bytes
@@ -124,3 +128,18 @@ def test_balanced_pe_side_is_the_roofline_ridge():
         t = ht.layer_times(data, ht.machine(hw, pe_side=s))["expert_compute_us"] * 1e-6
         read = data.dims.expert_bytes[0] / hw.local_bandwidth
         assert (t > read * 1.0001) == (bound == "compute")
+
+
+def test_hot_set_curve_is_the_hot_set_systems_buffer():
+    """The hot-set rows of the replacement curves count, without the timing model, the hits the
+    timing model's hot-set system gets on a demand-only buffer of the same size."""
+    data = small_held_out()
+    rows = eb.replacement_curves(data.scored, sizes=[16, 48, 128], profile=data.profile)
+    for c in (16, 48, 128):
+        r = simulate(data.scored, "accelerator", "hot-set", buffer=BufferSpec(c, "experts", prefetch_share=0),
+                     dims=data.dims, profile=data.profile)
+        assert eb.hit_rate_at(rows, "hot-set", c) == pytest.approx(r.hit_rate, abs=1e-12)
+    # pinning the profile's hot experts beats LRU when the buffer is small
+    assert eb.hit_rate_at(rows, "hot-set", 16) > eb.hit_rate_at(rows, "lru", 16)
+    with pytest.raises(stmoe.ConfigError, match="not per layer"):
+        eb.replacement_curves(data.scored, sizes=[16], profile=data.profile, per_layer=True)

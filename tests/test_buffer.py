@@ -70,3 +70,19 @@ def test_spec_slots_split_and_errors():
         BufferSpec(10, prefetch_share=1.0)
     with pytest.raises(HardwareError, match="positive"):
         BufferSpec(0)
+
+
+def test_pinned_experts_have_a_partition_of_their_own():
+    spec = BufferSpec(100, prefetch_share=0.25, pinned=(3, 17, 40))
+    # the pinned slots come out of the capacity first, the staging share of the rest
+    assert spec.slots(4, [10.0] * 4).tolist() == [[73, 3], [24, 0]]
+    part = spec.partition(4, 16)
+    assert part[[3, 17, 40]].tolist() == [1, 1, 1] and (np.delete(part, [3, 17, 40]) == 0).all()
+    with pytest.raises(HardwareError, match="3 pinned experts leave no cache slot"):
+        BufferSpec(3, pinned=(0, 1, 2)).slots(1, [10.0])
+    with pytest.raises(ConfigError, match="distinct ids in 0..63"):
+        BufferSpec(10, pinned=(0, 0)).partition(4, 16)
+    with pytest.raises(ConfigError, match="distinct ids in 0..63"):
+        BufferSpec(10, pinned=(64,)).partition(4, 16)
+    with pytest.raises(ConfigError, match="per_layer=False"):
+        BufferSpec(10, per_layer=True, pinned=(1,)).slots(4, [10.0] * 4)

@@ -115,3 +115,32 @@ def test_bad_options_are_one_line(tmp_path, capsys, argv, message):
     assert rc == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_default_set_profiles_on_one_half_and_simulates_the_other(capsys):
+    """With no --system every system runs; st-moe and hot-set are profiled on the first half of
+    the trace's sequences, every system simulated on the other half; --profile simulates all."""
+    import stmoe
+    from stmoe.sim.systems import SYSTEMS
+    from stmoe.splits import split
+    from stmoe.trace import DECODE
+
+    assert main(["simulate", "tiny-moe-code", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["system"] for r in out["results"]] == list(SYSTEMS)
+    scored = split(stmoe.load_trace("tiny-moe-code")).scored
+    assert out["results"][0]["tokens"] == int((scored.phase == DECODE).sum())
+    assert any(n.startswith("profile: the first half of tiny-moe-code's sequences") for n in out["notes"])
+    assert any(n.startswith("hot-set: the ") for n in out["notes"])
+    assert main(["simulate", "qwen3-30b-a3b", "--json", "--hardware", "gpu-pcie"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "speculative-gate" not in [r["system"] for r in out["results"]]
+    assert any(n.startswith("speculative-gate skipped:") for n in out["notes"])
+    rows = {r["system"]: r for r in out["results"]}
+    assert rows["st-moe"]["latency_per_token_s"] <= rows["lru-cache"]["latency_per_token_s"]
+
+
+def test_a_profile_holding_the_simulated_tokens_is_refused_for_every_system(capsys):
+    assert main(["simulate", "tiny-moe-code", "--system", "hot-set", "--profile", "tiny-moe-code"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds 100% of the scored tokens" in err

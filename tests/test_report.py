@@ -53,6 +53,11 @@ def test_report_contents(report_dir):
     assert sens["speedup"] == pytest.approx(
         {r["system"]: r for r in res["systems"]["gpu-pcie"]["rows"]}["st-moe"]["speedup_vs_on_demand"])
     assert {r["field"] for r in sens["rows"]} >= {"link_latency", "static_w"}
+    # the cache baselines beside st-moe, profiled on the other half of the trace's sequences
+    assert {"lru-cache", "hot-set"} <= set(acc)
+    notes = res["systems"]["accelerator"]["notes"]
+    assert any(n.startswith("profile: the first half of") for n in notes)
+    assert any(n.startswith("speculative-gate skipped:") for n in notes)   # a synthetic trace has no stale gate
 
 
 def test_report_cli_exit_codes(tmp_path, capsys):

@@ -1,13 +1,18 @@
 """Timing and energy: ordering of the systems, conservation of bytes, edge cases."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 import stmoe
 from stmoe.errors import ConfigError
+from stmoe.sim.comparison import compare_systems, dims_for, reference_dims, split_for_comparison
 from stmoe.sim.hardware import model_dims
-from stmoe.sim.systems import SYSTEMS
+from stmoe.sim.systems import ADAPTIVE_KEPT_FRACTION, SYSTEMS, calibrated_threshold, runnable, without_predictions
 from stmoe.sim.timing import simulate
+from stmoe.splits import split_leading
+from stmoe.trace import Trace
 
 PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
 
@@ -51,12 +56,23 @@ def test_systems_are_ordered(qwen, hw):
             assert lat["all-resident"] <= lat["oracle"] <= lat["st-moe"] <= lat["on-demand"], (hw, lat)
 
 
+def tiny_case():
+    """Eight sequences of a bundled trace (it has gate weights and the stale gate): the first
+    four simulated, the rest their profile; Qwen3-sized experts, so the buffers do not hold all."""
+    tr = stmoe.load_trace("tiny-moe-code")
+    tr = tr.select(sequences=tr.sequence_ids()[:8])
+    profile, sim = split_leading(tr, 4)
+    return sim, profile, reference_dims(tr)
+
+
 @pytest.mark.parametrize("system", list(SYSTEMS))
 def test_bytes_are_conserved(qwen, system):
-    tr = stmoe.load_trace(qwen)
+    tr, profile, dims = stmoe.load_trace(qwen), None, None
+    if not runnable([system], tr)[0]:      # hot-set needs a profile, the stale-gate systems the stale gate
+        tr, profile, dims = tiny_case()
     pred = noisy_oracle(tr, 0.5) if system == "st-moe" else None
     for hw in PRESETS:
-        r = simulate(tr, hw, system, predictions=pred)
+        r = simulate(tr, hw, system, predictions=pred, profile=profile, dims=dims)
         assert r.prefetch_bytes == pytest.approx(r.useful_bytes + r.wasted_bytes, rel=1e-9)
         assert r.moved_bytes == pytest.approx(r.demand_bytes + r.prefetch_bytes, rel=1e-9)
         assert r.useful_prefetches + r.wasted_prefetches <= r.prefetches_issued
@@ -67,7 +83,7 @@ def test_bytes_are_conserved(qwen, system):
 def test_what_each_system_moves(qwen):
     tr = stmoe.load_trace(qwen)
     r = {s: simulate(tr, "accelerator", s, predictions=noisy_oracle(tr, 0.6) if s == "st-moe" else None)
-         for s in SYSTEMS}
+         for s in runnable(SYSTEMS, tr)[0]}
     assert r["all-resident"].moved_bytes == 0 and r["all-resident"].hit_rate == 1
     assert r["on-demand"].prefetch_bytes == 0 and r["lru-cache"].prefetch_bytes == 0
     assert r["oracle"].wasted_bytes == 0 and r["pre-gated"].wasted_bytes == 0
@@ -138,3 +154,102 @@ def test_bad_knobs_are_named(kwargs, match):
     tr = stmoe.synthetic_trace(200, 4, 16, 2, num_sequences=2, prompt_tokens=10, seed=3)
     with pytest.raises(ConfigError, match=match):
         simulate(tr, "accelerator", "st-moe", dims=model_dims(tr, hidden=64, ffn=128), **kwargs)
+
+
+# st-moe against the same buffer used as a plain LRU cache, as `stmoe simulate` runs them (the
+# trace's profile half fits the predictor, the other half is simulated). Nothing guarantees it:
+# a wrong prefetch lands in the cache and can evict an expert LRU would have kept. We allow
+# 0.5%: a gap below that is not one the book reports (it prints speedups to two decimals, which
+# on these runs is about 1%), and the traces will be re-recorded, so the margin is not tuned to
+# today's numbers (measured today: st-moe is faster on all six).
+ST_MOE_VS_LRU_TOLERANCE = 0.005
+
+
+@pytest.mark.parametrize("trace", ["tiny-moe-code", "tiny-moe-prose", "qwen3-30b-a3b"])
+@pytest.mark.parametrize("hw", ["accelerator", "gpu-pcie"])
+def test_st_moe_is_never_slower_than_lru_cache(trace, hw):
+    tr = stmoe.load_trace(trace)
+    profile, sim, _ = split_for_comparison(tr)
+    dims, _ = dims_for(tr)
+    rows, _ = compare_systems(sim, hw, ["lru-cache", "st-moe"], dims=dims, profile=profile)
+    lru, st = (r["latency_per_token_s"] for r in rows)
+    assert st <= lru * (1 + ST_MOE_VS_LRU_TOLERANCE), (trace, hw, st, lru)
+
+
+def test_predictions_off_is_the_same_buffer_as_a_plain_cache():
+    """The ablation: st-moe's buffer with no predictions. Its prediction-aware policy with
+    nothing predicted evicts the least recently used, so with st-moe's staging share 0 it is
+    lru-cache exactly; staging slots reserved for nothing only shrink the cache (LRU hits in a
+    smaller cache are a subset of those in a larger one)."""
+    sim, _, dims = tiny_case()
+    off = without_predictions("st-moe")
+    assert off.name == "st-moe, predictions off" and off.prefetch == "none" and off.policy == "predictive"
+    slot = float(dims.expert_bytes.max())
+    quarter = stmoe.sim.hardware.preset("gpu-pcie", buffer_bytes=64 * slot)   # a quarter of the 256 experts
+    for hw in ("accelerator", "gpu-pcie", quarter):
+        lru = simulate(sim, hw, "lru-cache", dims=dims)
+        r = simulate(sim, hw, off, dims=dims)
+        assert r.latency_per_token_s == lru.latency_per_token_s and r.hit_rate == lru.hit_rate
+        staged = simulate(sim, hw, without_predictions(replace(SYSTEMS["st-moe"], staging_share=0.25)), dims=dims)
+        assert staged.hit_rate <= lru.hit_rate
+    assert 0 < staged.hit_rate < lru.hit_rate    # the quarter buffer caches, and loses hits to idle staging
+
+
+def test_hot_set_pins_what_lru_evicts():
+    """One layer whose requests cycle through 8 experts, a buffer of 4: LRU never hits; hot-set
+    pins 2 (the profile's most used, the lower ids on ties) and hits them every time but their
+    first."""
+    T, cycle = 800, 8
+    ids = (np.arange(T) % cycle).reshape(T, 1, 1)
+    trace = Trace(ids, num_experts=cycle, sequence=np.repeat([0, 1], T // 2))
+    profile, sim = trace.select(sequences=[0]), trace.select(sequences=[1])
+    dims = model_dims(trace, hidden=64, ffn=128, dtype="bfloat16")
+    hw = stmoe.sim.hardware.preset("accelerator", buffer_bytes=4 * float(dims.expert_bytes.max()))
+    assert simulate(sim, hw, "lru-cache", dims=dims).hit_rate == 0
+    r = simulate(sim, hw, "hot-set", dims=dims, profile=profile)
+    assert r.hit_rate == 2 * (T // 2 // cycle - 1) / (T // 2)
+    assert any("the 2 experts most used by the profile's 400 decode tokens" in n for n in r.notes)
+
+
+def test_stale_gate_systems():
+    sim, profile, dims = tiny_case()
+    r = {s: simulate(sim, "gpu-pcie", s, dims=dims, profile=profile)
+         for s in ("lru-cache", "speculative-gate", "adapmoe", "adap-gating")}
+    spec = r["speculative-gate"]
+    assert spec.prefetches_issued > 0 and spec.useful_prefetches > 0 and not spec.changes_routing
+    assert spec.requests == r["lru-cache"].requests
+    assert any(n.startswith("predictions: stale-gate, budget 4, lookahead 1") for n in spec.notes)
+    assert r["adapmoe"].changes_routing and r["adapmoe"].prefetches_issued > 0
+    # both adaptive systems keep the same calibrated share of the requests
+    assert r["adapmoe"].requests == r["adap-gating"].requests
+    assert r["adapmoe"].requests == pytest.approx(ADAPTIVE_KEPT_FRACTION * r["lru-cache"].requests, rel=0.01)
+    ahead = simulate(sim, "gpu-pcie", "speculative-gate", dims=dims, profile=profile, lookahead=2)
+    assert any("lookahead 1, not 2" in n for n in ahead.notes)
+
+
+@pytest.mark.parametrize("trace", ["tiny-moe-code", "qwen3-30b-a3b"])
+def test_adaptive_gating_keeps_the_stated_fraction(trace):
+    tr = stmoe.load_trace(trace).select(phase="decode")
+    for kept in (0.5, ADAPTIVE_KEPT_FRACTION, 0.9):
+        r = simulate(tr, "accelerator", "adap-gating", kept_fraction=kept)
+        on_demand = simulate(tr, "accelerator", "on-demand")
+        assert r.requests / on_demand.requests == pytest.approx(kept, abs=0.005)
+        threshold = calibrated_threshold(tr, kept)
+        assert any(f"threshold {threshold:.4g} (set on the simulated tokens' gate weights to keep "
+                   f"{kept:.0%}) keeps {r.requests / on_demand.requests:.1%}" in n for n in r.notes)
+    with pytest.raises(ConfigError, match="kept_fraction must be in"):
+        simulate(tr, "accelerator", "adap-gating", kept_fraction=0)
+    with pytest.raises(ConfigError, match="not both"):
+        simulate(tr, "accelerator", "adap-gating", kept_fraction=0.5, threshold=0.1)
+
+
+def test_systems_that_cannot_run_are_skipped_or_refused(qwen):
+    tr = stmoe.load_trace(qwen)
+    names, notes = runnable(SYSTEMS, tr)
+    assert {"hot-set", "speculative-gate", "adapmoe"}.isdisjoint(names)
+    assert any(n.startswith("speculative-gate skipped:") and "no stale_gate field" in n for n in notes)
+    assert any(n.startswith("hot-set skipped:") and "needs a profile" in n for n in notes)
+    with pytest.raises(ConfigError, match="hot-set needs a profile"):
+        compare_systems(tr, "accelerator", ["on-demand", "hot-set"])
+    with pytest.raises(ConfigError, match="speculative-gate needs the stale gate"):
+        simulate(tr, "accelerator", "speculative-gate")

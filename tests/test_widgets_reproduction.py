@@ -30,6 +30,10 @@ def test_controls_drive_chart_and_readout(setup):
     assert f"{want['on-demand', 'speedup']:.2f}x faster" in ex.jchart.spec["title"]
     assert "edge-flash with own expert sizes" in ex.readout.value and "2.1 GB/s" in ex.readout.value
     assert f"vs pre-gated {want['pre-gated', 'speedup']:.2f}x" in ex.readout.value
+    rows, _ = R.compare(trace, hw, systems=("on-demand", "lru-cache", "hot-set", "st-moe"), dims=dims,
+                        max_scored_sequences=2)
+    for baseline, gain in R.cache_gains(rows).items():
+        assert f"{baseline} {gain:.2f}x" in ex.readout.value
 
 
 def test_reference_expert_size_times_the_same_routing_with_larger_experts(setup):

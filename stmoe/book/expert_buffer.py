@@ -1,6 +1,6 @@
-"""Notebook 04 (the expert buffer): replacement policies against capacity, and what
-prediction-driven prefetching adds to the same buffer used as a cache, as the cache/prefetch
-split varies.
+"""Notebook 04 (the expert buffer): replacement policies against capacity (and the profile's hot
+set pinned), and what prediction-driven prefetching adds to the same buffer used as a cache, as
+the cache/prefetch split varies.
 
 Predictions are always held out (`stmoe.book.held_out`): profiled on one half of a trace's
 sequences, the other half simulated.
@@ -14,6 +14,7 @@ from stmoe.book.held_out import HeldOut
 from stmoe.errors import ConfigError
 from stmoe.sim.buffer import BufferSpec, replay, request_stream
 from stmoe.sim.hardware import preset
+from stmoe.sim.systems import HOT_SET_SHARE, hot_set
 from stmoe.sim.timing import simulate
 from stmoe.trace import Trace
 
@@ -29,14 +30,18 @@ def capacities(trace: Trace, fractions=CAPACITY_FRACTIONS) -> list[int]:
 
 
 def replacement_curves(trace: Trace, sizes=None, policies=DEMAND_POLICIES, phase: str = "decode", *,
-                       per_layer: bool = False) -> list[dict]:
+                       per_layer: bool = False, profile: Trace | None = None) -> list[dict]:
     """Demand-only hit rate of each replacement policy at each capacity (in experts), over the
     requests of `phase` in time order. One buffer shared by all layers, or with `per_layer`
-    the same total split evenly into one buffer per layer (capacity // L each)."""
+    the same total split evenly into one buffer per layer (capacity // L each). With a
+    `profile` (other tokens), also the hot-set system's buffer ("hot-set": the profile's most
+    used experts pinned in HOT_SET_SHARE of it, the rest LRU; shared buffer only)."""
     sel = trace.select(phase=phase) if phase else trace
     objs = request_stream(sel.expert_ids, sel.num_experts)
     if objs.size == 0:
         raise ConfigError(f"trace {trace.label} has no {phase} requests")
+    if per_layer and profile is not None:
+        raise ConfigError("replacement_curves: the hot set is pinned in one shared buffer, not per layer")
     L, E = sel.num_layers, sel.num_experts
     part = np.repeat(np.arange(L, dtype=np.int32), E) if per_layer else None
     rows = []
@@ -44,11 +49,21 @@ def replacement_curves(trace: Trace, sizes=None, policies=DEMAND_POLICIES, phase
         each = int(c) // L if per_layer else int(c)
         if each < 1:
             raise ConfigError(f"capacity {c} is less than one expert per layer ({L} layers)")
-        for p in policies:
-            hits = replay(objs, each, p, part=part, num_objects=L * E)
-            rows.append({"policy": p, "capacity": int(c), "fraction": c / (L * E),
-                         "hit_rate": hits / objs.size})
+        hits = {p: replay(objs, each, p, part=part, num_objects=L * E) for p in policies}
+        if profile is not None:
+            hits["hot-set"] = hot_set_hits(objs, each, hot_set(profile, each), L * E)
+        rows += [{"policy": p, "capacity": int(c), "fraction": c / (L * E), "hit_rate": h / objs.size}
+                 for p, h in hits.items()]
     return rows
+
+
+def hot_set_hits(objs: np.ndarray, capacity: int, pinned: np.ndarray, num_objects: int) -> int:
+    """Demand hits of a buffer of `capacity` whose `pinned` experts have slots of their own: a
+    pinned expert misses on its first request only, the others share the rest as an LRU cache."""
+    held = np.isin(objs, pinned)
+    rest = objs[~held]
+    cached = replay(rest, capacity - pinned.size, "lru", num_objects=num_objects) if rest.size else 0
+    return int(held.sum()) - np.unique(objs[held]).size + cached
 
 
 def hit_rate_at(rows: list[dict], policy: str, capacity: int) -> float:
@@ -60,27 +75,34 @@ def hit_rate_at(rows: list[dict], policy: str, capacity: int) -> float:
 
 def split_outcomes(data: HeldOut, capacity: float, share: float, *, hardware="accelerator",
                    lookahead: int = 1) -> list[dict]:
-    """Two systems with a buffer of `capacity` experts: the whole buffer as an LRU cache, and
+    """Three systems with a buffer of `capacity` experts: the whole buffer as an LRU cache, the
+    hot set (the profile's most used experts pinned in HOT_SET_SHARE of it, the rest LRU), and
     st-moe's held-out predictions staged in a `share` of it (prediction-aware cache in the
-    rest). One dict per system: `SimulationResult.row()` with `system` relabelled, `capacity`, `share`
-    and `miss_rate`."""
+    rest; 0 puts them in the cache). One dict per system, st-moe last:
+    `SimulationResult.row()` with `system` relabelled, `capacity`, `share` and `miss_rate`."""
     hw = preset(hardware)
-    runs = [("cache only (LRU)", "lru-cache", BufferSpec(capacity, "experts", prefetch_share=0.0), None),
-            (f"st-moe, {share:.0%} staging", "st-moe",
-             BufferSpec(capacity, "experts", prefetch_share=share, policy="predictive"),
-             data.predictions_for(lookahead))]
-    rows = []
-    for label, system, spec, pred in runs:
-        r = simulate(data.scored, hw, system, predictions=pred, buffer=spec, dims=data.dims,
-                     lookahead=lookahead)
-        row = {**r.row(), "system": label, "capacity": capacity, "share": share if pred is not None else 0.0}
-        row["miss_rate"] = 1.0 - row["hit_rate"] - row["late_prefetch_rate"]
-        rows.append(row)
-    return rows
+    cache = BufferSpec(capacity, "experts", prefetch_share=0.0)
+    return [_outcome(data, hw, "cache only (LRU)", "lru-cache", cache, capacity, 0.0, lookahead),
+            _outcome(data, hw, f"hot-set ({HOT_SET_SHARE:.0%} pinned)", "hot-set", cache, capacity, 0.0, lookahead),
+            _st_moe_outcome(data, hw, capacity, share, lookahead)]
 
 
 def share_sweep(data: HeldOut, capacity: float, shares, *, hardware="accelerator", lookahead: int = 1) -> list[dict]:
-    """st-moe's outcomes as its staging share varies at a fixed capacity."""
-    return [split_outcomes(data, capacity, s, hardware=hardware, lookahead=lookahead)[1] for s in shares]
+    """st-moe's outcomes as its staging share varies at a fixed capacity (`split_outcomes`' last row)."""
+    hw = preset(hardware)
+    return [_st_moe_outcome(data, hw, capacity, s, lookahead) for s in shares]
 
 
+def _st_moe_outcome(data: HeldOut, hw, capacity: float, share: float, lookahead: int) -> dict:
+    spec = BufferSpec(capacity, "experts", prefetch_share=share, policy="predictive")
+    return _outcome(data, hw, f"st-moe, {share:.0%} staging", "st-moe", spec, capacity, share, lookahead,
+                    data.predictions_for(lookahead))
+
+
+def _outcome(data: HeldOut, hw, label: str, system: str, spec: BufferSpec, capacity: float, share: float,
+             lookahead: int, predictions=None) -> dict:
+    r = simulate(data.scored, hw, system, predictions=predictions, buffer=spec, dims=data.dims,
+                 lookahead=lookahead, profile=data.profile)
+    row = {**r.row(), "system": label, "capacity": capacity, "share": share}
+    row["miss_rate"] = 1.0 - row["hit_rate"] - row["late_prefetch_rate"]
+    return row

@@ -20,7 +20,7 @@ from stmoe.sim.hardware import preset
 from stmoe.sim.pareto import pareto_front
 from stmoe.sim.sensitivity import Sensitivity, sensitivity
 from stmoe.sim.sweeps import sweep
-from stmoe.sim.systems import predictions_note
+from stmoe.sim.systems import CACHE_BASELINES, predictions_note, runnable
 from stmoe.sim.timing import layer_costs
 
 
@@ -60,11 +60,17 @@ def machine(hardware="accelerator", *, link_gbps=None, buffer_mib=None, pe_side=
     return preset(hardware, **changes)
 
 
-def tuning_rows(data: HeldOut, hardware, *, lookahead: int = 1,
-                systems=("on-demand", "lru-cache", "st-moe", "oracle")) -> list[dict]:
-    """Latency and energy per token of each system on one machine (a `sweep` of one point)."""
-    return sweep(data.scored, "lookahead", [lookahead], systems=systems, hardware=hardware,
-                 predictions={lookahead: data.predictions_for(lookahead)}, dims=data.dims)
+# the systems the chapter compares: the bounds, st-moe and the cache baselines beside it
+TUNING_SYSTEMS = ("on-demand", *CACHE_BASELINES, "st-moe", "oracle")
+
+
+def tuning_rows(data: HeldOut, hardware, *, lookahead: int = 1, systems=TUNING_SYSTEMS) -> list[dict]:
+    """Latency and energy per token of each system on one machine (a `sweep` of one point);
+    hot-set is profiled on the held-out profile. speculative-gate sees one layer ahead whatever
+    `lookahead` is (its rows' notes say so)."""
+    return sweep(data.scored, "lookahead", [lookahead], systems=runnable(systems, data.scored, data.profile)[0],
+                 hardware=hardware, predictions={lookahead: data.predictions_for(lookahead)}, dims=data.dims,
+                 profile=data.profile)
 
 
 def lookahead_rows(data: HeldOut, hardware, lookaheads=(1, 2, 3),
@@ -75,10 +81,12 @@ def lookahead_rows(data: HeldOut, hardware, lookaheads=(1, 2, 3),
 
 
 def bandwidth_rows(data: HeldOut, hardware, bandwidths, *, lookahead: int = 1,
-                   systems=("lru-cache", "st-moe", "oracle")) -> list[dict]:
-    """A link-bandwidth sweep with the held-out predictions."""
-    return sweep(data.scored, "link_bandwidth", list(bandwidths), systems=systems, hardware=hardware,
-                 predictions=data.predictions_for(lookahead), dims=data.dims, lookahead=lookahead)
+                   systems=(*CACHE_BASELINES, "st-moe", "oracle")) -> list[dict]:
+    """A link-bandwidth sweep with the held-out predictions (and profile, for hot-set)."""
+    return sweep(data.scored, "link_bandwidth", list(bandwidths),
+                 systems=runnable(systems, data.scored, data.profile)[0], hardware=hardware,
+                 predictions=data.predictions_for(lookahead), dims=data.dims, lookahead=lookahead,
+                 profile=data.profile)
 
 
 def assumption_sensitivity(data: HeldOut, hardware="accelerator", *, lookahead: int = 1) -> Sensitivity:

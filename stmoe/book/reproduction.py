@@ -22,7 +22,7 @@ from stmoe.predictors import predict
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.comparison import compare_systems, dims_for
 from stmoe.sim.hardware import preset
-from stmoe.sim.systems import ADAP_GATING_THRESHOLD, SYSTEMS, adap_gate, predictions_note, runnable
+from stmoe.sim.systems import CACHE_BASELINES, SYSTEMS, adap_gate, predictions_note, runnable
 from stmoe.splits import split
 from stmoe.trace import DECODE, Trace
 
@@ -35,7 +35,9 @@ PAPER_GAINS = {
 }
 PAPER_ACCURACY = 0.85   # the paper's metric is not public; we compare it with recall at m = k
 BASELINES = tuple(PAPER_GAINS)
-PAPER_SYSTEMS = ("on-demand", "adap-gating", "pre-gated", "st-moe", "oracle", "all-resident")
+# the paper's systems, and beside them the cache baselines it did not compare with and AdapMoE
+PAPER_SYSTEMS = ("on-demand", "adap-gating", "pre-gated", *CACHE_BASELINES, "adapmoe", "st-moe", "oracle",
+                 "all-resident")
 
 
 def compare(trace: Trace, hardware="accelerator", *, systems=PAPER_SYSTEMS, dims=None,
@@ -48,7 +50,7 @@ def compare(trace: Trace, hardware="accelerator", *, systems=PAPER_SYSTEMS, dims
     notes: list[str] = []
     if dims is None:
         dims, notes = dims_for(trace)
-    systems, skipped = runnable(systems, trace)
+    systems, skipped = runnable(systems, trace, parts.profile)
     rows, more = compare_systems(parts.scored, hardware, systems, profile=parts.profile, dims=dims,
                                     predictions=predictions, **knobs)
     if predictions is not None and "st-moe" in systems:
@@ -84,6 +86,16 @@ def gains(rows: list[dict], system: str = "st-moe") -> list[dict]:
     return out
 
 
+def cache_gains(rows: list[dict], system: str = "st-moe") -> dict[str, float]:
+    """`system`'s speedup over each cache baseline present in `rows` (rows of `compare`): what
+    its prediction adds over caching, which the paper does not report."""
+    by = {r["system"]: r for r in rows}
+    if system not in by:
+        raise ConfigError(f"system: {system!r} is not among the compared systems {sorted(by)}")
+    return {b: by[b]["latency_per_token_s"] / by[system]["latency_per_token_s"]
+            for b in CACHE_BASELINES if b in by}
+
+
 def buffer_share(trace: Trace, hardware="accelerator", dims=None) -> tuple[int, int]:
     """(experts the preset's buffer holds, experts the model has): how far the model is from
     fitting, the first thing that decides what prefetching can buy."""
@@ -98,9 +110,9 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
     recall: st-moe's decode recall at m = k on the scored half (vs the paper's 85% accuracy);
     expert_bytes, buffer_experts, model_experts, resident_share: how much of the model the
     preset's buffer holds; link_utilisation / stall_share of on-demand and st-moe (how
-    bandwidth-bound the baseline is); adap_kept: share of expert requests adap-gating keeps
-    (it changes routing, so it does less work than the model asks for); pre-gated and
-    adap-gating change routing.
+    bandwidth-bound the baseline is); adap_kept: share of expert requests adap-gating keeps at
+    its calibrated threshold (it changes routing, so it does less work than the model asks
+    for); pre-gated and adap-gating change routing.
     """
     hw = preset(hardware)
     dims = dims or dims_for(trace)[0]
@@ -117,7 +129,7 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
     }
     if trace.weights is not None:
         timed = parts.scored.select(phase="decode") if (parts.scored.phase == DECODE).any() else parts.scored
-        ids, _ = adap_gate(timed, ADAP_GATING_THRESHOLD)
+        ids, _ = adap_gate(timed)
         routed = (timed.expert_ids >= 0).sum()
         out["adap_kept"] = float((ids >= 0).sum() / max(routed, 1))
     if rows is not None:

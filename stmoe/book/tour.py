@@ -19,10 +19,12 @@ from stmoe.predictors import predict
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.hardware import Hardware, ModelDims, model_dims, preset
 from stmoe.sim.sweeps import sweep
+from stmoe.sim.systems import get_system, runnable
 from stmoe.sim.timing import layer_costs
 from stmoe.trace import Trace
 
-TOUR_SYSTEMS = ("on-demand", "st-moe", "oracle", "all-resident")
+# the bounds, st-moe, and the cache baselines that show what its prediction adds over caching
+TOUR_SYSTEMS = ("on-demand", "lru-cache", "hot-set", "speculative-gate", "st-moe", "oracle", "all-resident")
 
 
 def layer_budget(trace: Trace, hardware: Hardware | str, dims: ModelDims | None = None) -> dict:
@@ -46,20 +48,29 @@ def layer_budget(trace: Trace, hardware: Hardware | str, dims: ModelDims | None 
                                 1.0)}
 
 
+def tour_systems(trace: Trace, profile: Trace | None = None) -> tuple[list[str], list[str]]:
+    """(the systems of TOUR_SYSTEMS that can run on `trace` with `profile`, a note for each left
+    out: hot-set needs a profile, speculative-gate the trace's stale gate)."""
+    return runnable(TOUR_SYSTEMS, trace, profile)
+
+
 def latency_grid(trace: Trace, hardware: Hardware | str, *, bandwidths, buffer_shares,
-                 systems=TOUR_SYSTEMS, dims: ModelDims | None = None, profile: Trace | None = None,
+                 systems=None, dims: ModelDims | None = None, profile: Trace | None = None,
                  predictor: str = "st-moe") -> list[dict]:
     """Rows of `stmoe.sim.sweeps.sweep` over `bandwidths` (bytes/s), one sweep per buffer size given
     as a share of all the model's experts, each row with its `buffer_share` added. Decode tokens
-    only; the predictor is profiled on `profile` when given (never on the simulated tokens)."""
+    only; the predictor and hot-set are profiled on `profile` when given (never on the simulated
+    tokens). systems: by default `tour_systems(trace, profile)` (its notes name those left out)."""
     shares = [float(s) for s in buffer_shares]
     if not shares or any(not 0.0 < s <= 1.0 for s in shares):
         raise ConfigError(f"buffer_shares must be fractions in (0, 1], got {buffer_shares!r}")
+    if systems is None:
+        systems = tour_systems(trace, profile)[0]
     hw0 = preset(hardware)
     dims = dims or model_dims(trace)
     decode = trace.select(phase="decode")
     predictions = None
-    if any(s not in ("on-demand", "all-resident", "oracle") for s in systems):
+    if any(get_system(s).tunable_predictor for s in systems):
         predictions = predict(decode, predictor, budget=trace.top_k, profile=profile)
     slot = float(np.max(dims.expert_bytes))
     rows = []
@@ -68,6 +79,6 @@ def latency_grid(trace: Trace, hardware: Hardware | str, *, bandwidths, buffer_s
         size = max(share * trace.num_layers * trace.num_experts, 4 * trace.top_k) * slot
         hw = hw0.with_(buffer_bytes=size)
         for row in sweep(decode, "link_bandwidth", bandwidths, systems=systems, hardware=hw,
-                         predictions=predictions, dims=dims):
+                         predictions=predictions, dims=dims, profile=profile):
             rows.append({**row, "buffer_share": share})
     return rows

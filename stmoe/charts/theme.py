@@ -32,13 +32,20 @@ LIGHT_GREY = "#BBBBBB"
 DARK_GREY = "#666666"
 
 # Every system gets its own colour so that a chart of all of them (the report's comparison)
-# tells them apart; YELLOW, the weakest on white, goes to a system rarely drawn by colour.
+# tells them apart. Eleven systems outnumber the palette's eight, so greys go to the systems that
+# are bounds or replays rather than rivals (on-demand; prefetch-all-next-layer; pre-gated,
+# replayed on an oracle of the next layer), and YELLOW, the weakest on white, to AdapMoE beside
+# Adap-Gating's orange. A system built on a predictor has the predictor's colour (st-moe,
+# speculative-gate's stale gate, the oracle); the caches are blue-green.
 SYSTEM_COLORS = {
     "on-demand": GREY,
     "lru-cache": SKY_BLUE,
-    "prefetch-all-next-layer": YELLOW,
-    "pre-gated": REDDISH_PURPLE,
+    "hot-set": BLUISH_GREEN,
+    "speculative-gate": REDDISH_PURPLE,
+    "prefetch-all-next-layer": LIGHT_GREY,
+    "pre-gated": DARK_GREY,
     "adap-gating": ORANGE,
+    "adapmoe": YELLOW,
     "st-moe": VERMILLION,
     "oracle": BLACK,
     "all-resident": BLUE,

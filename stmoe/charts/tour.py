@@ -6,7 +6,7 @@ from __future__ import annotations
 from stmoe.charts import theme
 from stmoe.charts.base import rows_data
 
-SYSTEM_ORDER = ("on-demand", "st-moe", "oracle", "all-resident")
+SYSTEM_ORDER = ("on-demand", "lru-cache", "hot-set", "speculative-gate", "st-moe", "oracle", "all-resident")
 
 
 def latency_rows(grid: list[dict], buffer_share: float) -> list[dict]:

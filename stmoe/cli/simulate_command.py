@@ -8,7 +8,7 @@ from __future__ import annotations
 from stmoe.cli.output import Progress, format_table, print_json
 from stmoe.errors import ConfigError
 from stmoe.readers.catalog import load_trace
-from stmoe.sim.comparison import compare_systems, dims_for, readable
+from stmoe.sim.comparison import compare_systems, dims_for, readable, split_for_comparison
 from stmoe.sim.hardware import PRESETS, preset
 from stmoe.sim.models import MODELS
 from stmoe.sim.sweeps import sweep
@@ -26,7 +26,8 @@ def register(sub) -> None:
     p.add_argument("--budget", type=int, default=None, help="experts predicted per layer (default k)")
     p.add_argument("--predictor", default="st-moe", help="predictor behind the st-moe system")
     p.add_argument("--profile", default=None, metavar="TRACE",
-                   help="trace the predictor is profiled on (other tokens than the simulated ones)")
+                   help="trace st-moe and hot-set are profiled on (other tokens than the simulated "
+                        "ones); default: the first half of TRACE's sequences, the other half simulated")
     p.add_argument("--baseline", metavar="SYSTEM@PRESET",
                    help="also compare every system with this system on this preset, e.g. on-demand@gpu-pcie")
     p.add_argument("--model", help=f"the model's sizes from the registry ({', '.join(MODELS)}; or a Hugging "
@@ -47,7 +48,8 @@ def run(args) -> int:
     hw = preset(args.hardware)
     dims, notes = dims_for(trace, model=args.model, hidden=args.hidden, ffn=args.ffn, dtype=args.dtype,
                            context=args.context)
-    profile = load_trace(args.profile) if args.profile is not None else None
+    profile, trace, split_notes = split_for_comparison(trace, load_trace(args.profile) if args.profile is not None else None)
+    notes += split_notes
     knobs = dict(lookahead=args.lookahead, budget=args.budget, profile=profile,
                  predictor=args.predictor)
     names = args.system or list(SYSTEMS)
@@ -55,7 +57,7 @@ def run(args) -> int:
         if args.baseline is not None:
             raise ConfigError("--baseline compares systems; it does not combine with --sweep")
         if not args.system:
-            names, skipped = runnable(names, trace)
+            names, skipped = runnable(names, trace, profile)
             notes += skipped
         param, eq, vals = args.sweep.partition("=")
         if not eq:
@@ -66,7 +68,7 @@ def run(args) -> int:
             raise ConfigError(f"--sweep values must be numbers, got {vals!r}") from None
         param = param.strip()
         rows = sweep(trace, param, values, systems=names, hardware=hw, dims=dims, **knobs)
-        if any(get_system(n).prefetch == "predictor" for n in names):
+        if any(get_system(n).tunable_predictor for n in names):
             notes.append(predictions_note(args.predictor, args.budget or trace.top_k, args.lookahead, profile))
         if args.json:
             print_json({"trace": trace.name, "hardware": hw.name, "dims": dims.as_dict(), "sweep": param,

@@ -74,7 +74,9 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
     intro = ("<p>What a spatio-temporal expert prefetcher (ST-MoE, arXiv 2606.15453) buys on each "
              "trace below: how predictable expert requests are one layer ahead (recall at budget "
              "m = k, scored only on tokens the predictor was not profiled on), and what that is worth "
-             "in latency and energy on three hardware presets, against on-demand loading.</p>")
+             "in latency and energy on three hardware presets, against on-demand loading and against "
+             "the cache baselines (lru-cache, hot-set, speculative-gate) that show what prediction "
+             "adds over caching.</p>")
     if failed:
         intro += "<p class='failed'>" + "<br>".join(html.esc(f"{f['trace']}: {f['error']}") for f in failed) + "</p>"
     page = html.page("stmoe report", intro, sections, __version__)

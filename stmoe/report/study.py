@@ -10,7 +10,14 @@ from stmoe.analysis import analyze, headline
 from stmoe.errors import ConfigError
 from stmoe.evaluation import evaluate
 from stmoe.predictors import predict
-from stmoe.sim.comparison import REFERENCE_MODEL, compare_systems, dims_for, reference_dims, reference_note
+from stmoe.sim.comparison import (
+    REFERENCE_MODEL,
+    compare_systems,
+    dims_for,
+    reference_dims,
+    reference_note,
+    split_for_comparison,
+)
 from stmoe.sim.sensitivity import sensitivity
 from stmoe.sim.systems import predictions_note
 from stmoe.trace import DECODE, Trace
@@ -31,10 +38,11 @@ def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
     phases = ("decode",) if (trace.phase == DECODE).any() else ("prefill",)
     result = evaluate(trace, predictors, protocol="split", phases=phases)
     out["prediction"] = {"protocol": result.info, "rows": result.rows, "per_layer": result.per_layer}
-    if (trace.phase == DECODE).any():
+    profile, simulated, split_notes = split_for_comparison(trace)
+    if (simulated.phase == DECODE).any():
         # The predictions do not depend on the machine: compute them once for every preset.
-        predictions = predict(trace.select(phase="decode"), "st-moe")
-        predicted = predictions_note("st-moe", trace.top_k, 1, None)
+        predictions = predict(simulated.select(phase="decode"), "st-moe", profile=profile)
+        predicted = predictions_note("st-moe", trace.top_k, 1, profile)
         out["systems"] = {}
         try:
             own, own_notes = dims_for(trace)
@@ -43,21 +51,22 @@ def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
         dims = own if own is not None else reference_dims(trace)
         for name in presets:
             progress(f"{trace.label}: simulating systems on {name}")
-            rows, notes = compare_systems(trace, name, dims=dims, predictions=predictions)
-            out["systems"][name] = {"rows": rows, "notes": own_notes + notes + [predicted]}
+            rows, notes = compare_systems(simulated, name, dims=dims, predictions=predictions, profile=profile)
+            out["systems"][name] = {"rows": rows, "notes": own_notes + split_notes + notes + [predicted]}
             progress(f"{trace.label}: varying {name}'s assumed constants")
-            result = sensitivity(trace, name, predictions=predictions, dims=dims)
-            result.notes[:0] = own_notes
+            result = sensitivity(simulated, name, predictions=predictions, dims=dims)
+            result.notes[:0] = own_notes + split_notes
             result.notes.append(predicted)
             out.setdefault("sensitivity", {})[name] = asdict(result)
         if own is not None and own.model != REFERENCE_MODEL:
             progress(f"{trace.label}: simulating systems with {REFERENCE_MODEL}-sized experts")
-            rows, notes = compare_systems(trace, "accelerator", dims=reference_dims(trace),
-                                          predictions=predictions)
+            rows, notes = compare_systems(simulated, "accelerator", dims=reference_dims(trace),
+                                          predictions=predictions, profile=profile)
             out["systems"][f"accelerator, {REFERENCE_MODEL}-sized experts"] = {
                 "rows": rows, "notes": [reference_note(trace) + ": what the same pattern costs at "
-                                                                "production scale"] + notes + [predicted]}
+                                        "production scale"] + split_notes + notes + [predicted]}
     else:
         out["systems"] = {}
-        out.setdefault("notes", []).append("no decode tokens: systems are simulated on decode only")
+        out.setdefault("notes", []).append("no decode tokens in the simulated half: systems are "
+                                           "simulated on decode only")
     return out

@@ -2,6 +2,8 @@
 
 Capacity is given in experts or bytes. A share of it (``prefetch_share``, the reconfigurable
 knob) is reserved for staging prefetched experts; the rest caches experts that were used.
+Experts listed in ``pinned`` hold slots of their own (a partition no other expert maps to): each
+enters on its first request, like any miss, and is never evicted.
 Replacement in the cache region is one of LRU, FIFO, LFU, Belady (offline optimum: evicts
 the expert whose next request is farthest away) or prediction-aware (evicts, among experts
 not predicted for an upcoming layer, the least recently used). The staging region is FIFO.
@@ -12,7 +14,9 @@ evicts the expert with the smallest key, the oldest on ties) and whether a hit m
 to the newest end of the list (a column of the registry `_RULES`). LRU and FIFO need no key:
 they evict the oldest, and differ only in the hit rule. To add a policy: its code constant and
 its row in `_RULES` (name, whether a hit moves it to the newest end, whether it evicts simply
-the oldest), and, unless it does, its branch in `_eviction_key`. `POLICIES`, `BufferSpec`,
+the oldest, whether its list runs in the order of its second key so the search may stop at the
+first expert whose first key is 0), and, unless it evicts the oldest, its branch in
+`_eviction_key`. `POLICIES`, `BufferSpec`,
 `replay` and the timing model pick it up from there, once numba recompiles them: its cache
 checks only a kernel's own file, so after editing this one delete the cached kernels of
 ``stmoe/sim/__pycache__`` (``*.nbi``, ``*.nbc``), or the timing model keeps the old rules.
@@ -41,18 +45,22 @@ HEAD, TAIL, CNT, CAP = range(4)
 # Replacement policies: the registry, then the eviction key, side by side (module docstring).
 LRU, FIFO, LFU, BELADY, PREDICTIVE = range(5)
 _RULES = (
-    # code        name          a hit moves it    evicts the oldest
-    #                           to the newest     (no key to compare)
-    (LRU,         "lru",        True,             True),
-    (FIFO,        "fifo",       False,            True),
-    (LFU,         "lfu",        False,            False),
-    (BELADY,      "belady",     False,            False),
-    (PREDICTIVE,  "predictive", True,             False),
+    # code        name          a hit moves it    evicts the oldest     the list is in k2 order: the
+    #                           to the newest     (no key to compare)   first with k1 = 0 goes
+    (LRU,         "lru",        True,             True,                 False),
+    (FIFO,        "fifo",       False,            True,                 False),
+    (LFU,         "lfu",        False,            False,                False),
+    (BELADY,      "belady",     False,            False,                False),
+    (PREDICTIVE,  "predictive", True,             False,                True),
 )
-POLICIES = {name: code for code, name, _, _ in _RULES}
+POLICIES = {name: code for code, name, *_ in _RULES}
 # Tuples indexed by code, as numba compiles module-level tuples in as constants.
-_MOVES_ON_HIT = tuple(moves for _, _, moves, _ in sorted(_RULES))
-_EVICTS_OLDEST = tuple(oldest for _, _, _, oldest in sorted(_RULES))
+_MOVES_ON_HIT = tuple(row[2] for row in sorted(_RULES))
+_EVICTS_OLDEST = tuple(row[3] for row in sorted(_RULES))
+# The prediction-aware policy's k2 is the last use, and a hit moves an expert to the newest end,
+# so its list runs oldest use first: the victim search stops at the first unpredicted expert
+# instead of reading the whole region (the search runs on every prefetch into a full cache).
+_FIRST_ZERO_WINS = tuple(row[4] for row in sorted(_RULES))
 
 
 @njit(cache=True, inline="always")
@@ -86,7 +94,8 @@ class BufferSpec:
     capacity: total size, in experts (``unit="experts"``) or bytes (``unit="bytes"``; a slot is
     sized for the largest expert). per_layer: the capacity is per MoE layer rather than shared.
     prefetch_share: fraction of the slots reserved for staging prefetches (0 = prefetches are
-    inserted straight into the cache region).
+    inserted straight into the cache region). pinned: experts (as layer * E + expert) with slots
+    of their own, never evicted once loaded, taken out of the capacity before the staging share.
     """
 
     capacity: float
@@ -94,6 +103,7 @@ class BufferSpec:
     per_layer: bool = False
     prefetch_share: float = 0.25
     policy: str = "lru"
+    pinned: tuple = ()
 
     def __post_init__(self):
         if self.unit not in ("experts", "bytes"):
@@ -106,7 +116,8 @@ class BufferSpec:
             raise HardwareError(f"buffer capacity must be positive and finite, got {self.capacity!r}")
 
     def slots(self, num_layers: int, expert_bytes) -> np.ndarray:
-        """Slots per region and partition: int32 [2, P] (row 0 cache, row 1 staging)."""
+        """Slots per region and partition: int32 [2, P] (row 0 cache, row 1 staging); with
+        pinned experts, the last partition holds them (cache slots only)."""
         largest = float(np.max(expert_bytes))
         total = int(np.floor(self.capacity + 1e-9)) if self.unit == "experts" else \
             experts_held(self.capacity, expert_bytes)
@@ -117,14 +128,32 @@ class BufferSpec:
         if total < 1:
             raise HardwareError(f"buffer of {self.capacity:g} {self.unit} is smaller than one expert "
                                 f"({largest:.0f} bytes)")
-        stage = int(np.floor(total * self.prefetch_share))
-        if total - stage < 1:
+        pinned = len(self.pinned)
+        if self.per_layer and pinned:
+            raise ConfigError("pinned experts need one buffer shared by all layers (per_layer=False)")
+        if total - pinned < 1:
+            raise HardwareError(f"{pinned} pinned experts leave no cache slot in a buffer of {total} experts")
+        stage = int(np.floor((total - pinned) * self.prefetch_share))
+        if total - pinned - stage < 1:
             raise HardwareError(f"prefetch_share={self.prefetch_share} leaves no cache slot in a "
                                 f"buffer of {total} experts")
         parts = num_layers if self.per_layer else 1
-        out = np.empty((2, parts), np.int32)
-        out[0], out[1] = total - stage, stage
+        out = np.zeros((2, parts + (1 if pinned else 0)), np.int32)
+        out[0, :parts], out[1, :parts] = total - pinned - stage, stage
+        if pinned:
+            out[0, parts] = pinned
         return out
+
+    def partition(self, num_layers: int, num_experts: int) -> np.ndarray:
+        """int32 [L * E]: the partition of `slots` each expert lives in."""
+        objects = np.arange(num_layers * num_experts, dtype=np.int32)
+        part = objects // num_experts if self.per_layer else np.zeros_like(objects)
+        if self.pinned:
+            pins = np.asarray(self.pinned, np.int64)
+            if pins.min() < 0 or pins.max() >= objects.size or np.unique(pins).size != pins.size:
+                raise ConfigError(f"pinned experts must be distinct ids in 0..{objects.size - 1}")
+            part[pins] = part.max() + 1
+        return part
 
 
 def experts_held(buffer_bytes: float, expert_bytes) -> int:
@@ -191,6 +220,8 @@ def victim(S, H, r, p, policy, cell):
         k1, k2 = _eviction_key(S, o, policy, cell)
         if first or k1 < bk1 or (k1 == bk1 and k2 < bk2):
             best, bk1, bk2, first = o, k1, k2, False
+            if k1 == 0 and _FIRST_ZERO_WINS[policy]:
+                break
         o = S[NXT, o]
     return best
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stmoe.errors import ConfigError
+from stmoe.predictors.base import check_compatible, check_disjoint
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.hardware import model_dims, preset
-from stmoe.sim.systems import SYSTEMS, get_system, runnable
+from stmoe.sim.systems import SYSTEMS, get_system, missing_input, runnable
 from stmoe.sim.timing import simulate
+from stmoe.splits import split
 from stmoe.trace import Trace
 
 # The production model whose expert sizes a small or synthetic trace's routing is replayed with
@@ -44,6 +46,24 @@ def reference_dims(trace: Trace, **given):
     return model_dims(trace, **({"model": REFERENCE_MODEL, "dtype": "bfloat16"} | given))
 
 
+def split_for_comparison(trace: Trace, profile: Trace | None = None) -> tuple[Trace | None, Trace, list[str]]:
+    """(profile, simulated tokens, notes) of a comparison: `profile` and the whole of `trace`
+    when a profile is given, else `stmoe.splits.split`'s halves of `trace` (the predictor's
+    tables and hot-set's pinned experts are fitted on the first half of its sequences, every
+    system simulated on the other), with a note saying so. A given profile must be of the same
+    model and hold other tokens (refused otherwise)."""
+    if profile is not None:
+        check_compatible(profile, trace)
+        check_disjoint(profile, trace)
+        return profile, trace, []
+    parts = split(trace)
+    unit = "sequences" if len(trace.sequence_ids()) >= 2 else "tokens (one sequence)"
+    note = (f"profile: the first half of {trace.label}'s {unit} ({parts.profile.num_tokens} tokens) fits "
+            "st-moe's tables and hot-set's pinned experts; every system is simulated on the other "
+            f"{parts.scored.num_tokens} tokens")
+    return parts.profile, parts.scored, [note]
+
+
 def marked(row: dict) -> str:
     """A system's name, with " *" when it changes the model's routing (its numbers are then not
     for the same model output; tables say so under the "*")."""
@@ -76,17 +96,21 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
                     records: bool = False, progress: Callable[[str], None] = lambda msg: None, **knobs):
     """(rows, notes): `SimulationResult.row()` of each system (`record()` if `records`), relative
     to on-demand on the same machine and, given `baseline` (``SYSTEM@PRESET``), to that system on
-    that machine (same trace and model sizes). adap-gating needs gate weights and is skipped,
-    with a note, on traces without them. predictions: the predictor's output over the trace's
-    decode tokens, computed once by a caller comparing several machines; only predictor-driven
-    systems (st-moe) use it."""
+    that machine (same trace and model sizes). Of the default set (all SYSTEMS), a system that
+    cannot run (`runnable`: adaptive gating without gate weights, the stale-gate systems without
+    the trace's stale gate, hot-set without a profile) is skipped with a note; one asked for by
+    name is refused. predictions: the predictor's output over the trace's decode tokens, computed
+    once by a caller comparing several machines; only the systems of the `predictor` knob
+    (st-moe) use it."""
     hw = preset(hardware)
     notes: list[str] = []
     if dims is None:
         dims, notes = dims_for(trace)
-    if systems and "adap-gating" in systems and trace.weights is None:
-        raise ConfigError(f"adap-gating needs gate weights, and trace {trace.label} has none")
-    names, skipped = runnable(systems or SYSTEMS, trace)
+    for name in systems or ():
+        missing = missing_input(name, trace, knobs.get("profile"))
+        if missing:
+            raise ConfigError(missing)
+    names, skipped = runnable(systems or SYSTEMS, trace, knobs.get("profile"))
     notes += skipped + [buffer_note(hw, dims, trace)]
     progress("simulating on-demand")
     base = simulate(trace, hw, "on-demand", dims=dims)
@@ -94,7 +118,7 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
     if baseline is not None:
         b_system, b_hardware = parse_baseline(baseline)
         progress(f"simulating the baseline {baseline}")
-        given = {"predictions": predictions} if get_system(b_system).prefetch == "predictor" else {}
+        given = {"predictions": predictions} if get_system(b_system).tunable_predictor else {}
         other = simulate(trace, b_hardware, b_system, dims=dims, **given, **knobs)
         notes.append(buffer_note(preset(b_hardware), dims, trace) + " (baseline)")
         notes += [n for n in other.notes if n not in notes]
@@ -102,7 +126,7 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
     for i, name in enumerate(names, start=1):
         if name != "on-demand":
             progress(f"simulating {name} ({i} of {len(names)})")
-        given = {"predictions": predictions} if get_system(name).prefetch == "predictor" else {}
+        given = {"predictions": predictions} if get_system(name).tunable_predictor else {}
         r = base if name == "on-demand" else simulate(trace, hw, name, dims=dims, **given, **knobs)
         r.relative_to(base)
         if other is not None:

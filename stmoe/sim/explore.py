@@ -52,7 +52,7 @@ def simulate_point(trace, point: dict, dims, dims_notes, predictions=None) -> di
     The speedup columns stay empty: a point is one run, with no on-demand run beside it."""
     hw = preset(point["preset"], **{k: point[k] for k in HARDWARE_PARAMETERS if point[k] is not None})
     knobs = {}
-    if get_system(point["system"]).prefetch == "predictor":
+    if get_system(point["system"]).tunable_predictor:
         knobs = dict(predictor=point["predictor"], budget=point["budget"], lookahead=point["lookahead"])
     elif point["lookahead"] is not None:
         knobs = dict(lookahead=point["lookahead"])
@@ -78,7 +78,7 @@ def run_batch(trace, points: list[dict]) -> list[dict]:
     rows = []
     for p in points:
         pred = None
-        if get_system(p["system"]).prefetch == "predictor":
+        if get_system(p["system"]).tunable_predictor:
             knob = (p["predictor"], p["budget"], p["lookahead"])
             if knob not in cache:
                 if decode is None:

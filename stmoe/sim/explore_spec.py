@@ -42,7 +42,7 @@ from stmoe.predictors import PREDICTORS
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import dims_for
 from stmoe.sim.hardware import Hardware, preset
-from stmoe.sim.systems import get_system
+from stmoe.sim.systems import get_system, missing_input
 from stmoe.version import __version__
 
 HARDWARE_PARAMETERS = tuple(f.name for f in fields(Hardware) if f.name not in ("name", "notes", "dataflow"))
@@ -88,8 +88,10 @@ def point_key(digest: str, point: dict) -> str:
 def knobs_used(system) -> set[str]:
     """The non-hardware knobs a system's result depends on."""
     s = get_system(system)
-    if s.prefetch == "predictor":
+    if s.tunable_predictor:
         return {"lookahead", "budget", "predictor"}
+    if s.prefetch == "predictor":    # its own predictor, one layer ahead (speculative-gate, adapmoe)
+        return set()
     if s.prefetch in ("oracle", "all") and s.name != "pre-gated":   # pre-gated fixes lookahead 1
         return {"lookahead"}
     return set()
@@ -210,9 +212,11 @@ def parse_spec(raw: dict, path=Path("<spec>")) -> Spec:
             raise ConfigError(f"{path}: traces: {exc}") from None
     presets = _names(f"{path}: presets", raw["presets"], preset)
     systems = _names(f"{path}: systems", raw["systems"], get_system)
-    no_weights = [n for n, t in traces.items() if t.weights is None]
-    if "adap-gating" in systems and no_weights:
-        raise ConfigError(f"{path}: systems: adap-gating needs gate weights, and trace {no_weights[0]!r} has none")
+    for system in systems:   # explored systems run with no profile
+        for t in traces.values():
+            missing = missing_input(system, t)
+            if missing:
+                raise ConfigError(f"{path}: systems: {missing}")
 
     params = raw.get("parameters", {})
     if not isinstance(params, dict):

@@ -73,7 +73,7 @@ def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "ora
                 kw_sys["buffer"] = BufferSpec(hw.buffer_bytes, "bytes", prefetch_share=float(v),
                                               policy=sysm.policy)
             pred = None
-            if sysm.prefetch == "predictor" and predictions is not None:
+            if sysm.tunable_predictor and predictions is not None:
                 pred = predictions[int(v)] if parameter == "lookahead" else predictions
             r = simulate(trace, hw, sysm, predictions=pred, dims=dims, **kw_sys)
             base = base or r

@@ -518,7 +518,7 @@ def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardwar
     slots = buffer.slots(L, dims.expert_bytes)
     if preload:
         slots[CACHE], slots[STAGE] = L * E, 0
-    part = (np.arange(L * E, dtype=np.int32) // E) if buffer.per_layer else np.zeros(L * E, np.int32)
+    part = buffer.partition(L, E)
     first_req = np.full(L * E, NEVER, np.int64)
     if buffer.policy == "belady":    # only Belady looks at the future
         nreq, first_req = next_and_first_request(request_stream(ids, E), L * E)

@@ -1,5 +1,6 @@
 """The cache/prefetch split explorer of the expert-buffer chapter: buffer capacity and the share
-of it staged for predictions -> hit rate, stall share and wasted bytes."""
+of it staged for predictions -> hit rate, stall share and wasted bytes of st-moe, beside the same
+buffer as a plain LRU cache and as the profile's pinned hot set."""
 
 from __future__ import annotations
 
@@ -39,11 +40,12 @@ def split_explorer(data: HeldOut | None = None, *, capacity: int | None = None, 
         return split_outcomes(data, capacity, share, hardware=hardware)
 
     def describe(rows):
-        cache, st = rows
+        cache, hot, st = rows
         return (f"{data.scored.label}, {st['tokens']} held-out decode tokens: st-moe with "
                 f"{st['share']:.0%} staging hits {st['hit_rate']:.3f} of requests (cache only "
-                f"{cache['hit_rate']:.3f}); {st['late_prefetch_rate']:.3f} were still in flight; "
-                f"stall share {st['stall_share']:.3f} (cache only {cache['stall_share']:.3f}); "
+                f"{cache['hit_rate']:.3f}, {hot['system']} {hot['hit_rate']:.3f}); "
+                f"{st['late_prefetch_rate']:.3f} were still in flight; stall share {st['stall_share']:.3f} "
+                f"(cache only {cache['stall_share']:.3f}, {hot['system']} {hot['stall_share']:.3f}); "
                 f"{st['useful_prefetches']} useful and {st['wasted_prefetches']} wasted prefetches")
 
     return Explorer(controls, lambda capacity, share: compute(int(capacity), float(share)), split_chart,

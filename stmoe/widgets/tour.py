@@ -1,11 +1,12 @@
-"""The tour's explorer: link bandwidth and buffer size -> latency per token of on-demand,
-st-moe, oracle and all-resident, from a grid simulated once (`stmoe.book.tour.latency_grid`)."""
+"""The tour's explorer: link bandwidth and buffer size -> latency per token of on-demand, the
+cache baselines, st-moe, oracle and all-resident, from a grid simulated once
+(`stmoe.book.tour.latency_grid`)."""
 
 from __future__ import annotations
 
 import stmoe
 from stmoe.book import DEFAULT_TRACE
-from stmoe.book.tour import TOUR_SYSTEMS, latency_grid
+from stmoe.book.tour import latency_grid, tour_systems
 from stmoe.charts.tour import latency_chart, latency_rows
 from stmoe.sim.comparison import REFERENCE_MODEL, reference_dims, reference_note
 from stmoe.sim.models import MODELS, find_model
@@ -30,14 +31,17 @@ def headline(grid: list[dict], buffer_share: float, bandwidth: float) -> tuple[s
     return title, at
 
 
-def latency_explorer(trace, hardware="gpu-pcie", *, dims=None, profile=None, systems=TOUR_SYSTEMS,
+def latency_explorer(trace, hardware="gpu-pcie", *, dims=None, profile=None, systems=None,
                      steps=BANDWIDTH_STEPS, buffer_shares=BUFFER_SHARES, bandwidth=None,
                      buffer_share=None, note: str = "") -> Explorer:
     """Sliders for link bandwidth (multiples of the preset's) and buffer size (share of all
-    experts). Everything is simulated here, once; a slider change only looks rows up."""
+    experts). Everything is simulated here, once; a slider change only looks rows up. systems:
+    by default the tour's that can run (`tour_systems`), the readout naming those left out."""
     import ipywidgets as widgets
 
-
+    if systems is None:
+        systems, skipped = tour_systems(trace, profile)
+        note = "; ".join([n for n in (note, *skipped) if n])
     hw = preset(hardware)
     bandwidths = [float(hw.link_bandwidth * s) for s in steps]
     grid = latency_grid(trace, hw, bandwidths=bandwidths, buffer_shares=buffer_shares,
