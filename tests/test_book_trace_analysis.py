@@ -53,3 +53,18 @@ def test_uniform_baseline_is_uneven_for_short_traces():
     short = stmoe.synthetic_trace(20, 2, 128, 6, popularity_skew=0.0, seed=0)
     long = stmoe.synthetic_trace(4000, 2, 128, 6, popularity_skew=0.0, seed=0)
     assert uniform_baseline(short, None)["gini"] > uniform_baseline(long, None)["gini"] + 0.2
+
+
+def test_training_summary_and_control_come_from_the_bundled_traces():
+    from stmoe.book.trace_analysis import trained_against_control, training_summary
+    code, control = stmoe.load_trace("tiny-moe-code"), stmoe.load_trace("tiny-moe-untrained")
+    summary = training_summary(code)
+    assert summary["steps"] == code.meta["training"]["steps"] and summary["tokens_seen"] >= 6_144_000
+    assert summary["heldout_loss"] == code.meta["training"]["heldout_loss"]
+    trained, untrained = trained_against_control(code, control)
+    assert trained["heldout_loss"] < untrained["heldout_loss"]
+    assert untrained["reuse"] > trained["reuse"] > trained["chance"]
+    with pytest.raises(stmoe.StmoeError, match="records no training"):
+        training_summary(stmoe.load_trace("qwen3-30b-a3b"))
+    with pytest.raises(stmoe.StmoeError, match="same tokens"):
+        trained_against_control(code, stmoe.load_trace("tiny-moe-prose"))

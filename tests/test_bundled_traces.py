@@ -72,7 +72,7 @@ def test_data_cards_list_every_file_digest():
     readme = (ROOT / "data" / "README.md").read_text()
     public = (ROOT / "data" / "PUBLIC_TRACES.md").read_text()
     for e in CATALOG:
-        assert f"{e['sha256']}  {e['file']}" in (readme if e["kind"] == "project" else public)
+        assert f"{e['sha256']}  {e['file']}" in (public if e["kind"] == "public" else readme)
         assert ds.sha256_of(ROOT / "data" / e["file"]) == e["sha256"]
     assert f"{ds.sha256_of(ROOT / 'data' / 'datasets.json')}  datasets.json" in readme
     assert "scripts/build_bundled_traces.py" in readme and "scripts/ship_public_traces.py" in public
