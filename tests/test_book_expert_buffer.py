@@ -124,3 +124,16 @@ def test_balanced_pe_side_is_the_roofline_ridge():
         t = ht.layer_times(data, ht.machine(hw, pe_side=s))["expert_compute_us"] * 1e-6
         read = data.dims.expert_bytes[0] / hw.local_bandwidth
         assert (t > read * 1.0001) == (bound == "compute")
+
+
+def test_gain_over_the_cache_carries_a_paired_interval():
+    data = small_held_out()
+    g = ho.gain(data, "gpu-pcie", "st-moe", "lru-cache")
+    cache = simulate(data.scored, "gpu-pcie", "lru-cache", dims=data.dims)
+    st = simulate(data.scored, "gpu-pcie", "st-moe", predictions=data.predictions_for(1), dims=data.dims)
+    assert g["speedup"] == pytest.approx(cache.latency_per_token_s / st.latency_per_token_s)
+    for name in ("speedup", "energy_efficiency"):
+        assert g[f"{name}_ci_low"] <= g[name] <= g[f"{name}_ci_high"]
+    assert "over 4 sequences" in g["intervals"]
+    same = ho.gain(data, "gpu-pcie", "lru-cache", "lru-cache")
+    assert same["speedup_ci_low"] == same["speedup_ci_high"] == pytest.approx(1.0)

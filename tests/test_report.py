@@ -53,6 +53,13 @@ def test_report_contents(report_dir):
     assert sens["speedup"] == pytest.approx(
         {r["system"]: r for r in res["systems"]["gpu-pcie"]["rows"]}["st-moe"]["speedup_vs_on_demand"])
     assert {r["field"] for r in sens["rows"]} >= {"link_latency", "static_w"}
+    # intervals: in the saved rows and printed beside the figures in the page's tables
+    st = acc["st-moe"]
+    assert st["speedup_vs_on_demand_ci_low"] <= st["speedup_vs_on_demand"] <= st["speedup_vs_on_demand_ci_high"]
+    assert f"{st['speedup_vs_on_demand']:.3f} [{st['speedup_vs_on_demand_ci_low']:.3f}, " in page
+    cct = next(r for r in res["prediction"]["rows"] if r["predictor"] == "cct")
+    assert f"{cct['recall']:.3f} [{cct['recall_ci_low']:.3f}, {cct['recall_ci_high']:.3f}]" in page
+    assert "bootstrap over 4 sequences" in page and "layer pairs significant after Holm" in page
 
 
 def test_report_cli_exit_codes(tmp_path, capsys):
