@@ -158,6 +158,9 @@ def test_unit_totals_add_up_and_ratios_carry_paired_intervals():
         ratio_interval(base.per_unit.latency_s, cache.per_unit.latency_s)
     again = simulate(tr, "gpu-pcie", "lru-cache", dims=dims).relative_to(base).row()
     assert again == row
+    other = simulate(tr, "accelerator", "on-demand", dims=dims)   # a baseline on another machine
+    vs = simulate(tr, "gpu-pcie", "lru-cache", dims=dims).relative_to_baseline(other).row()
+    assert vs["speedup_vs_baseline_ci_low"] < vs["speedup_vs_baseline"] < vs["speedup_vs_baseline_ci_high"]
     assert base.relative_to(base).row()["speedup_vs_on_demand_ci_low"] == pytest.approx(1.0)
 
 
