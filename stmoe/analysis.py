@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from numba import njit
 
 from stmoe.errors import ConfigError
 from stmoe.predictors.base import check_budget
@@ -99,46 +100,143 @@ def _pair_counts(a: np.ndarray, b: np.ndarray, E: int) -> np.ndarray:
     return np.bincount((ii * E + jj)[ok], minlength=E * E).reshape(E, E)
 
 
-def _mutual_information(C: np.ndarray) -> float:
-    """I = sum_ij P(i, j) log2 [P(i, j) / (P(i) P(j))] with P(i, j) = C[i, j] / sum C."""
-    n = C.sum()
-    if n == 0:
-        return 0.0
-    P = C / n
-    pi, pj = P.sum(axis=1, keepdims=True), P.sum(axis=0, keepdims=True)
-    nz = P > 0
-    return float((P[nz] * np.log2(P[nz] / (pi @ pj)[nz])).sum())
+@njit(cache=True)
+def shuffle_within(perm, bounds):
+    """Shuffle perm[bounds[s]:bounds[s + 1]] in place for each segment s (Fisher-Yates, with
+    numba's generator): entries never leave their segment."""
+    for s in range(len(bounds) - 1):
+        lo = bounds[s]
+        for i in range(bounds[s + 1] - 1, lo, -1):
+            j = lo + np.random.randint(0, i - lo + 1)
+            perm[i], perm[j] = perm[j], perm[i]
 
 
-def spatial_affinity(trace: Trace, *, permutations: int = 99, seed: int = 0,
+@njit(cache=True)
+def _pair_mi(ids, l, perm, xlogx, C, rows, cols):
+    """Mutual information (bits) of the (i at layer l of token p, j at layer l + 1 of token
+    perm[p]) pairs, tokens indexed as in `ids` [L, T, k]: I = log2 n + (sum C log2 C - sum r
+    log2 r - sum c log2 c) / n over the pair counts C, its row sums r and column sums c (xlogx[x]
+    = x log2 x). C, rows and cols come in zero and are left zero."""
+    k = ids.shape[2]
+    for t in range(ids.shape[1]):
+        u = perm[t]
+        na, nb = 0, 0
+        for s in range(k):
+            na += ids[l, t, s] >= 0
+            nb += ids[l + 1, u, s] >= 0
+        for s in range(k):
+            i = ids[l, t, s]
+            if i >= 0:
+                rows[i] += nb
+                for r in range(k):
+                    j = ids[l + 1, u, r]
+                    if j >= 0:
+                        C[i, j] += 1
+            j = ids[l + 1, u, s]
+            if j >= 0:
+                cols[j] += na
+    n = 0
+    acc = 0.0
+    for i in range(len(rows)):
+        if rows[i]:       # only the rows counted into: E x E can be large
+            n += rows[i]
+            acc -= xlogx[rows[i]]
+            rows[i] = 0
+            for j in range(len(cols)):
+                acc += xlogx[C[i, j]]
+                C[i, j] = 0
+    for j in range(len(cols)):
+        acc -= xlogx[cols[j]]
+        cols[j] = 0
+    return np.log2(n) + acc / n if n else 0.0
+
+
+@njit(cache=True)
+def _affinity_shuffles(ids, bounds, E, permutations, seed, xlogx):
+    """(observed MI, sum of shuffled MIs, shuffles reaching the observed MI) per layer pair of
+    `ids` [L, T, k], whose tokens are grouped by sequence (sequence s holds tokens bounds[s] to
+    bounds[s + 1]); each shuffle permutes the tokens of each sequence among themselves, once for
+    all layer pairs. Grouped, a token's shuffled partner is near it in memory."""
+    np.random.seed(seed)
+    P = ids.shape[0] - 1
+    C = np.zeros((E, E), np.int32)
+    rows, cols = np.zeros(E, np.int64), np.zeros(E, np.int64)
+    mi, total, reach = np.zeros(P), np.zeros(P), np.zeros(P, np.int64)
+    perm = np.arange(ids.shape[1])
+    for l in range(P):
+        mi[l] = _pair_mi(ids, l, perm, xlogx, C, rows, cols)
+    for _ in range(permutations):
+        shuffle_within(perm, bounds)
+        for l in range(P):
+            m = _pair_mi(ids, l, perm, xlogx, C, rows, cols)
+            total[l] += m
+            reach[l] += m >= mi[l]
+    return mi, total, reach
+
+
+def sequence_segments(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """(token order grouping each sequence's tokens together, segment bounds): the tokens of
+    sequence s are order[bounds[s]:bounds[s + 1]]."""
+    order = np.argsort(trace.sequence, kind="stable")
+    cut = np.flatnonzero(np.diff(trace.sequence[order])) + 1
+    return order.astype(np.int64), np.concatenate([[0], cut, [trace.num_tokens]]).astype(np.int64)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm, Scandinavian Journal of Statistics 6(2), 1979):
+    the i-th smallest of m p-values times (m - i + 1), made monotone and capped at 1. Rejecting
+    where the adjusted p < alpha keeps the family-wise error rate at alpha under any dependence."""
+    p = np.asarray(p_values, np.float64)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return adjusted
+
+
+SIGNIFICANCE_LEVEL = 0.05
+
+
+def spatial_affinity(trace: Trace, *, permutations: int = 999, seed: int = 0,
                      progress: Callable[[str], None] = lambda msg: None) -> dict:
     """Cross-layer affinity between layer l and l+1 (L-1 layer pairs).
 
     - transition[l] = C_l / row sums: P(j at l+1 | i at l), C_l from `transition_counts`
-    - mi_bits[l]: mutual information of the (i, j) pairs, from C_l (`_mutual_information`)
-    - baseline_bits[l]: its mean when layer l+1's token order is shuffled, which keeps both
-      layers' popularity but breaks the link (finite samples give MI > 0 even then)
-    - p_value[l] = (1 + #{shuffles with MI >= observed}) / (1 + permutations): a
-      permutation test of independence; tokens, not pairs, are the unit shuffled, because
-      the k x k pairs of one token are not independent samples
+    - mi_bits[l]: mutual information of the (i, j) pairs, from C_l
+    - baseline_bits[l]: its mean when layer l+1's tokens are shuffled, which keeps both layers'
+      popularity but breaks the link (finite samples give MI > 0 even then)
+    - p_value[l] = (1 + #{shuffles with MI >= observed}) / (1 + permutations): a permutation
+      test of independence. Tokens, not pairs, are the unit shuffled, because the k x k pairs
+      of one token are not independent samples; and only within a sequence (a token of layer
+      l+1 is paired with a layer-l token of its own sequence), so what sequences share (their
+      topic, their length) is kept and only the token-to-token link is broken. One shuffle
+      serves all layer pairs.
+    - p_holm[l]: p_value corrected for testing L-1 pairs (`holm`); significant_pairs: how many
+      have p_holm < `SIGNIFICANCE_LEVEL`. With N shuffles the smallest p is 1 / (N + 1), so
+      N + 1 >= (L - 1) / 0.05 shuffles are needed for every pair to be able to pass.
 
-    `progress` hears each layer pair as it starts (the shuffles make this the slow measure).
+    `progress` hears when the shuffles start (a compiled loop: seconds for the bundled traces).
     """
-    rng = np.random.default_rng(seed)
-    L = trace.num_layers
-    mi, base, pval, trans = np.zeros(L - 1), np.zeros(L - 1), np.ones(L - 1), []
+    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or permutations < 0:
+        raise ConfigError(f"permutations: must be an integer >= 0, got {permutations!r}")
+    L, E = trace.num_layers, trace.num_experts
+    trans = []
     for l in range(L - 1):
-        progress(f"cross-layer affinity: layer pair {l + 1} of {L - 1} ({permutations} shuffles each)")
         C = transition_counts(trace, l)
         trans.append(C / np.maximum(C.sum(axis=1, keepdims=True), 1))
-        mi[l] = _mutual_information(C)
-        a, b = trace.expert_ids[:, l], trace.expert_ids[:, l + 1]
-        shuffled = np.array([_mutual_information(_pair_counts(a, b[rng.permutation(len(b))], trace.num_experts))
-                             for _ in range(permutations)])
-        base[l] = shuffled.mean() if permutations else np.nan
-        pval[l] = (1 + (shuffled >= mi[l]).sum()) / (1 + permutations)
-    return {"transition": np.array(trans), "mi_bits": mi, "baseline_bits": base, "p_value": pval,
-            "permutations": permutations}
+    progress(f"cross-layer affinity: {L - 1} layer pairs, {permutations} shuffles within sequences")
+    order, bounds = sequence_segments(trace)
+    n = trace.num_tokens * trace.top_k ** 2   # the most pairs a count can reach
+    x = np.arange(n + 1, dtype=np.float64)
+    xlogx = x * np.log2(np.maximum(x, 1))
+    grouped = np.ascontiguousarray(trace.expert_ids[order].transpose(1, 0, 2))   # [L, T, k]
+    mi, total, reach = _affinity_shuffles(grouped, bounds, E, int(permutations), int(seed), xlogx)
+    pval = (1 + reach) / (1 + permutations)
+    p_holm = holm(pval)
+    return {"transition": np.array(trans), "mi_bits": mi,
+            "baseline_bits": total / permutations if permutations else np.full(L - 1, np.nan),
+            "p_value": pval, "p_holm": p_holm, "significant_pairs": int((p_holm < SIGNIFICANCE_LEVEL).sum()),
+            "level": SIGNIFICANCE_LEVEL, "permutations": int(permutations), "shuffled": "within sequences"}
 
 
 def compare_domains(a: Trace, b: Trace) -> dict:
@@ -290,7 +388,7 @@ def temporal_vs_static(trace: Trace, max_lag: int = 8) -> dict:
     }
 
 
-def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0,
+def analyze(trace: Trace, *, permutations: int = 999, seed: int = 0,
             progress: Callable[[str], None] = lambda msg: None) -> dict:
     """Everything above for one trace, as JSON-ready numbers (what `stmoe analyze` prints);
     `progress` hears each measure as it starts."""
@@ -319,7 +417,9 @@ def analyze(trace: Trace, *, permutations: int = 99, seed: int = 0,
                      "distance_hist": reuse["distance_hist"].tolist(), "first_use": reuse["first_use"],
                      "beyond": reuse["beyond"]},
         "spatial": {"mi_bits": aff["mi_bits"].tolist(), "baseline_bits": aff["baseline_bits"].tolist(),
-                    "p_value": aff["p_value"].tolist(), "permutations": permutations},
+                    "p_value": aff["p_value"].tolist(), "p_holm": aff["p_holm"].tolist(),
+                    "significant_pairs": aff["significant_pairs"], "level": aff["level"],
+                    "permutations": permutations, "shuffled": aff["shuffled"]},
         "ceiling": {"spatial_top1": spatial, "temporal_top1": temporal},
         "temporal_vs_static": temporal_vs_static(trace) if (trace.phase == DECODE).any() else None,
     }
@@ -344,7 +444,9 @@ def headline(a: dict) -> list[dict]:
         {"measure": "MI layer l -> l+1 (bits)", "value": spread(spa["mi_bits"]),
          "reference": f"shuffled {np.nanmean(spa['baseline_bits']):.3f}"},
         {"measure": "permutation p-value (max over layers)", "value": f"{max(spa['p_value'], default=1):.3f}",
-         "reference": f"{spa['permutations']} shuffles"},
+         "reference": f"{spa['permutations']} shuffles {spa['shuffled']}"},
+        {"measure": "layer pairs significant after Holm", "value": f"{spa['significant_pairs']} of {len(spa['p_holm'])}",
+         "reference": f"Holm-adjusted p < {spa['level']}"},
         {"measure": "ceiling, top-1 of layer l-1", "value": f"{ceil['spatial_top1']['ceiling']:.3f}",
          "reference": f"budget {ceil['spatial_top1']['budget']}"},
         {"measure": "ceiling, top-1 of token t-1", "value": f"{ceil['temporal_top1']['ceiling']:.3f}",

@@ -7,6 +7,10 @@ prediction P (|P| = its non-padding entries):
     precision = sum |P ∩ R| / sum |P|
     exact     = share of cells with R ⊆ P
 
+Each recall carries a 95% bootstrap interval (`recall_ci_low`, `recall_ci_high`) over the
+scored sequences, or blocks of tokens of a one-sequence trace (`stmoe.bootstrap`, which states
+what the resampling assumes).
+
 Protocols:
 
 - ``"split"``: profile on tokens other than the scored ones. With an explicit ``profile``
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stmoe.bootstrap import describe, interval_fields, ratio_interval, resampling_units
 from stmoe.errors import ConfigError
 from stmoe.predictors import Predictor, check_budget, check_lookahead, make
 from stmoe.predictors.base import cell_hits, check_compatible, check_disjoint
@@ -40,7 +45,8 @@ PROTOCOLS = ("split", "causal")
 
 @dataclass
 class EvaluationResult:
-    """`rows`: one dict per (predictor, phase) with recall, precision, exact and cells;
+    """`rows`: one dict per (predictor, phase) with recall (and its interval), precision, exact
+    and cells;
     `per_layer`: one dict per (predictor, phase) with `recall` a list over layers (None where
     a layer has no scored cell)."""
 
@@ -111,11 +117,12 @@ def evaluate(trace, predictors=("st-moe", "cct", "history", "previous-token", "p
 
     splits = scoring_folds(trace, protocol, profile)
     L = trace.num_layers
-    rows, per_layer = [], []
+    rows, per_layer, intervals = [], [], {}
     for i, (label, predictor) in enumerate(named, start=1):
         progress(f"scoring {label} ({i} of {len(named)})")
         # sums[phase] = [hits, routed, predicted, exact, cells] per layer
         sums = {c: np.zeros((5, L)) for c in codes}
+        tokens = {c: [] for c in codes}   # per scored token of phase c: (hits, routed, sequence)
         for fold_profile, scored in splits:
             part = trace.select(tokens=scored) if not scored.all() else trace
             pred = predictor.fit(fold_profile).predict_trace(part, budget, lookahead)
@@ -125,17 +132,31 @@ def evaluate(trace, predictors=("st-moe", "cct", "history", "previous-token", "p
                 sel = (part.phase == c)[:, None] & valid
                 sums[c] += np.stack([(hits * sel).sum(0), (routed * sel).sum(0), (predicted * sel).sum(0),
                                      ((hits == routed) & sel).sum(0), sel.sum(0)])
+                mine = part.phase == c
+                tokens[c].append(((hits * sel).sum(1)[mine], (routed * sel).sum(1)[mine], part.sequence[mine]))
         for c in codes:
             h, r, p, ex, n = sums[c]
             if n.sum() == 0:
                 continue
+            interval, intervals[PHASE_NAMES[c]] = _recall_interval(tokens[c])
             rows.append({"predictor": label, "phase": PHASE_NAMES[c], "budget": budget,
-                         "recall": float(h.sum() / r.sum()),
+                         "recall": float(h.sum() / r.sum()), **interval_fields("recall", interval),
                          "precision": float(h.sum() / max(p.sum(), 1)),
                          "exact": float(ex.sum() / n.sum()), "cells": int(n.sum())})
             per_layer.append({"predictor": label, "phase": PHASE_NAMES[c], "budget": budget,
                               "recall": [float(hl / rl) if nl else None for hl, rl, nl in zip(h, r, n)]})
     info = {"trace": trace.label, "protocol": protocol, "budget": budget, "lookahead": lookahead,
             "profile": profile.label if profile is not None else None,
-            "synthetic": trace.is_synthetic, "top_k": trace.top_k, "num_experts": trace.num_experts}
+            "synthetic": trace.is_synthetic, "top_k": trace.top_k, "num_experts": trace.num_experts,
+            "intervals": intervals}
     return EvaluationResult(rows, per_layer, info)
+
+
+def _recall_interval(tokens: list) -> tuple[tuple[float, float] | None, str]:
+    """(the bootstrap interval of the recall, how it was made) from the scored tokens'
+    (hits, routed, sequence) arrays of each fold; units with no routed expert are left out."""
+    hits, routed, sequence = (np.concatenate(parts) for parts in zip(*tokens))
+    unit, units = resampling_units(sequence)
+    num, den = np.bincount(unit, hits), np.bincount(unit, routed)
+    keep = den > 0
+    return ratio_interval(num[keep], den[keep]), describe(units)

@@ -1,5 +1,7 @@
 """Analysis formulas on hand-made traces where the answer is known."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,44 @@ def test_temporal_vs_static_follows_the_generators_dials():
     assert temporal_vs_static(decode_only)["hottest_prompt_only"] is None
     with pytest.raises(ConfigError, match="max_lag"):
         temporal_vs_static(sticky, max_lag=0)
+
+
+def test_holm_on_a_hand_example():
+    from stmoe.analysis import holm
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> monotone 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]).tolist() == [1.0, 1.0]
+
+
+def test_shuffles_stay_within_sequences():
+    from stmoe.analysis import sequence_segments, shuffle_within
+    tr = synthetic_trace(120, 2, 8, 2, num_sequences=5, seed=0)
+    order, bounds = sequence_segments(tr)
+    perm = order.copy()
+    shuffle_within(perm, bounds)
+    assert (tr.sequence[perm] == tr.sequence[order]).all() and (perm != order).any()
+    for lo, hi in itertools.pairwise(bounds):
+        assert sorted(perm[lo:hi]) == sorted(order[lo:hi])
+
+
+def test_a_link_made_by_sequences_alone_is_not_significant():
+    # every token of sequence s routes expert s at both layers: across sequences the layers are
+    # perfectly linked, within a sequence nothing varies, so no within-sequence shuffle changes
+    # the pairs (p = 1); shuffling across sequences would call it significant
+    ids = np.repeat(np.arange(8), 20)[:, None, None].repeat(2, axis=1)
+    tr = Trace(ids, num_experts=8, sequence=np.repeat(np.arange(8), 20))
+    s = spatial_affinity(tr, permutations=99)
+    assert s["mi_bits"][0] == pytest.approx(3.0) and s["p_value"][0] == 1.0 and s["significant_pairs"] == 0
+
+
+def test_permutation_test_separates_linked_from_independent_layers():
+    linked = synthetic_trace(400, 6, 16, 2, temporal_reuse=0.0, cross_layer_affinity=4.0, num_sequences=4, seed=3)
+    s = spatial_affinity(linked, permutations=999)
+    assert (s["p_value"] == 1 / 1000).all() and s["significant_pairs"] == 5
+    assert (s["p_holm"] == 5 / 1000).all()
+    indep = synthetic_trace(300, 41, 16, 2, temporal_reuse=0.0, cross_layer_affinity=0.0, num_sequences=4, seed=3)
+    p = spatial_affinity(indep, permutations=999)
+    # under independence the 40 p-values are uniform: mean 0.5, about 10% below 0.1, none
+    # surviving Holm
+    assert 0.35 < p["p_value"].mean() < 0.65 and (p["p_value"] < 0.1).sum() <= 9
+    assert p["significant_pairs"] == 0 and (p["p_holm"] >= p["p_value"]).all()

@@ -143,3 +143,14 @@ def test_hot_set_curve_is_the_hot_set_systems_buffer():
     assert eb.hit_rate_at(rows, "hot-set", 16) > eb.hit_rate_at(rows, "lru", 16)
     with pytest.raises(stmoe.ConfigError, match="not per layer"):
         eb.replacement_curves(data.scored, sizes=[16], profile=data.profile, per_layer=True)
+def test_gain_over_the_cache_carries_a_paired_interval():
+    data = small_held_out()
+    g = ho.gain(data, "gpu-pcie", "st-moe", "lru-cache")
+    cache = simulate(data.scored, "gpu-pcie", "lru-cache", dims=data.dims)
+    st = simulate(data.scored, "gpu-pcie", "st-moe", predictions=data.predictions_for(1), dims=data.dims)
+    assert g["speedup"] == pytest.approx(cache.latency_per_token_s / st.latency_per_token_s)
+    for name in ("speedup", "energy_efficiency"):
+        assert g[f"{name}_ci_low"] <= g[name] <= g[f"{name}_ci_high"]
+    assert "over 4 sequences" in g["intervals"]
+    same = ho.gain(data, "gpu-pcie", "lru-cache", "lru-cache")
+    assert same["speedup_ci_low"] == same["speedup_ci_high"] == pytest.approx(1.0)

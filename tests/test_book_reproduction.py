@@ -55,6 +55,10 @@ def test_gains_are_latency_and_energy_ratios(trace, dims):
     assert g["pre-gated", "energy efficiency"]["measured"] == pytest.approx(
         by["pre-gated"]["energy_per_token_j"] / by["st-moe"]["energy_per_token_j"])
     assert g["adap-gating", "speedup"]["paper"] == 2.2 and g["pre-gated", "energy efficiency"]["paper"] == 2.0
+    st = by["st-moe"]
+    assert (g["on-demand", "speedup"]["measured_ci_low"], g["on-demand", "speedup"]["measured_ci_high"]) == \
+        (st["speedup_vs_on_demand_ci_low"], st["speedup_vs_on_demand_ci_high"])
+    assert g["pre-gated", "speedup"]["measured_ci_low"] is None
     with pytest.raises(ConfigError, match="st-moe"):
         R.gains([r for r in rows if r["system"] != "st-moe"])
 

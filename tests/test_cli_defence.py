@@ -152,7 +152,7 @@ def test_commands_report_progress(monkeypatch, capsys):
     assert main(["analyze", "qwen3-30b-a3b", "--permutations", "3"]) == 0
     err = capsys.readouterr().err
     for stage in ("scoring st-moe (1 of 2)", "scoring oracle (2 of 2)", "simulating on-demand",
-                  "simulating st-moe (1 of 1)", "cross-layer affinity: layer pair 47 of 47 (3 shuffles each)"):
+                  "simulating st-moe (1 of 1)", "cross-layer affinity: 47 layer pairs, 3 shuffles within sequences"):
         assert stage in err, err
 
 

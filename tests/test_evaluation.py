@@ -80,7 +80,9 @@ def test_cli_predict_json(capsys, tmp_path):
     out = json.loads(capsys.readouterr().out)
     assert [r["predictor"] for r in out["results"]] == ["cct", "cct", "oracle", "oracle"]
     for r in out["results"]:
-        assert set(r) == {"predictor", "phase", "budget", "recall", "precision", "exact", "cells"}
+        assert set(r) == {"predictor", "phase", "budget", "recall", "recall_ci_low", "recall_ci_high",
+                          "precision", "exact", "cells"}
+        assert r["recall_ci_low"] <= r["recall"] <= r["recall_ci_high"]
         assert r["budget"] == 3
     assert main(["predict", str(path), "--budget", "17"]) == 2
     assert "budget" in capsys.readouterr().err
@@ -131,3 +133,25 @@ def test_profile_holding_the_scored_tokens_is_refused(profile_of, tmp_path, caps
     seqs = tr.sequence_ids()
     held_out = evaluate(tr.select(sequences=seqs[3:]), "cct", profile=tr.select(sequences=seqs[:3]))
     assert 0 < held_out.rows[0]["recall"] < 1
+
+
+def test_recall_interval_holds_the_estimate_narrows_with_sequences_and_repeats():
+    def cct(sequences):
+        tr = synthetic_trace(48 * sequences, 4, 16, 2, num_sequences=sequences, prompt_tokens=8, seed=5)
+        return evaluate(tr, ["cct"], phases="decode")
+    few, many = cct(16), cct(256)
+    widths = []
+    for res in (few, many):
+        r = res.row("cct")
+        assert r["recall_ci_low"] < r["recall"] < r["recall_ci_high"]
+        widths.append(r["recall_ci_high"] - r["recall_ci_low"])
+    assert widths[1] < widths[0] / 2   # 16x the sequences: about a quarter of the width
+    assert "256 sequences" in many.info["intervals"]["decode"]
+    assert cct(16).row("cct") == few.row("cct")
+
+
+def test_one_sequence_is_resampled_in_blocks():
+    res = evaluate(synthetic_trace(200, 3, 16, 2, num_sequences=1, prompt_tokens=8, seed=1), ["cct"], phases="decode")
+    r = res.row("cct")
+    assert r["recall_ci_low"] < r["recall"] < r["recall_ci_high"]
+    assert "13 blocks of 8 consecutive tokens (one sequence)" in res.info["intervals"]["decode"]   # 100 scored

@@ -58,6 +58,13 @@ def test_report_contents(report_dir):
     notes = res["systems"]["accelerator"]["notes"]
     assert any(n.startswith("profile: the first half of") for n in notes)
     assert any(n.startswith("speculative-gate skipped:") for n in notes)   # a synthetic trace has no stale gate
+    # intervals: in the saved rows and printed beside the figures in the page's tables
+    st = acc["st-moe"]
+    assert st["speedup_vs_on_demand_ci_low"] <= st["speedup_vs_on_demand"] <= st["speedup_vs_on_demand_ci_high"]
+    assert f"{st['speedup_vs_on_demand']:.3f} [{st['speedup_vs_on_demand_ci_low']:.3f}, " in page
+    cct = next(r for r in res["prediction"]["rows"] if r["predictor"] == "cct")
+    assert f"{cct['recall']:.3f} [{cct['recall_ci_low']:.3f}, {cct['recall_ci_high']:.3f}]" in page
+    assert "bootstrap over 4 sequences" in page and "layer pairs significant after Holm" in page
 
 
 def test_report_cli_exit_codes(tmp_path, capsys):

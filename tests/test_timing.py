@@ -253,3 +253,36 @@ def test_systems_that_cannot_run_are_skipped_or_refused(qwen):
         compare_systems(tr, "accelerator", ["on-demand", "hot-set"])
     with pytest.raises(ConfigError, match="speculative-gate needs the stale gate"):
         simulate(tr, "accelerator", "speculative-gate")
+def test_unit_totals_add_up_and_ratios_carry_paired_intervals():
+    from stmoe.bootstrap import ratio_interval
+    tr = stmoe.synthetic_trace(1200, 6, 16, 2, num_sequences=12, prompt_tokens=8, seed=2)
+    dims = model_dims(tr, hidden=2048, ffn=768, dtype="bfloat16")
+    base = simulate(tr, "gpu-pcie", "on-demand", dims=dims)
+    cache = simulate(tr, "gpu-pcie", "lru-cache", dims=dims).relative_to(base)
+    for r in (base, cache):
+        assert len(r.per_unit.latency_s) == 12 and r.per_unit.units == "12 sequences"
+        assert r.per_unit.latency_s.sum() == pytest.approx(r.latency_per_token_s * r.tokens, rel=1e-12)
+        assert r.per_unit.energy_j.sum() == pytest.approx(r.energy_per_token_j * r.tokens, rel=1e-12)
+    row = cache.row()
+    for name in ("speedup_vs_on_demand", "energy_efficiency_vs_on_demand"):
+        assert row[f"{name}_ci_low"] < row[name] < row[f"{name}_ci_high"]
+    # paired: the same units drawn for the system and for on-demand
+    assert (row["speedup_vs_on_demand_ci_low"], row["speedup_vs_on_demand_ci_high"]) == \
+        ratio_interval(base.per_unit.latency_s, cache.per_unit.latency_s)
+    again = simulate(tr, "gpu-pcie", "lru-cache", dims=dims).relative_to(base).row()
+    assert again == row
+    other = simulate(tr, "accelerator", "on-demand", dims=dims)   # a baseline on another machine
+    vs = simulate(tr, "gpu-pcie", "lru-cache", dims=dims).relative_to_baseline(other).row()
+    assert vs["speedup_vs_baseline_ci_low"] < vs["speedup_vs_baseline"] < vs["speedup_vs_baseline_ci_high"]
+    assert base.relative_to(base).row()["speedup_vs_on_demand_ci_low"] == pytest.approx(1.0)
+
+
+def test_speedup_interval_narrows_with_more_sequences():
+    widths = []
+    for sequences in (4, 64):
+        tr = stmoe.synthetic_trace(100 * sequences, 6, 16, 2, num_sequences=sequences, prompt_tokens=8, seed=2)
+        dims = model_dims(tr, hidden=2048, ffn=768, dtype="bfloat16")
+        base = simulate(tr, "gpu-pcie", "on-demand", dims=dims)
+        row = simulate(tr, "gpu-pcie", "lru-cache", dims=dims).relative_to(base).row()
+        widths.append(row["speedup_vs_on_demand_ci_high"] - row["speedup_vs_on_demand_ci_low"])
+    assert widths[1] < widths[0] / 2

@@ -1,6 +1,7 @@
 """The evidence of the buffer and hardware-tuning chapters: a trace split into a profile half and
 a scored half (`stmoe.splits.split`), with the predictor's choices over the scored decode tokens
-computed once per lookahead and reused by every simulation of the same tokens."""
+computed once per lookahead and reused by every simulation of the same tokens; `gain` is one
+system's gain over another on them with its paired bootstrap interval, for the checkpoints."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stmoe.book import DEFAULT_TRACE
+from stmoe.bootstrap import describe, interval_fields, ratio_interval
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.hardware import ModelDims, model_dims
+from stmoe.sim.systems import get_system
+from stmoe.sim.timing import simulate
 from stmoe.splits import split
 from stmoe.trace import DECODE, Trace
 
@@ -64,3 +68,23 @@ def held_out(trace: Trace, *, predictor: str = "st-moe", budget: int | None = No
 def default_held_out(name: str = DEFAULT_TRACE, lookaheads=(1,)) -> HeldOut:
     """The chapters' evidence: a bundled trace split into profile and scored halves."""
     return held_out(load_trace(name), lookaheads=lookaheads)
+
+
+def gain(data: HeldOut, hardware, system: str = "st-moe", baseline: str = "lru-cache", *,
+         lookahead: int = 1) -> dict:
+    """`system`'s speedup and energy efficiency over `baseline` on the scored decode tokens, each
+    with its paired bootstrap interval (`stmoe.bootstrap`; the two runs resampled alike):
+    {system, baseline, speedup, speedup_ci_low, speedup_ci_high, energy_efficiency, ..._ci_low,
+    ..._ci_high, intervals}. Over lru-cache, it is what prediction adds to the same buffer used
+    as a cache, and how sure that is."""
+    runs = {}
+    for name in (baseline, system):
+        pred = data.predictions_for(lookahead) if get_system(name).prefetch == "predictor" else None
+        runs[name] = simulate(data.scored, hardware, name, predictions=pred, dims=data.dims, lookahead=lookahead)
+    b, s = runs[baseline].per_unit, runs[system].per_unit
+    return {"system": system, "baseline": baseline,
+            "speedup": runs[baseline].latency_per_token_s / runs[system].latency_per_token_s,
+            **interval_fields("speedup", ratio_interval(b.latency_s, s.latency_s)),
+            "energy_efficiency": runs[baseline].energy_per_token_j / runs[system].energy_per_token_j,
+            **interval_fields("energy_efficiency", ratio_interval(b.energy_j, s.energy_j)),
+            "intervals": describe(b.units)}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stmoe.bootstrap import interval_fields
 from stmoe.errors import ConfigError
 from stmoe.evaluation import evaluate
 from stmoe.predictors import predict
@@ -68,7 +69,9 @@ def st_moe_predictions(trace: Trace, max_scored_sequences: int | None = None, *,
 
 def gains(rows: list[dict], system: str = "st-moe") -> list[dict]:
     """`system`'s speedup and energy efficiency over each baseline present in `rows` (rows of
-    `compare`), beside the paper's figure: one dict per (baseline, measure)."""
+    `compare`), beside the paper's figure: one dict per (baseline, measure). Over on-demand the
+    measured gain carries the row's bootstrap interval (measured_ci_low, measured_ci_high);
+    over the other baselines these are None (the rows hold no paired interval between them)."""
     by = {r["system"]: r for r in rows}
     if system not in by:
         raise ConfigError(f"system: {system!r} is not among the compared systems {sorted(by)}")
@@ -79,10 +82,13 @@ def gains(rows: list[dict], system: str = "st-moe") -> list[dict]:
             continue
         paper_name, speedup, efficiency = PAPER_GAINS[base]
         b = by[base]
-        out.append({"baseline": base, "paper_baseline": paper_name, "measure": "speedup",
-                    "measured": b["latency_per_token_s"] / ours["latency_per_token_s"], "paper": speedup})
-        out.append({"baseline": base, "paper_baseline": paper_name, "measure": "energy efficiency",
-                    "measured": b["energy_per_token_j"] / ours["energy_per_token_j"], "paper": efficiency})
+        for measure, field, paper in (("speedup", "speedup_vs_on_demand", speedup),
+                                      ("energy efficiency", "energy_efficiency_vs_on_demand", efficiency)):
+            interval = (ours[f"{field}_ci_low"], ours[f"{field}_ci_high"]) if base == "on-demand" else None
+            measured = (b["latency_per_token_s"] / ours["latency_per_token_s"] if measure == "speedup"
+                        else b["energy_per_token_j"] / ours["energy_per_token_j"])
+            out.append({"baseline": base, "paper_baseline": paper_name, "measure": measure, "measured": measured,
+                        **interval_fields("measured", interval), "paper": paper})
     return out
 
 

@@ -12,8 +12,8 @@ def register(sub) -> None:
     p = sub.add_parser("analyze", help="popularity, temporal reuse, cross-layer affinity, ceiling")
     p.add_argument("trace", metavar="TRACE", help="a trace file or the name of a bundled trace")
     p.add_argument("--phase", choices=["decode", "prefill"], help="analyse one phase only")
-    p.add_argument("--permutations", type=int, default=99, metavar="N",
-                   help="shuffles in the independence test of each layer pair (default 99)")
+    p.add_argument("--permutations", type=int, default=999, metavar="N",
+                   help="shuffles (within sequences) in the independence test of each layer pair (default 999)")
     p.add_argument("--json", action="store_true", help="print every per-layer figure as JSON")
     p.set_defaults(run=run)
 

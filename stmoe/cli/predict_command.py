@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from stmoe.bootstrap import with_interval
 from stmoe.cli.output import Progress, format_table, print_json
 from stmoe.evaluation import evaluate
 from stmoe.predictors import PREDICTORS
@@ -38,5 +39,8 @@ def run(args) -> int:
     print(f"{info['trace']}: protocol {info['protocol']}"
           f"{', profile ' + info['profile'] if info['profile'] else ''}, budget {info['budget']} "
           f"(k = {info['top_k']} of {info['num_experts']}), lookahead {info['lookahead']}")
-    print(format_table(result.rows, ["predictor", "phase", "budget", "recall", "precision", "exact", "cells"]))
+    print(format_table([{**r, "recall [95% CI]": with_interval(r, "recall")} for r in result.rows],
+                       ["predictor", "phase", "budget", "recall [95% CI]", "precision", "exact", "cells"]))
+    for phase, how in info["intervals"].items():
+        print(f"{phase}: {how}")
     return 0

@@ -5,6 +5,7 @@ knob instead. Model sizes: `--model`, `--hidden/--ffn`, `--dtype` win over what 
 
 from __future__ import annotations
 
+from stmoe.bootstrap import describe, resampling_units
 from stmoe.cli.output import Progress, format_table, print_json
 from stmoe.errors import ConfigError
 from stmoe.readers.catalog import load_trace
@@ -13,6 +14,7 @@ from stmoe.sim.hardware import PRESETS, preset
 from stmoe.sim.models import MODELS
 from stmoe.sim.sweeps import sweep
 from stmoe.sim.systems import SYSTEMS, get_system, predictions_note, runnable
+from stmoe.sim.timing import decode_tokens
 
 
 def register(sub) -> None:
@@ -70,6 +72,7 @@ def run(args) -> int:
         rows = sweep(trace, param, values, systems=names, hardware=hw, dims=dims, **knobs)
         if any(get_system(n).tunable_predictor for n in names):
             notes.append(predictions_note(args.predictor, args.budget or trace.top_k, args.lookahead, profile))
+        notes.append(describe(resampling_units(decode_tokens(trace, "decode")[0].sequence)[1]))
         if args.json:
             print_json({"trace": trace.name, "hardware": hw.name, "dims": dims.as_dict(), "sweep": param,
                         "rows": rows, "notes": notes})

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from stmoe.bootstrap import with_interval
 from stmoe.charts import render_svg
 from stmoe.charts.comparison import recall_bars_chart, system_speedup_chart
 from stmoe.charts.sensitivity import tornado_chart
@@ -110,7 +111,10 @@ def _section(res: dict, out: Path) -> str:
     parts.append(f"<h3>Prediction ({phase} tokens, chance m/E = {chance:.3f})</h3>")
     parts.append(html.figure(_save_figure(chart, out, f"{slug}-recall"),
                              f"Recall one layer ahead at budget m = {budget}; the dashed line is chance."))
-    parts.append(html.table(rows, ["predictor", "phase", "budget", "recall", "precision", "exact", "cells"]))
+    parts.append(html.table([{**r, "recall [95% CI]": with_interval(r, "recall")} for r in rows],
+                            ["predictor", "phase", "budget", "recall [95% CI]", "precision", "exact", "cells"]))
+    parts += [f"<p class='note'>{html.esc(phase)}: {html.esc(how)}</p>"
+              for phase, how in pred["protocol"]["intervals"].items()]
     for hw_name, block in res["systems"].items():
         chart = system_speedup_chart(block["rows"], f"{res['label']} on {hw_name}")
         parts.append(f"<h3>Systems on the {html.esc(hw_name)} preset (decode)</h3>" if "," not in hw_name

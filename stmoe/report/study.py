@@ -24,7 +24,7 @@ from stmoe.trace import DECODE, Trace
 
 STUDY_PREDICTORS = ("popularity", "previous-token", "history", "cct", "st-moe", "random", "oracle")
 STUDY_PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
-SIGNIFICANCE_PERMUTATIONS = 99  # shuffles in the spatial-affinity significance test (smallest p = 0.01)
+SIGNIFICANCE_PERMUTATIONS = 999  # shuffles in the spatial-affinity significance test (smallest p = 0.001)
 
 
 def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,

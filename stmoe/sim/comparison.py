@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from stmoe.bootstrap import describe, with_interval
 from stmoe.errors import ConfigError
 from stmoe.predictors.base import check_compatible, check_disjoint
 from stmoe.sim.buffer import experts_held
@@ -71,13 +72,16 @@ def marked(row: dict) -> str:
 
 
 def readable(row: dict) -> dict:
-    """A system's row in the units tables print (JSON keeps SI units)."""
+    """A system's row in the units tables print (JSON keeps SI units); ratios with their 95%
+    interval where the row has one."""
     out = {"system": marked(row),
-           "µs / token": row["latency_per_token_s"] * 1e6, "speedup": row["speedup_vs_on_demand"],
-           "mJ / token": row["energy_per_token_j"] * 1e3, "energy eff.": row["energy_efficiency_vs_on_demand"]}
+           "µs / token": row["latency_per_token_s"] * 1e6,
+           "speedup [95% CI]": with_interval(row, "speedup_vs_on_demand"),
+           "mJ / token": row["energy_per_token_j"] * 1e3,
+           "energy eff. [95% CI]": with_interval(row, "energy_efficiency_vs_on_demand")}
     if row.get("baseline"):
-        out |= {f"speedup vs {row['baseline']}": row["speedup_vs_baseline"],
-                f"energy eff. vs {row['baseline']}": row["energy_efficiency_vs_baseline"]}
+        out |= {f"speedup vs {row['baseline']}": with_interval(row, "speedup_vs_baseline"),
+                f"energy eff. vs {row['baseline']}": with_interval(row, "energy_efficiency_vs_baseline")}
     return out | {"hit rate": row["hit_rate"], "stall share": row["stall_share"],
                   "link util.": row["link_utilisation"], "wasted MB": row["wasted_bytes"] / 1e6}
 
@@ -96,12 +100,13 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
                     records: bool = False, progress: Callable[[str], None] = lambda msg: None, **knobs):
     """(rows, notes): `SimulationResult.row()` of each system (`record()` if `records`), relative
     to on-demand on the same machine and, given `baseline` (``SYSTEM@PRESET``), to that system on
-    that machine (same trace and model sizes). Of the default set (all SYSTEMS), a system that
-    cannot run (`runnable`: adaptive gating without gate weights, the stale-gate systems without
-    the trace's stale gate, hot-set without a profile) is skipped with a note; one asked for by
-    name is refused. predictions: the predictor's output over the trace's decode tokens, computed
-    once by a caller comparing several machines; only the systems of the `predictor` knob
-    (st-moe) use it."""
+    that machine (same trace and model sizes); each ratio with its paired bootstrap interval
+    over the simulated sequences or blocks (a note says which). Of the default set (all SYSTEMS),
+    a system that cannot run (`runnable`: adaptive gating without gate weights, the stale-gate
+    systems without the trace's stale gate, hot-set without a profile) is skipped with a note;
+    one asked for by name is refused. predictions: the predictor's output over the trace's
+    decode tokens, computed once by a caller comparing several machines; only the systems of the
+    `predictor` knob (st-moe) use it."""
     hw = preset(hardware)
     notes: list[str] = []
     if dims is None:
@@ -114,6 +119,7 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
     notes += skipped + [buffer_note(hw, dims, trace)]
     progress("simulating on-demand")
     base = simulate(trace, hw, "on-demand", dims=dims)
+    notes.append(describe(base.per_unit.units))
     other = None
     if baseline is not None:
         b_system, b_hardware = parse_baseline(baseline)

@@ -47,6 +47,7 @@ import numba
 import numpy as np
 from numba import njit
 
+from stmoe.bootstrap import interval_fields, ratio_interval, resampling_units
 from stmoe.errors import ConfigError
 from stmoe.sim.buffer import (
     CACHE,
@@ -354,14 +355,27 @@ def _count_unused_prefetches(S, E, nbytes, stats):
                 stats[S_WASTED_BYTES] += nbytes[o // E]
 
 
+@njit(cache=True, inline="always")
+def _close_unit(per_unit, u, stats, mark, now, since):
+    """Add what `stats` gained since `mark`, and the time since `since`, to unit u's row; move
+    the mark up. Returns now (the next run of tokens starts then)."""
+    for j in range(stats.shape[0]):
+        per_unit[u, j] += stats[j] - mark[j]
+        mark[j] = stats[j]
+    per_unit[u, S_TIME] += now - since
+    return now
+
+
 @njit(cache=True)
 def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nbytes, latency,
-               S, H, part, policy, next_req, first_req, preload):
+               S, H, part, policy, next_req, first_req, preload, unit, per_unit):
     """The statistics vector of decoding the tokens of `ids` [T, L, k] (the module docstring
-    says how). `_run_phases` runs them and cannot allocate, so the scratch arrays are made here."""
+    says how); `per_unit[u]` receives the share of it of the tokens t with unit[t] = u.
+    `_run_phases` runs them and cannot allocate, so the scratch arrays are made here."""
     T, L, k = ids.shape
     N = L * E
     stats = np.zeros(N_STATS)
+    mark = np.zeros(N_STATS)
     ready = np.zeros(N)
     Q = (lookahead + 2) * max(pred.shape[2], 1) + 1
     queue = np.full((2, Q), -1, np.int64)    # expert, target cell; -1 expert = cancelled
@@ -372,7 +386,7 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nbyt
             admit(S, H, o, CACHE, part[o], 0)
     rt = np.empty(k)
     stats[S_TIME] = _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nbytes, latency,
-                                S, H, part, policy, next_req, ready, queue, qissue, rt, stats)
+                                S, H, part, policy, next_req, ready, queue, qissue, rt, stats, unit, per_unit, mark)
     return stats
 
 
@@ -391,14 +405,20 @@ def _without_refcounting() -> dict:
 
 @njit(cache=True, **_without_refcounting())
 def _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nbytes, latency,
-                S, H, part, policy, next_req, ready, queue, qissue, rt, stats):
-    """Run the phases for every token and layer; returns the time decoding ends."""
+                S, H, part, policy, next_req, ready, queue, qissue, rt, stats, unit, per_unit, mark):
+    """Run the phases for every token and layer; returns the time decoding ends. The statistics
+    and time of each run of tokens of one unit are added to its row of `per_unit` when the unit
+    changes (the bootstrap's totals; a check per token, not a copy); the prefetches found
+    unused at the end go to the last token's unit."""
     T, L, _ = ids.shape
     qh, qt = 0, 0
     now, link_free = 0.0, 0.0
     pf_obj = -1    # the expert whose prefetch started last (-1: the last transfer was a demand)
     i = 0          # requests served so far: the buffer's time stamp
+    since = 0.0    # when the current run of tokens of one unit started
     for t in range(T):
+        if t > 0 and unit[t] != unit[t - 1]:
+            since = _close_unit(per_unit, unit[t - 1], stats, mark, now, since)
         if first[t]:
             qt = _issue_sequence_start(S, H, t, now, pred, lookahead, L, E, part, policy, i, nbytes,
                                        ready, queue, qissue, qh, qt, stats)
@@ -419,7 +439,20 @@ def _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nby
             now = _compute_in_arrival_order(rt, nd, now, t_exp[l], stats)
         now += t_head    # LM head, embedding and non-MoE layers; queued prefetches keep moving
     _count_unused_prefetches(S, E, nbytes, stats)
+    if T > 0:
+        _close_unit(per_unit, unit[T - 1], stats, mark, now, since)
     return now
+
+
+@dataclass
+class UnitTotals:
+    """Latency and energy of each resampling unit of the simulated tokens (its sequences, or
+    blocks of a one-sequence trace; `stmoe.bootstrap`): what the interval of a ratio to another
+    run over the same tokens is drawn from. `units` says what the units are."""
+
+    units: str
+    latency_s: np.ndarray
+    energy_j: np.ndarray
 
 
 @dataclass
@@ -462,27 +495,53 @@ class SimulationResult:
     dims: dict = field(default_factory=dict)
     speedup_vs_on_demand: float | None = None
     energy_efficiency_vs_on_demand: float | None = None
+    speedup_vs_on_demand_ci_low: float | None = None
+    speedup_vs_on_demand_ci_high: float | None = None
+    energy_efficiency_vs_on_demand_ci_low: float | None = None
+    energy_efficiency_vs_on_demand_ci_high: float | None = None
     baseline: str | None = None
     speedup_vs_baseline: float | None = None
     energy_efficiency_vs_baseline: float | None = None
+    speedup_vs_baseline_ci_low: float | None = None
+    speedup_vs_baseline_ci_high: float | None = None
+    energy_efficiency_vs_baseline_ci_low: float | None = None
+    energy_efficiency_vs_baseline_ci_high: float | None = None
     notes: list = field(default_factory=list)
+    per_unit: UnitTotals | None = None
 
     def relative_to(self, base: SimulationResult) -> SimulationResult:
+        """The ratios to `base` (on-demand over the same tokens), each with its paired bootstrap
+        interval over the units of `per_unit` (`stmoe.bootstrap`) when both runs have them."""
         self.speedup_vs_on_demand = base.latency_per_token_s / self.latency_per_token_s
         self.energy_efficiency_vs_on_demand = base.energy_per_token_j / self.energy_per_token_j
-        return self
+        return self._intervals(base, "vs_on_demand")
 
     def relative_to_baseline(self, base: SimulationResult) -> SimulationResult:
-        """Speed and energy efficiency over `base`, a run on any machine (``system@hardware``)."""
+        """Speed and energy efficiency over `base`, a run on any machine (``system@hardware``)
+        over the same tokens, with paired intervals as `relative_to` gives them."""
         self.baseline = f"{base.system}@{base.hardware}"
         self.speedup_vs_baseline = base.latency_per_token_s / self.latency_per_token_s
         self.energy_efficiency_vs_baseline = base.energy_per_token_j / self.energy_per_token_j
+        return self._intervals(base, "vs_baseline")
+
+    def _intervals(self, base: SimulationResult, suffix: str) -> SimulationResult:
+        """Set speedup_SUFFIX_ci_* and energy_efficiency_SUFFIX_ci_*: both runs' units resampled
+        alike (paired), when both have per-unit totals."""
+        if self.per_unit is None or base.per_unit is None:
+            return self
+        if len(self.per_unit.latency_s) != len(base.per_unit.latency_s):
+            raise ConfigError(f"intervals: {self.system} and {base.system} ran over different units "
+                              f"({self.per_unit.units}; {base.per_unit.units})")
+        for name, num, den in ((f"speedup_{suffix}", base.per_unit.latency_s, self.per_unit.latency_s),
+                               (f"energy_efficiency_{suffix}", base.per_unit.energy_j, self.per_unit.energy_j)):
+            for f, v in interval_fields(name, ratio_interval(num, den)).items():
+                setattr(self, f, v)
         return self
 
     def row(self) -> dict:
         """Every scalar result as one flat dict: what tables, JSON output, sweeps and charts read;
         the energy and time breakdowns flattened as ``energy_PART_j`` and ``time_PART_s``."""
-        flat = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NESTED}
+        flat = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in (*NESTED, "per_unit")}
         flat |= {f"energy_{k}_j": v for k, v in self.energy_breakdown_j.items()}
         return flat | {f"time_{k}_s": v for k, v in self.time_breakdown_s.items()}
 
@@ -508,8 +567,9 @@ def decode_tokens(trace, phase: str | None):
 
 
 def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardware, dims: ModelDims,
-        buffer: BufferSpec, preload: bool = False) -> np.ndarray:
-    """The kernel on prepared arrays; returns the raw statistics vector."""
+        buffer: BufferSpec, preload: bool = False, unit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel on prepared arrays; returns the raw statistics vector and its split over the
+    units of `unit` (the resampling unit 0..U-1 of each token; default: one unit), [U, N_STATS]."""
     T, L, _ = ids.shape
     if not 1 <= lookahead <= L:
         raise ConfigError(f"lookahead must be between 1 and the number of layers ({L}), got {lookahead!r}")
@@ -527,9 +587,13 @@ def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardwar
     # pred may be a broadcast view (prefetch-all-next-layer: every expert, every token): copying it
     # contiguous would make (T, L, E) int16, 2.4 GB at 200k tokens x 48 layers x 128 experts.
     t_attn, t_kv, t_exp, t_head, xfer, nbytes = layer_costs(hardware, dims)
-    return run_kernel(np.ascontiguousarray(ids, np.int16), np.asarray(pred, np.int16),
-                      first, int(lookahead), E, t_attn + t_kv, t_exp, t_head, xfer, nbytes, hardware.link_latency,
-                      *new_state(L * E, slots), part, POLICIES[buffer.policy], nreq, first_req, preload)
+    unit = np.zeros(T, np.int64) if unit is None else np.asarray(unit, np.int64)
+    per_unit = np.zeros((int(unit.max(initial=0)) + 1, N_STATS))
+    stats = run_kernel(np.ascontiguousarray(ids, np.int16), np.asarray(pred, np.int16),
+                       first, int(lookahead), E, t_attn + t_kv, t_exp, t_head, xfer, nbytes, hardware.link_latency,
+                       *new_state(L * E, slots), part, POLICIES[buffer.policy], nreq, first_req, preload,
+                       unit, per_unit)
+    return stats, per_unit
 
 
 def roofline(macs, nbytes, hw: Hardware, bandwidth: float):
@@ -624,9 +688,15 @@ def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *
     dims = dims or model_dims(trace)
     plan = sysm.plan(sel, hw, dims, predictions=predictions, lookahead=lookahead, budget=budget,
                      profile=profile, buffer=buffer, **system_knobs)
-    stats = run(plan.ids, plan.predictions, first, num_experts=sel.num_experts,
-                lookahead=plan.lookahead, hardware=hw, dims=dims, buffer=plan.buffer,
-                preload=plan.preload)
-    return summarise(stats, system=sysm.name, hardware=hw, dims=dims, tokens=sel.num_tokens,
-                     num_layers=sel.num_layers, changes_routing=sysm.changes_routing,
-                     notes=[*plan.notes, compute_note(hw, dims)])
+    unit, units = resampling_units(sel.sequence)
+    stats, per_unit = run(plan.ids, plan.predictions, first, num_experts=sel.num_experts,
+                          lookahead=plan.lookahead, hardware=hw, dims=dims, buffer=plan.buffer,
+                          preload=plan.preload, unit=unit)
+    same = {"system": sysm.name, "hardware": hw, "dims": dims, "num_layers": sel.num_layers,
+            "changes_routing": sysm.changes_routing}
+    result = summarise(stats, tokens=sel.num_tokens, notes=[*plan.notes, compute_note(hw, dims)], **same)
+    # energy per unit from the same accounting as the whole run's: summarise each unit's share
+    tokens = np.bincount(unit)
+    result.per_unit = UnitTotals(units, per_unit[:, S_TIME].copy(), np.array(
+        [summarise(part, tokens=int(n), **same).energy_per_token_j * n for part, n in zip(per_unit, tokens)]))
+    return result
