@@ -361,12 +361,16 @@ def dashboard_link(client) -> str | None:
 
 
 class _Quiet:
-    """While the run shuts down after Ctrl-C: a second Ctrl-C is ignored and Dask's loggers in
-    this process are silent (a worker stopped mid-batch is expected then, not news)."""
+    """While we close a cluster we started: Dask's loggers in this process are silent (a
+    worker that a loaded machine keeps from stopping within 4 s is killed, with a warning that
+    tells the user nothing; a worker stopped mid-batch after Ctrl-C is expected), and after a
+    Ctrl-C, a second one is ignored, so that it cannot break the shutdown into tracebacks."""
+
+    def __init__(self, interrupted: bool):
+        self.sigint = interrupted and threading.current_thread() is threading.main_thread()
 
     def __enter__(self):
-        self.main = threading.current_thread() is threading.main_thread()
-        if self.main:
+        if self.sigint:
             self.handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.logger = logging.getLogger("distributed")
         self.level = self.logger.level
@@ -374,7 +378,7 @@ class _Quiet:
 
     def __exit__(self, *exc):
         self.logger.setLevel(self.level)
-        if self.main:
+        if self.sigint:
             signal.signal(signal.SIGINT, self.handler)
 
 
@@ -441,7 +445,7 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
                                  "run again with the same spec and output folder to resume (finished "
                                  "points are skipped)") from None
     finally:
-        with _Quiet() if interrupted else contextlib.nullcontext():
+        with _Quiet(interrupted) if own or interrupted else contextlib.nullcontext():
             if futures and not own:   # a cluster we do not own goes on serving others
                 client.cancel(futures)
             if own and client is not None:
