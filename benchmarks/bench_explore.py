@@ -22,11 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import dask
 from distributed import Client, LocalCluster
 
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import dims_for
-from stmoe.sim.explore import explore, read_results
+from stmoe.sim.explore import LOCAL_CLUSTER_CONFIG, explore, read_results
 from stmoe.sim.explore_spec import HARDWARE_PARAMETERS, parse_spec
 from stmoe.sim.hardware import preset
 from stmoe.sim.timing import simulate
@@ -68,9 +69,11 @@ def plain_loop(spec, repeat: int) -> tuple[float, float]:
 
 def on_cluster(spec, workers: int, repeat: int) -> tuple[float, float, float]:
     """(start-up seconds, run wall seconds, run CPU seconds of the workers, the scheduler and
-    this client) of the spec on a fresh local cluster of `workers`."""
+    this client) of the spec on a fresh local cluster of `workers`, with the Dask settings
+    `stmoe explore` gives its own local cluster."""
     start = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+    with dask.config.set(LOCAL_CLUSTER_CONFIG), \
+            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         client.wait_for_workers(workers)
         trace = load_trace(TRACE)

@@ -106,7 +106,9 @@ def test_rows_are_simulate_with_every_input_and_output(spec_file):
     for p, row in zip(points, rows):
         hw = preset("accelerator", buffer_bytes=p["buffer_bytes"], link_bandwidth=p["link_bandwidth"])
         knobs = {k: p[k] for k in ("lookahead", "budget", "predictor") if p[k] is not None}
-        r = simulate(trace, hw, p["system"], **knobs)
+        # the speedups are against on-demand on the same tokens and machine
+        r = simulate(trace, hw, p["system"], **knobs).relative_to(simulate(trace, hw, "on-demand"))
+        assert r.speedup_vs_on_demand is not None and r.energy_efficiency_vs_on_demand is not None
         assert {k: row[k] for k in r.row()} == r.row()
         assert row["energy_link_j"] == r.energy_breakdown_j["link"]
         assert row["buffer_area_mm2"] == pytest.approx(p["buffer_bytes"] / 2 ** 20 * 0.2517, rel=1e-3)
@@ -186,3 +188,160 @@ def test_a_spec_that_is_not_a_regular_file_is_one_line(tmp_path, capsys):
         assert main(["explore", str(spec)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "not a regular file" in err and str(spec) in err
+
+
+def test_range_points_are_rounded_and_a_rounding_that_matters_is_noted(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(f'traces = ["{TRACE}"]\npresets = ["accelerator"]\nsystems = ["lru-cache"]\n[parameters]\n'
+                    'buffer_bytes = { start = 1048576, stop = 67108864, num = 7, scale = "log" }\n'
+                    'link_bandwidth = { start = 1e9, stop = 2e9, num = 4 }\n')
+    spec = read_spec(path)
+    assert sorted({p["buffer_bytes"] for p in spec.points}) == [float(2 ** i) for i in range(20, 27)]
+    assert sorted({p["link_bandwidth"] for p in spec.points}) == [1e9, 1333333333.33, 1666666666.67, 2e9]
+    assert not [n for n in spec.notes if "rounded" in n]     # only float noise was removed
+    path.write_text(path.read_text().replace("num = 7", "num = 4").replace(', scale = "log" }', " }")
+                    + 'macs_per_cycle = { start = 100, stop = 101, num = 4 }\n')
+    spec = read_spec(path)
+    assert sorted({p["buffer_bytes"] for p in spec.points}) == [1048576.0, 23068672.0, 45088768.0, 67108864.0]
+    assert sorted({p["macs_per_cycle"] for p in spec.points}) == [100.0, 101.0]
+    assert "parameters.macs_per_cycle: the range's points rounded to whole numbers; 2 duplicates merged" in spec.notes
+
+
+def test_a_grid_above_max_points_is_refused_before_it_is_built(tmp_path, capsys):
+    import time
+
+    path = tmp_path / "huge.toml"
+    path.write_text(spec_text().replace("num = 2,", "num = 1000000000000,"))
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as exc:
+        read_spec(path)
+    assert time.monotonic() - start < 5      # nothing of size 10^12 was built
+    assert "the grid has 12,000,000,000,000 points" in str(exc.value) and "maximum of 1,000,000" in str(exc.value)
+    small = tmp_path / "small.toml"
+    small.write_text(spec_text())            # 3 systems x 8 settings = 24 before collapsing
+    assert len(read_spec(small, max_points=24).points) == 16
+    assert main(["explore", str(small), "--max-points", "23"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the grid has 24 points" in err and "--max-points" in err
+
+
+def test_a_value_that_would_fail_on_a_worker_is_refused_by_the_spec(tmp_path):
+    path = tmp_path / "big.toml"
+    path.write_text(spec_text().replace("8388608]", "1e300]"))
+    with pytest.raises(ConfigError) as exc:
+        read_spec(path)
+    message = str(exc.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: parameters.buffer_bytes: 1e+300 fails with preset 'accelerator', system "
+                              "'lru-cache' on trace 'tiny-moe-code': buffer of 1e+300 bytes"), message
+
+
+@pytest.mark.parametrize("workers", [0, 10 ** 6, 2.5])
+def test_workers_are_bounded(spec_file, tmp_path, capsys, workers):
+    with pytest.raises(ConfigError, match="workers: a whole number from 1 to"):
+        explore(spec_file, tmp_path / "out", workers=workers)
+    if isinstance(workers, int):
+        assert main(["explore", str(spec_file), "--workers", str(workers)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "workers: a whole number from 1 to" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_second_run_into_one_folder_is_refused_and_a_dead_runs_lock_is_taken(spec_file, tmp_path, client):
+    import os
+    import subprocess
+    import sys
+
+    from stmoe.sim.explore import LOCK_NAME, OutputLock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    held = OutputLock(out)          # another run, holding the folder
+    try:
+        with pytest.raises(ConfigError) as exc:
+            explore(spec_file, out, client=client, progress=lambda *a: None)
+        assert str(exc.value) == (f"{out}: another stmoe explore (pid {os.getpid()}) is writing here; wait for "
+                                  "it to end, or give another output folder")
+        assert not list(out.glob("part-*"))
+    finally:
+        held.release()
+    # a run that died left its lock file behind, with its pid: the file is not locked, so it is taken
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / LOCK_NAME).write_text(dead.stdout)
+    run = explore(spec_file, out, client=client, progress=lambda *a: None)
+    assert run.computed == len(read_spec(spec_file).points)
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_speedups_are_against_on_demand_on_the_same_machine(spec_file, tmp_path, client):
+    run = explore(spec_file, tmp_path / "out", client=client, batch_size=3, progress=lambda *a: None)
+    rows = read_results(tmp_path / "out")
+    assert run.computed == len(rows) == 16
+
+    def machine(r):
+        return r["buffer_bytes"], r["link_bandwidth"]
+    on_demand = {machine(r): r for r in rows if r["system"] == "on-demand"}
+    assert len(on_demand) == 4
+    for r in rows:
+        ref = on_demand[machine(r)]
+        assert r["speedup_vs_on_demand"] == pytest.approx(ref["latency_per_token_s"] / r["latency_per_token_s"])
+        assert r["energy_efficiency_vs_on_demand"] == pytest.approx(ref["energy_per_token_j"] / r["energy_per_token_j"])
+    assert {r["speedup_vs_on_demand"] for r in on_demand.values()} == {1.0}
+    assert any(r["speedup_vs_on_demand"] > 1.05 for r in rows if r["system"] == "st-moe")
+
+
+def test_a_spec_without_on_demand_still_fills_the_speedups(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(spec_text().replace('"on-demand", ', ""))
+    spec = read_spec(path)
+    trace = spec.traces[TRACE]
+    rows = run_batch(trace, spec.points[:3])
+    for p, row in zip(spec.points, rows):
+        hw = preset("accelerator", buffer_bytes=p["buffer_bytes"], link_bandwidth=p["link_bandwidth"])
+        base = simulate(trace, hw, "on-demand")
+        assert row["speedup_vs_on_demand"] == pytest.approx(base.latency_per_token_s / row["latency_per_token_s"])
+
+
+def test_a_profile_per_trace_split_or_another_trace(tmp_path):
+    from stmoe.splits import split
+
+    path = tmp_path / "p.toml"
+    path.write_text(spec_text() + f'[profiles]\n"{TRACE}" = "split"\n')
+    spec = read_spec(path)
+    profile, scored = split(load_trace(TRACE))
+    assert spec.traces[TRACE].num_tokens == scored.num_tokens and spec.profiles[TRACE].num_tokens == profile.num_tokens
+    assert {p["profile"] for p in spec.points} == {"split"}            # every system simulates the scored half
+    assert any("profiles.tiny-moe-code: split" in n for n in spec.notes)
+    p = next(p for p in spec.points if p["system"] == "st-moe")
+    row = run_batch(spec.traces[TRACE], [p], spec.profiles[TRACE])[0]
+    hw = preset("accelerator", buffer_bytes=p["buffer_bytes"], link_bandwidth=p["link_bandwidth"])
+    r = simulate(scored, hw, "st-moe", lookahead=p["lookahead"], profile=profile)
+    assert row["latency_per_token_s"] == r.latency_per_token_s and row["tokens"] == r.tokens
+    assert f"profiled on {profile.label}" in row["notes"]
+
+    path.write_text(spec_text() + f'[profiles]\n"{TRACE}" = "tiny-moe-prose"\n')
+    named = read_spec(path)
+    plain = {p["key"]: p for p in read_spec(_write(tmp_path, spec_text())).points}
+    assert {p["profile"] for p in named.points if p["system"] == "st-moe"} == {"tiny-moe-prose"}
+    assert {p["profile"] for p in named.points if p["system"] != "st-moe"} == {None}
+    # a profile changes what st-moe predicts, and nothing of the systems without a predictor
+    assert all((p["key"] in plain) == (p["system"] != "st-moe") for p in named.points)
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "plain.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("profiles, message", [
+    ('"warp" = "split"', "profiles.warp: not one of the spec's traces (tiny-moe-code)"),
+    (f'"{TRACE}" = 3', "profiles.tiny-moe-code: 'split' or a trace name or file, got 3"),
+    (f'"{TRACE}" = "{TRACE}"', "profiles.tiny-moe-code: profile: "),
+])
+def test_profile_errors_are_one_line(tmp_path, profiles, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(spec_text() + f"[profiles]\n{profiles}\n")
+    with pytest.raises(ConfigError) as exc:
+        read_spec(path)
+    assert message in str(exc.value) and "\n" not in str(exc.value)

@@ -98,3 +98,43 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(cluster, tmp_path, c
     assert main(["explore", str(path), "--out", str(out), "--scheduler", address]) == 0
     printed = capsys.readouterr().out
     assert "40 of 40 points already in" in printed and "Pareto front over latency, energy and buffer area" in printed
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    """Ctrl-C reaches every process of the terminal's group (here: a session of its own); the
+    workers print nothing, the run says in one line what is finished and how to resume."""
+    import re
+
+    path = tmp_path / "grid.toml"
+    path.write_text(SPEC.replace("num = 4", "num = 10"))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "stmoe", "explore", str(path), "--out", str(out),
+                             "--workers", "2", "--batch-size", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            # a shell's background job may have SIGINT ignored; a terminal's has not
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("part-*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    lines = [line for line in err.splitlines() if not re.fullmatch(r"\d+/100 points, .* left\s*", line)]
+    finished = len(read_results(out))
+    assert lines == [f"stmoe: interrupted: {finished} of 100 points finished in {out}; run again with the "
+                     "same spec and output folder to resume (finished points are skipped)"], err
+    assert 0 < finished < 100
+    deadline = time.monotonic() + 20     # and no worker outlives the run
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("a process of the interrupted run is still alive")

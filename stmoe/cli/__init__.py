@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except KeyboardInterrupt:
-        print("stmoe: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # a command may say what its interruption left (explore: points finished, how to resume)
+        print(f"stmoe: interrupted{f': {exc}' if str(exc) else ''}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader of our output (e.g. `| head`) has gone: not an error worth a traceback.

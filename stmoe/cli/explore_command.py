@@ -1,12 +1,13 @@
-"""`stmoe explore SPEC [--out DIR] [--scheduler ADDRESS | --workers N] [--batch-size N]`: every
-point of a design-space spec on Dask, results in Parquet (resumable), then the Pareto front
-over latency, energy and buffer area."""
+"""`stmoe explore SPEC [--out DIR] [--scheduler ADDRESS | --workers N] [--batch-size N]
+[--max-points N]`: every point of a design-space spec on Dask, results in Parquet (resumable),
+then the Pareto front over latency, energy and buffer area. Ctrl-C exits 130 with one line:
+how many points are finished and how to resume."""
 
 from __future__ import annotations
 
 from stmoe.cli.output import format_table
-from stmoe.sim.explore import default_out, explore, read_results
-from stmoe.sim.explore_spec import read_spec
+from stmoe.sim.explore import check_workers, default_out, explore, max_workers, read_results
+from stmoe.sim.explore_spec import MAX_POINTS, read_spec
 from stmoe.sim.pareto import OBJECTIVES, pareto_front
 
 
@@ -16,15 +17,19 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="results folder (default: beside SPEC, named like it)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786 "
                    "(default: a local cluster, one worker process per core)")
-    p.add_argument("--workers", type=int, metavar="N", help="worker processes of the local cluster")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help=f"worker processes of the local cluster, 1 to {max_workers()} (4 per core)")
     p.add_argument("--batch-size", type=int, metavar="N", help="points per task (default: sized to the grid)")
+    p.add_argument("--max-points", type=int, default=MAX_POINTS, metavar="N",
+                   help=f"refuse a spec of more points than this, before building it (default {MAX_POINTS:,})")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    spec = read_spec(args.spec)
+    check_workers(args.workers)
+    spec = read_spec(args.spec, max_points=args.max_points)
     out = args.out or default_out(args.spec)
-    print(f"{args.spec}: {len(spec.points)} points on {', '.join(spec.traces)}; results in {out}")
+    print(f"{args.spec}: {len(spec.points)} points on {', '.join(spec.traces)}; results in {out}", flush=True)
     result = explore(spec, out, scheduler=args.scheduler, workers=args.workers, batch_size=args.batch_size)
     for note in result.notes:
         print(f"note: {note}")

@@ -12,31 +12,69 @@ through a temporary file and a rename, so a part is on disk whole or not at all.
 the keys already written and skips them; an interrupted run loses only the batches in flight.
 A worker that dies mid-batch wrote nothing (the client writes), and Dask reruns its batch on
 another worker; the client receives each batch's result once, so nothing is written twice.
-`read_results(out)` concatenates the parts.
+`read_results(out)` concatenates the parts. One run writes into a folder at a time (a lock,
+`OutputLock`).
+
+Each row's speedup and energy efficiency are against on-demand on the same tokens and machine:
+each worker simulates on-demand once per trace and machine setting (batches keep a machine's
+points together, on-demand first) and keeps it, as it keeps each predictor setting's
+predictions, for the batches that follow.
+
+Ctrl-C: the workers of the local cluster ignore SIGINT (a Dask preload, `dask_setup`); the
+client closes the cluster quietly and raises `ExploreInterrupted`, whose message says how many
+points are finished and how to resume.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
 from stmoe.sim.comparison import dims_for
-from stmoe.sim.explore_spec import HARDWARE_PARAMETERS, Spec, read_spec
-from stmoe.sim.hardware import buffer_area_mm2, preset
+from stmoe.sim.explore_spec import HARDWARE_PARAMETERS, MAX_POINTS, Spec, read_spec, run_point, trace_digest
+from stmoe.sim.hardware import buffer_area_mm2
 from stmoe.sim.systems import get_system, predictions_note
-from stmoe.sim.timing import decode_tokens, simulate
+from stmoe.sim.timing import decode_tokens
 from stmoe.version import __version__
 
 MAX_BATCH = 64          # points per task: at tens of ms a point, a few seconds of work
 BATCHES_PER_WORKER = 4  # so that a slow batch does not leave the other workers idle at the end
+PREDICTIONS_KEPT_BYTES = 256 << 20   # a worker's predictions kept for later batches, at most
+ON_DEMAND_KEPT = 1 << 16             # on-demand results kept per worker (a few hundred bytes each)
+LOCK_NAME = ".explore.lock"          # a dot: Parquet readers skip it when they read the folder
 INSTALL_HINT = "pip install 'stmoe[explore]'"
+# Dask settings of the local cluster (its scheduler in this process, its workers). Dask's
+# housekeeping wakes each process tens of times a second (the event-loop tick every 20 ms, the
+# worker's stack profiler every 10 ms, the memory monitor every 100 ms, the system monitor
+# every 500 ms); each wake-up takes the GIL from the timing kernel. Measured with one worker on
+# a 400-point grid (on-demand and lru-cache, ~24 ms of CPU a point) on a machine other jobs kept
+# at a load of 8 on 2 cores: CPU outside the simulations fell from 2.1-2.3 to 0.3-0.6 ms a point
+# in the worker and from 3.8 to 0.6-1.1 ms in this process. The cost: the dashboard's profile
+# page stays empty and its system page updates every 2 s.
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+REFERENCE = "on-demand"
+
+
+def max_workers() -> int:
+    """More worker processes than this only queue for the cores (and time out heartbeats)."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def _require(module: str):
@@ -46,53 +84,92 @@ def _require(module: str):
         raise ConfigError(f"stmoe explore needs {module.split('.')[0]}: {INSTALL_HINT}") from None
 
 
-def simulate_point(trace, point: dict, dims, dims_notes, predictions=None) -> dict:
-    """One point's row: its inputs, the model sizes used, every field of `SimulationResult.row()`,
-    the energy breakdown flattened (energy_<part>_j, per token) and the buffer's SRAM area.
-    The speedup columns stay empty: a point is one run, with no on-demand run beside it."""
-    hw = preset(point["preset"], **{k: point[k] for k in HARDWARE_PARAMETERS if point[k] is not None})
-    knobs = {}
-    if get_system(point["system"]).tunable_predictor:
-        knobs = dict(predictor=point["predictor"], budget=point["budget"], lookahead=point["lookahead"])
-    elif point["lookahead"] is not None:
-        knobs = dict(lookahead=point["lookahead"])
-    r = simulate(trace, hw, point["system"], dims=dims, predictions=predictions, **knobs)
-    notes = list(dims_notes) + r.notes
-    if predictions is not None:
-        notes.append(predictions_note(point["predictor"], point["budget"], point["lookahead"], None))
+def _flat(fields: dict, prefix: str = "") -> dict:
+    """Result fields as flat columns: a dict-valued field (a breakdown, an interval) gives one
+    column per entry, `<field>_<entry>`; numpy scalars become Python ones."""
+    out = {}
+    for k, v in fields.items():
+        name = f"{prefix}{str(k).replace(' ', '_')}"
+        if isinstance(v, dict):
+            out |= _flat(v, f"{name}_")
+        else:
+            out[name] = v.item() if hasattr(v, "item") else list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def point_row(point: dict, result, reference, dims, notes) -> dict:
+    """One point's row: its inputs, the model sizes used, every field of `SimulationResult`
+    (dict fields flattened; the energy breakdown as energy_<part>_j, per token), the buffer's
+    SRAM area, and the speedups against `reference` (on-demand on the same tokens and machine)."""
+    result.relative_to(reference)
     row = dict(point)
-    row |= {"stmoe_version": __version__, "buffer_area_mm2": buffer_area_mm2(hw.buffer_bytes),
+    row |= {"stmoe_version": __version__, "buffer_area_mm2": buffer_area_mm2(point["buffer_bytes"]),
             "expert_bytes": float(dims.expert_bytes.mean()), "expert_macs": dims.expert_macs,
             "dense_bytes": float(dims.dense_bytes.mean()), "dense_macs": dims.dense_macs,
             "model_dims": dims.source}
-    row |= r.row()
-    row["notes"] = "; ".join(dict.fromkeys(notes))
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+    row |= _flat({k: v for k, v in result.row().items() if k not in row})
+    row["notes"] = "; ".join(dict.fromkeys([*notes, *result.notes]))
+    return _flat(row)
 
 
-def run_batch(trace, points: list[dict]) -> list[dict]:
-    """The rows of a batch of points on one trace; each predictor setting is predicted once."""
+# A worker's memory of earlier batches (module state: one per worker process). Keys start with
+# the run digest (trace content, and profile), so a trace never reads another's entries.
+_PREDICTIONS: OrderedDict = OrderedDict()   # (digest, predictor, budget, lookahead) -> [T, L, m]
+_ON_DEMAND: OrderedDict = OrderedDict()     # (digest, preset, machine settings) -> SimulationResult
+
+
+def _keep(cache: OrderedDict, key, value, full) -> None:
+    """Add an entry, then drop the oldest ones while `full(cache)` (the newest always stays)."""
+    cache[key] = value
+    while len(cache) > 1 and full(cache):
+        cache.popitem(last=False)
+
+
+def _predictions(trace, point: dict, profile, digest: str):
+    key = (digest, point["predictor"], point["budget"], point["lookahead"])
+    if key not in _PREDICTIONS:
+        decode = decode_tokens(trace, "decode")[0]
+        pred = predict(decode, point["predictor"], budget=point["budget"], lookahead=point["lookahead"],
+                       profile=profile)
+        _keep(_PREDICTIONS, key, pred, lambda c: sum(a.nbytes for a in c.values()) > PREDICTIONS_KEPT_BYTES)
+    return _PREDICTIONS[key]
+
+
+def _on_demand(trace, point: dict, dims, digest: str, result=None):
+    """On-demand on the point's tokens and machine: `result` when the point is on-demand itself."""
+    key = (digest, point["preset"], *(point[k] for k in HARDWARE_PARAMETERS))
+    if key not in _ON_DEMAND:
+        if result is None:
+            ref = dict(point, system=REFERENCE, lookahead=None, budget=None, predictor=None)
+            result = run_point(trace, ref, dims)
+        _keep(_ON_DEMAND, key, result, lambda c: len(c) > ON_DEMAND_KEPT)
+    return _ON_DEMAND[key]
+
+
+def run_batch(trace, points: list[dict], profile=None, digest: str | None = None) -> list[dict]:
+    """The rows of a batch of points on one trace (`profile`: st-moe's, or None). `digest`
+    names the trace and profile in the worker's kept predictions and on-demand results."""
+    digest = digest or trace_digest(trace)
     dims, dims_notes = dims_for(trace)
-    decode = None
-    cache = {}
     rows = []
     for p in points:
-        pred = None
+        pred, notes = None, list(dims_notes)
         if get_system(p["system"]).tunable_predictor:
-            knob = (p["predictor"], p["budget"], p["lookahead"])
-            if knob not in cache:
-                if decode is None:
-                    decode = decode_tokens(trace, "decode")[0]
-                cache[knob] = predict(decode, p["predictor"], budget=p["budget"], lookahead=p["lookahead"])
-            pred = cache[knob]
-        rows.append(simulate_point(trace, p, dims, dims_notes, pred))
+            pred = _predictions(trace, p, profile, digest)
+            notes.append(predictions_note(p["predictor"], p["budget"], p["lookahead"], profile))
+        r = run_point(trace, p, dims, pred, profile)
+        reference = _on_demand(trace, p, dims, digest, r if p["system"] == REFERENCE else None)
+        rows.append(point_row(p, r, reference, dims, notes))
     return rows
 
 
 def batches(points: list[dict], size: int) -> list[list[dict]]:
-    """Points in batches of at most `size`, one trace per batch, same-predictor points together."""
+    """Points in batches of at most `size`, one trace per batch; a machine setting's points
+    together, on-demand first (it is the others' reference), then by predictor setting."""
     def order(p):
-        return (p["trace"], str(p["predictor"]), p["budget"] or 0, p["lookahead"] or 0)
+        machine = tuple(-1.0 if p[k] is None else p[k] for k in HARDWARE_PARAMETERS)
+        return (p["trace"], p["preset"], machine, p["system"] != REFERENCE, str(p["predictor"]),
+                p["budget"] or 0, p["lookahead"] or 0)
     out = []
     for p in sorted(points, key=order):
         if not out or len(out[-1]) >= size or out[-1][0]["trace"] != p["trace"]:
@@ -106,8 +183,10 @@ def part_name(rows: list[dict]) -> str:
     return f"part-{hashlib.sha256(keys.encode()).hexdigest()[:24]}.parquet"
 
 
-# settings that only predictor-driven systems have (None for the others), with their Arrow types
-NULLABLE_COLUMNS = {"lookahead": "int64", "budget": "int64", "predictor": "string"}
+# settings that some points lack (a predictor's knobs, a profile, a preset's optional constants),
+# with their Arrow types
+NULLABLE_COLUMNS = {"lookahead": "int64", "budget": "int64", "predictor": "string", "profile": "string",
+                    **{k: "float64" for k in HARDWARE_PARAMETERS}}
 
 
 def write_part(out: Path, rows: list[dict]) -> Path:
@@ -154,6 +233,40 @@ def default_out(spec_path) -> Path:
     return p.with_suffix("") if p.suffix == ".toml" else p.with_name(p.name + "-results")
 
 
+class OutputLock:
+    """One run at a time writes into a results folder: an exclusive `flock` on
+    `out/.explore.lock`, which holds the holder's pid for the message. The kernel releases the
+    lock however its holder ends (killed included), so a lock left by a dead run is stale by
+    construction and the next run takes it. POSIX only (fcntl)."""
+
+    def __init__(self, out: Path):
+        import fcntl
+
+        self.path = out / LOCK_NAME
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise ConfigError(f"{out}: another stmoe explore (pid {holder}) is writing here; wait for "
+                                  "it to end, or give another output folder") from None
+            try:   # its last holder may have removed the file between our open and our lock
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)   # before closing: no one can lock a file then removed
+        os.close(self.fd)
+
+
 @dataclass
 class ExploreRun:
     """What one call of `explore` did."""
@@ -169,6 +282,10 @@ class ExploreRun:
     notes: list = field(default_factory=list)
 
 
+class ExploreInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message says what is finished and how to resume."""
+
+
 class TerminalProgress:
     """Points done, rate and time left: one line redrawn on a terminal at most twice a second;
     a new line every 10 s into a file or pipe, which cannot redraw."""
@@ -177,6 +294,13 @@ class TerminalProgress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.last = 0.0
+        self.open = False
+
+    def finish(self) -> None:
+        """End a line left open on a terminal, so that what follows starts on its own line."""
+        if self.tty and self.open:
+            self.stream.write("\n")
+            self.open = False
 
     def __call__(self, done: int, total: int, elapsed: float) -> None:
         now = time.monotonic()
@@ -188,7 +312,25 @@ class TerminalProgress:
         eta = f"{left:.0f} s left" if math.isfinite(left) else "time left unknown"
         start, end = ("\r", "\n" if done == total else "") if self.tty else ("", "\n")
         self.stream.write(f"{start}{done}/{total} points, {rate:.1f} points/s, {eta}   {end}")
+        self.open = not end
         self.stream.flush()
+
+
+def dask_setup(worker) -> None:
+    """Dask preload of the local cluster's workers: ignore SIGINT. Ctrl-C reaches every
+    process of the terminal's group; the client alone answers it (closing the cluster), so no
+    worker prints a traceback of its own. The worker's task log stays quiet below errors: a
+    batch cancelled by that close is expected, and a batch that fails reaches the client as
+    its exception, which the run reports."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+
+
+def check_workers(workers) -> None:
+    top = max_workers()
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= top):
+        raise ConfigError(f"workers: a whole number from 1 to {top} (4 per core), got {workers!r}")
 
 
 def _connect(scheduler: str | None, workers: int | None):
@@ -200,11 +342,29 @@ def _connect(scheduler: str | None, workers: int | None):
         except (OSError, TimeoutError, ValueError) as exc:   # ValueError: a malformed address
             raise ConfigError(f"scheduler {scheduler!r} is unreachable ({exc.__class__.__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})") from None
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ConfigError(f"workers: a whole number >= 1, got {workers!r}")
-    cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                       processes=True, dashboard_address=":0")
+    with _sigint_blocked(), _require("dask").config.set(LOCAL_CLUSTER_CONFIG):
+        cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                           processes=True, dashboard_address=":0", preload=[__name__])
     return distributed.Client(cluster), cluster
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """While the local cluster starts, SIGINT is ignored, so that the worker processes it
+    spawns inherit the ignored signal (a Ctrl-C cannot break them mid-import into tracebacks;
+    the preload `dask_setup` keeps a worker restarted later from it), and blocked in this
+    thread, so that a Ctrl-C meanwhile waits (Linux queues a blocked signal even when ignored)
+    and stops the run once the cluster is up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def dashboard_link(client) -> str | None:
@@ -213,13 +373,37 @@ def dashboard_link(client) -> str | None:
     return client.dashboard_link if "dashboard" in services else None
 
 
+class _Quiet:
+    """While we close a cluster we started: Dask's loggers in this process are silent (a
+    worker that a loaded machine keeps from stopping within 4 s is killed, with a warning that
+    tells the user nothing; a worker stopped mid-batch after Ctrl-C is expected), and after a
+    Ctrl-C, a second one is ignored, so that it cannot break the shutdown into tracebacks."""
+
+    def __init__(self, interrupted: bool):
+        self.sigint = interrupted and threading.current_thread() is threading.main_thread()
+
+    def __enter__(self):
+        if self.sigint:
+            self.handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.logger = logging.getLogger("distributed")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.CRITICAL + 1)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+        if self.sigint:
+            signal.signal(signal.SIGINT, self.handler)
+
+
 def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None = None,
-            batch_size: int | None = None, client=None, progress=None, log=None) -> ExploreRun:
-    """Run every point of `spec` (a path or a `Spec`) not already in `out` (default: beside
-    the spec, see `default_out`). `client`: an existing `distributed.Client` (then neither
-    `scheduler` nor `workers`). progress(done, total, seconds): called as batches finish
-    (default: a line on stderr). log(text): where the dashboard link and notes go (default print)."""
-    spec = spec if isinstance(spec, Spec) else read_spec(spec)
+            batch_size: int | None = None, client=None, progress=None, log=None,
+            max_points: int = MAX_POINTS) -> ExploreRun:
+    """Run every point of `spec` (a path, read with `max_points`, or a `Spec`) not already in
+    `out` (default: beside the spec, see `default_out`). `client`: an existing
+    `distributed.Client` (then neither `scheduler` nor `workers`). progress(done, total,
+    seconds): called as batches finish (default: a line on stderr). log(text): where the
+    dashboard link goes (default print). Ctrl-C raises `ExploreInterrupted`."""
+    spec = spec if isinstance(spec, Spec) else read_spec(spec, max_points=max_points)
     out = Path(out) if out is not None else default_out(spec.path)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"batch_size: a whole number >= 1, got {batch_size!r}")
@@ -227,24 +411,27 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
         raise ConfigError("explore: give a client, or a scheduler / workers, not both")
     if scheduler is not None and workers is not None:
         raise ConfigError(f"workers={workers!r} sizes a local cluster; the scheduler {scheduler!r} has its own workers")
+    check_workers(workers)
     _require("pyarrow")
     log = log or print
     progress = progress or TerminalProgress()
-    done_keys = finished_keys(out)
-    todo = [p for p in spec.points if p["key"] not in done_keys]
-    run = ExploreRun(out, len(spec.points), skipped=len(spec.points) - len(todo), notes=list(spec.notes))
-    if run.skipped:
+    run = ExploreRun(out, len(spec.points), notes=list(spec.notes))
+    if not {p["key"] for p in spec.points} - finished_keys(out):
+        run.skipped = run.points
         run.notes.append(f"{run.skipped} of {run.points} points already in {out}: skipped")
-    if not todo:
         return run
-    own = client is None
-    cluster = None
-    if own:
-        client, cluster = _connect(scheduler, workers)
-    distributed = _require("distributed")
-    futures = []
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = OutputLock(out)
+    own, cluster, futures, interrupted = client is None, None, [], False
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if own:
+            client, cluster = _connect(scheduler, workers)
+        done_keys = finished_keys(out)   # again, under the lock: an earlier run may have added some
+        todo = [p for p in spec.points if p["key"] not in done_keys]
+        run.skipped = len(spec.points) - len(todo)
+        if run.skipped:
+            run.notes.append(f"{run.skipped} of {run.points} points already in {out}: skipped")
         run.workers = len(client.scheduler_info()["workers"])
         run.dashboard = dashboard_link(client)
         if run.dashboard:
@@ -252,19 +439,34 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
         size = batch_size or max(1, min(MAX_BATCH, math.ceil(len(todo) / (max(run.workers, 1) * BATCHES_PER_WORKER))))
         used = {p["trace"] for p in todo}
         traces = client.scatter({n: t for n, t in spec.traces.items() if n in used}, broadcast=True, hash=False)
-        futures = [client.submit(run_batch, traces[b[0]["trace"]], b, pure=False) for b in batches(todo, size)]
+        profiles = {n: p for n, p in spec.profiles.items() if n in used and p is not None}
+        profiles = client.scatter(profiles, broadcast=True, hash=False) if profiles else {}
+        futures = [client.submit(run_batch, traces[b[0]["trace"]], b, profiles.get(b[0]["trace"]),
+                                 spec.digests[b[0]["trace"]], pure=False) for b in batches(todo, size)]
         start = time.monotonic()
-        for _, rows in distributed.as_completed(futures, with_results=True):
+        for _, rows in _require("distributed").as_completed(futures, with_results=True):
             write_part(out, rows)
             run.computed += len(rows)
             run.computed_keys += [r["key"] for r in rows]
             run.seconds = time.monotonic() - start
             progress(run.computed, len(todo), run.seconds)
+    except KeyboardInterrupt:
+        interrupted = True
+        if isinstance(progress, TerminalProgress):
+            progress.finish()
+        raise ExploreInterrupted(f"{run.skipped + run.computed} of {run.points} points finished in {out}; "
+                                 "run again with the same spec and output folder to resume (finished "
+                                 "points are skipped)") from None
     finally:
-        if futures:
-            client.cancel(futures)
-        if own:
-            client.close()
+        with _Quiet(interrupted) if own or interrupted else contextlib.nullcontext():
+            if futures and not own:   # a cluster we do not own goes on serving others
+                client.cancel(futures)
+            if own and client is not None:
+                client.close()
             if cluster is not None:
                 cluster.close()
+        lock.release()
+        if created and not _parts(out):
+            with contextlib.suppress(OSError):
+                out.rmdir()
     return run

@@ -17,12 +17,32 @@ parameters' values, plus optional seeded random samples drawn from the same list
     count = 20
     seed = 0
 
+    [profiles]                            # optional: what st-moe's tables are profiled on
+    "tiny-moe-code" = "split"             # or another trace (a name or a file)
+
+Range points are rounded: whole numbers for `lookahead`, `budget`, `buffer_bytes` and
+`macs_per_cycle`, 12 significant digits for the others (numpy's spacing leaves float noise,
+4194304.000000004); a rounding that changes a value by more than that noise, or merges two
+points, is said in the notes.
+
+Profiles: without one, st-moe's tables learn online only, from the simulated trace's earlier
+sequences. "split" applies `stmoe.splits.split`: st-moe is profiled on the trace's first half
+and every system on that trace simulates the second half. A trace given as profile must hold
+other tokens of the same model (checked as `stmoe simulate --profile` checks it). The row's
+`profile` column says which (None, "split" or the trace's name).
+
+Before any point runs, every value of every parameter is tried on a few tokens of each trace
+with each preset and system, so that a value that would fail on a worker (a buffer of 1e300
+bytes) is one line here; and a spec of more than `max_points` points (default 10^6) is refused
+before its grid is built.
+
 Parameters: any numeric `Hardware` field (an override of the preset), `lookahead`, `budget`
 and `predictor`. A system that does not use a knob (on-demand has no predictor) gets it as
 None, and the points that then coincide are run once; the run says how many collapsed.
 
-Each point has a key: the sha256 of the trace's content, the point's settings (the machine
-resolved from its preset) and the package version, so a result is reused only for the same routing, settings and model code.
+Each point has a key: the sha256 of the simulated trace's content (and its profile's), the
+point's settings (the machine resolved from its preset) and the package version, so a result is
+reused only for the same routing, settings and model code.
 """
 
 from __future__ import annotations
@@ -36,20 +56,28 @@ from pathlib import Path
 
 import numpy as np
 
-from stmoe.errors import ConfigError, StmoeError
+from stmoe.errors import ConfigError, StmoeError, one_line
 from stmoe.files import read_regular
 from stmoe.predictors import PREDICTORS
+from stmoe.predictors.base import check_compatible, check_disjoint
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import dims_for
 from stmoe.sim.hardware import Hardware, preset
 from stmoe.sim.systems import get_system, missing_input
+from stmoe.sim.timing import decode_tokens, simulate
+from stmoe.splits import split
 from stmoe.version import __version__
 
 HARDWARE_PARAMETERS = tuple(f.name for f in fields(Hardware) if f.name not in ("name", "notes", "dataflow"))
 PARAMETERS = HARDWARE_PARAMETERS + ("lookahead", "budget", "predictor")
 INTEGER_PARAMETERS = ("lookahead", "budget")
+WHOLE_PARAMETERS = ("buffer_bytes", "macs_per_cycle")   # counts: a range's points are whole numbers
+SIGNIFICANT_DIGITS = 12
 SPEC_MAX_BYTES = 1 << 20
-SPEC_FIELDS = ("traces", "presets", "systems", "parameters", "samples")
+MAX_POINTS = 10 ** 6        # a point's dict is ~2 KB before any work: 10^6 points are ~2 GB
+TRIAL_TOKENS = 8            # decode tokens each parameter value is tried on before the run
+SPLIT = "split"
+SPEC_FIELDS = ("traces", "presets", "systems", "parameters", "samples", "profiles")
 SAMPLE_FIELDS = ("count", "seed")
 RANGE_FIELDS = ("start", "stop", "num", "scale")
 DEFAULTS = {"lookahead": 1, "predictor": "st-moe"}   # budget: the trace's k
@@ -57,12 +85,14 @@ DEFAULTS = {"lookahead": 1, "predictor": "st-moe"}   # budget: the trace's k
 
 @dataclass
 class Spec:
-    """A validated spec: the loaded traces (by their name in the spec) and every point."""
+    """A validated spec: the traces simulated (by their name in the spec; with the "split"
+    profile, the trace's second half), their profiles, and every point."""
 
     path: str
     traces: dict
-    digests: dict               # trace name -> trace_digest
+    digests: dict               # trace name -> trace_digest of what is simulated (and its profile)
     points: list[dict]
+    profiles: dict = field(default_factory=dict)   # trace name -> profile Trace or None
     collapsed: int = 0          # grid points identical to another once unused knobs are dropped
     notes: list = field(default_factory=list)
 
@@ -77,6 +107,14 @@ def trace_digest(trace) -> str:
             h.update(np.ascontiguousarray(a).tobytes())
     h.update(json.dumps(trace.meta, sort_keys=True, default=str).encode())
     return h.hexdigest()
+
+
+def run_digest(trace, profile) -> str:
+    """The digest a point's key uses: the simulated trace's, and its profile's when it has one."""
+    digest = trace_digest(trace)
+    if profile is None:
+        return digest
+    return hashlib.sha256(f"{digest}:{trace_digest(profile)}".encode()).hexdigest()
 
 
 def point_key(digest: str, point: dict) -> str:
@@ -97,7 +135,17 @@ def knobs_used(system) -> set[str]:
     return set()
 
 
-def _values(where: str, name: str, given) -> list:
+def _rounded(name: str, v: float):
+    """A range point without numpy's float noise: a whole number for a count, else 12
+    significant digits."""
+    if name in INTEGER_PARAMETERS:
+        return int(round(v))
+    if name in WHOLE_PARAMETERS:
+        return float(round(v))
+    return float(f"{v:.{SIGNIFICANT_DIGITS}g}")
+
+
+def _values(where: str, name: str, given, notes: list) -> list:
     """A parameter's grid values: a non-empty list, or a {start, stop, num, scale} range."""
     if isinstance(given, dict):
         unknown = sorted(set(given) - set(RANGE_FIELDS))
@@ -112,19 +160,41 @@ def _values(where: str, name: str, given) -> list:
         if scale not in ("linear", "log"):
             raise ConfigError(f"{where}.scale: 'linear' or 'log', got {scale!r}")
         for f, v in (("start", start), ("stop", stop)):
-            if not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise ConfigError(f"{where}.{f}: a number, got {v!r}")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v):
+                raise ConfigError(f"{where}.{f}: a finite number, got {v!r}")
         if scale == "log" and (start <= 0 or stop <= 0):
             raise ConfigError(f"{where}: a log range needs positive start and stop, got {start!r}, {stop!r}")
-        vals = (np.geomspace if scale == "log" else np.linspace)(start, stop, num)
-        if name in INTEGER_PARAMETERS:
-            return sorted({int(round(v)) for v in vals})
-        return [float(v) for v in vals]
+        spaced = (np.geomspace if scale == "log" else np.linspace)(start, stop, num)
+        rounded = [_rounded(name, float(v)) for v in spaced]
+        values = list(dict.fromkeys(rounded))
+        # 12 significant digits move a value by < 1e-11 of itself: noise, not worth a note
+        if any(abs(r - v) > 1e-9 * abs(v) for r, v in zip(rounded, spaced)) or len(values) < num:
+            merged = f"; {num - len(values)} duplicates merged" if len(values) < num else ""
+            notes.append(f"{where.split(': ')[-1]}: the range's points rounded to whole numbers{merged}")
+        return values
     if not isinstance(given, list):
         raise ConfigError(f"{where}: a list of values or a {{start, stop, num}} range, got {given!r}")
     if not given:
         raise ConfigError(f"{where}: an empty list, so the grid is empty")
     return list(given)
+
+
+def _grid_size(path, params: dict, runs: int, samples: int, max_points: int) -> int:
+    """The number of points before any is built (a range counts its `num`), refused above
+    `max_points`: a range of 10^9 points would exhaust memory before the first simulation."""
+    settings = 1
+    for given in params.values():
+        if isinstance(given, dict):
+            num = given.get("num")
+            settings *= num if isinstance(num, int) and not isinstance(num, bool) and num >= 1 else 1
+        elif isinstance(given, list):
+            settings *= max(len(given), 1)
+    total = runs * (settings + samples)
+    if total > max_points:
+        raise ConfigError(f"{path}: the grid has {total:,} points ({runs} trace x preset x system runs of "
+                          f"{settings:,} settings{f' + {samples:,} samples' if samples else ''}), more than "
+                          f"the maximum of {max_points:,} (max_points; stmoe explore --max-points)")
+    return total
 
 
 def _check_value(where: str, name: str, v, traces: dict, presets: list[str]) -> None:
@@ -175,10 +245,10 @@ def _sample(rng, name: str, given, values: list):
         v = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
     else:
         v = float(rng.uniform(lo, hi))
-    return int(round(v)) if name in INTEGER_PARAMETERS else v
+    return _rounded(name, v)
 
 
-def read_spec(path) -> Spec:
+def read_spec(path, *, max_points: int = MAX_POINTS) -> Spec:
     """Parse and validate a spec file; every error names the file, the field and the value,
     and is raised before any simulation runs."""
     path = Path(path)
@@ -191,11 +261,47 @@ def read_spec(path) -> Spec:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return parse_spec(raw, path)
+    return parse_spec(raw, path, max_points=max_points)
 
 
-def parse_spec(raw: dict, path=Path("<spec>")) -> Spec:
+def _load(path: Path, where: str, name: str):
+    local = path.parent / name
+    try:
+        return load_trace(local if local.is_file() else name)
+    except StmoeError as exc:
+        raise ConfigError(f"{path}: {where}: {exc}") from None
+
+
+def _traces(path: Path, names: list[str], given) -> tuple[dict, dict, dict]:
+    """(simulated trace, profile or None, the profile's spec value) by trace name."""
+    if not isinstance(given, dict):
+        raise ConfigError(f"{path}: profiles: a table of trace = profile, got {given!r}")
+    for tname, value in given.items():
+        if tname not in names:
+            raise ConfigError(f"{path}: profiles.{tname}: not one of the spec's traces ({', '.join(names)})")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: profiles.{tname}: {SPLIT!r} or a trace name or file, got {value!r}")
+    traces, profiles = {}, {}
+    for n in names:
+        trace, value = _load(path, "traces", n), given.get(n)
+        profile = None
+        try:
+            if value == SPLIT:
+                profile, trace = split(trace)
+            elif value is not None:
+                profile = _load(path, f"profiles.{n}", value)
+                check_compatible(profile, trace)
+                check_disjoint(profile, trace)
+        except StmoeError as exc:
+            raise ConfigError(f"{path}: profiles.{n}: {exc}") from None
+        traces[n], profiles[n] = trace, profile
+    return traces, profiles, dict(given)
+
+
+def parse_spec(raw: dict, path=Path("<spec>"), *, max_points: int = MAX_POINTS) -> Spec:
     path = Path(path)
+    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+        raise ConfigError(f"max_points: a whole number >= 1, got {max_points!r}")
     unknown = sorted(set(raw) - set(SPEC_FIELDS))
     if unknown:
         raise ConfigError(f"{path}: unknown field {unknown[0]!r}; valid: {', '.join(SPEC_FIELDS)}")
@@ -203,33 +309,15 @@ def parse_spec(raw: dict, path=Path("<spec>")) -> Spec:
         if f not in raw:
             raise ConfigError(f"{path}: the field {f!r} is missing")
     names = _names(f"{path}: traces", raw["traces"], lambda g: None)
-    traces = {}
-    for n in names:
-        local = path.parent / n
-        try:
-            traces[n] = load_trace(local if local.is_file() else n)
-        except StmoeError as exc:
-            raise ConfigError(f"{path}: traces: {exc}") from None
     presets = _names(f"{path}: presets", raw["presets"], preset)
     systems = _names(f"{path}: systems", raw["systems"], get_system)
-    for system in systems:   # explored systems run with no profile
-        for t in traces.values():
-            missing = missing_input(system, t)
-            if missing:
-                raise ConfigError(f"{path}: systems: {missing}")
 
     params = raw.get("parameters", {})
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: parameters: a table of name = values, got {params!r}")
-    grid = {}
-    for name, given in params.items():
-        where = f"{path}: parameters.{name}"
+    for name in params:
         if name not in PARAMETERS:
-            raise ConfigError(f"{where}: unknown parameter; valid: {', '.join(PARAMETERS)}")
-        grid[name] = _values(where, name, given)
-        for v in grid[name]:
-            _check_value(where, name, v, traces, presets)
-
+            raise ConfigError(f"{path}: parameters.{name}: unknown parameter; valid: {', '.join(PARAMETERS)}")
     samples = raw.get("samples", {})
     if not isinstance(samples, dict):
         raise ConfigError(f"{path}: samples: a table with count and seed, got {samples!r}")
@@ -241,6 +329,26 @@ def parse_spec(raw: dict, path=Path("<spec>")) -> Spec:
         raise ConfigError(f"{path}: samples.count: a whole number >= 0, got {count!r}")
     if count and not isinstance(seed, int):
         raise ConfigError(f"{path}: samples.seed: a whole number (sampling is seeded), got {seed!r}")
+    _grid_size(path, params, len(names) * len(presets) * len(systems), count, max_points)
+
+    traces, profiles, profile_names = _traces(path, names, raw.get("profiles", {}))
+    for system in systems:
+        for n, t in traces.items():
+            missing = missing_input(system, t, profiles.get(n))
+            if missing:
+                raise ConfigError(f"{path}: systems: {missing} (trace {n})")
+    no_weights = [n for n, t in traces.items() if t.weights is None]
+    if "adap-gating" in systems and no_weights:
+        raise ConfigError(f"{path}: systems: adap-gating needs gate weights, and trace {no_weights[0]!r} has none")
+
+    notes: list[str] = []
+    grid = {}
+    for name, given in params.items():
+        where = f"{path}: parameters.{name}"
+        grid[name] = _values(where, name, given, notes)
+        for v in grid[name]:
+            _check_value(where, name, v, traces, presets)
+    _try_values(path, grid, traces, profiles, profile_names, presets, systems)
 
     settings = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
     rng = np.random.default_rng(seed)
@@ -250,30 +358,77 @@ def parse_spec(raw: dict, path=Path("<spec>")) -> Spec:
             _check_value(f"{path}: samples: parameters.{n}", n, v, traces, presets)
         settings.append(drawn)
 
-    digests = {n: trace_digest(t) for n, t in traces.items()}
+    digests = {n: run_digest(traces[n], profiles[n]) for n in traces}
+    plain = {n: trace_digest(traces[n]) for n in traces}
     points, seen, collapsed = [], set(), 0
     for tname, p, s, setting in itertools.product(traces, presets, systems, settings):
-        point = _point(tname, traces[tname], p, s, setting)
-        key = point_key(digests[tname], point)
+        point = _point(tname, traces[tname], p, s, setting, profile_names.get(tname))
+        key = point_key(digests[tname] if "predictor" in knobs_used(s) else plain[tname], point)
         if key in seen:
             collapsed += 1
             continue
         seen.add(key)
         points.append(point | {"key": key})
-    notes = []
     if collapsed:
         notes.append(f"{collapsed} grid points collapsed into others: their systems ignore the knobs "
                      "that told them apart (e.g. on-demand has no lookahead, budget or predictor)")
-    return Spec(str(path), traces, digests, points, collapsed, notes)
+    for n, value in profile_names.items():
+        if value == SPLIT:
+            notes.append(f"profiles.{n}: split (stmoe.splits.split): st-moe profiled on "
+                         f"{profiles[n].num_tokens} tokens, every system simulated on the other "
+                         f"{traces[n].num_tokens}")
+    return Spec(str(path), traces, digests, points, profiles=profiles, collapsed=collapsed, notes=notes)
 
 
-def _point(tname: str, trace, preset_name: str, system: str, setting: dict) -> dict:
+def _try_values(path, grid: dict, traces: dict, profiles: dict, profile_names: dict, presets, systems) -> None:
+    """Run the smallest and the largest value of each parameter (and each predictor) on a few
+    decode tokens of each trace, with each preset and system and the other parameters at
+    their defaults: a value that would fail on a worker fails here, in one line, before the
+    run. Values in between, and samples (drawn between a range's ends), pass if both ends do."""
+    tried = {n: (v if n == "predictor" else list(dict.fromkeys([min(v), max(v)]))) for n, v in grid.items()}
+    for tname, trace in traces.items():
+        few, prof = _first(trace), None if profiles[tname] is None else _first(profiles[tname])
+        dims, _ = dims_for(trace)
+        for p, s in itertools.product(presets, systems):
+            for name, values in (tried or {None: [None]}).items():
+                for v in values:
+                    point = _point(tname, trace, p, s, {} if name is None else {name: v}, profile_names.get(tname))
+                    try:
+                        run_point(few, point, dims, profile=prof)
+                    except Exception as exc:   # whatever would fail on a worker: one line, now
+                        what = f"parameters.{name}: {v!r}" if name else "the presets' defaults"
+                        raise ConfigError(f"{path}: {what} fails with preset {p!r}, system {s!r} on trace "
+                                          f"{tname!r}: {one_line(exc)}") from None
+
+
+def _first(trace):
+    """The first few decode tokens of a trace: enough to exercise a point's whole setup."""
+    decode = decode_tokens(trace, "decode")[0]
+    return decode.select(tokens=np.arange(decode.num_tokens) < TRIAL_TOKENS)
+
+
+def run_point(trace, point: dict, dims, predictions=None, profile=None):
+    """The `SimulationResult` of one point on its (simulated) trace; `predictions`: the
+    predictor's output for it, when the caller computed it already."""
+    hw = preset(point["preset"], **{k: point[k] for k in HARDWARE_PARAMETERS if point[k] is not None})
+    knobs = {}
+    if get_system(point["system"]).prefetch == "predictor":
+        knobs = dict(predictor=point["predictor"], budget=point["budget"], lookahead=point["lookahead"],
+                     profile=profile)
+    elif point["lookahead"] is not None:
+        knobs = dict(lookahead=point["lookahead"])
+    return simulate(trace, hw, point["system"], dims=dims, predictions=predictions, **knobs)
+
+
+def _point(tname: str, trace, preset_name: str, system: str, setting: dict, profile: str | None) -> dict:
     used = knobs_used(system)
     knobs = {"lookahead": DEFAULTS["lookahead"], "budget": trace.top_k, "predictor": DEFAULTS["predictor"]}
     knobs |= {k: v for k, v in setting.items() if k in knobs}
     # the resolved machine, not only the overrides: a preset constant changed in the code
     # changes the key, so its old results are not reused
     hw = preset(preset_name, **{k: float(v) for k, v in setting.items() if k in HARDWARE_PARAMETERS})
-    return {"trace": tname, "preset": preset_name, "system": system,
+    # "split" changes what every system simulates; a profile trace only what a predictor learns
+    profile = profile if profile == SPLIT or "predictor" in used else None
+    return {"trace": tname, "preset": preset_name, "system": system, "profile": profile,
             **{k: (int(v) if k in INTEGER_PARAMETERS else v) if k in used else None for k, v in knobs.items()},
             **{k: (None if getattr(hw, k) is None else float(getattr(hw, k))) for k in HARDWARE_PARAMETERS}}
