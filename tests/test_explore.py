@@ -199,7 +199,9 @@ def test_range_points_are_rounded_and_a_rounding_that_matters_is_noted(tmp_path)
     assert sorted({p["buffer_bytes"] for p in spec.points}) == [float(2 ** i) for i in range(20, 27)]
     assert sorted({p["link_bandwidth"] for p in spec.points}) == [1e9, 1333333333.33, 1666666666.67, 2e9]
     assert not [n for n in spec.notes if "rounded" in n]     # only float noise was removed
+    # macs_per_cycle on a roofline preset: the accelerator's PE array must be square
     path.write_text(path.read_text().replace("num = 7", "num = 4").replace(', scale = "log" }', " }")
+                    .replace('presets = ["accelerator"]', 'presets = ["gpu-pcie"]')
                     + 'macs_per_cycle = { start = 100, stop = 101, num = 4 }\n')
     spec = read_spec(path)
     assert sorted({p["buffer_bytes"] for p in spec.points}) == [1048576.0, 23068672.0, 45088768.0, 67108864.0]
