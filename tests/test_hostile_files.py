@@ -287,9 +287,25 @@ def test_npz_arrays_over_the_limit(tmp_path, capsys, monkeypatch):
      "meta.synthetic: must be a bool, got 'false'"),
     ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "caveats": "x"}}, "meta.caveats"),
     ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "top_k": "2"}}, "meta.top_k"),
+    # the machine model computes with these: true would be a 1-byte expert
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "expert_bytes": [True, True]}},
+     ("meta.expert_bytes: must be a list of 2 byte counts", "got True")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "expert_bytes": [8]}},
+     ("meta.expert_bytes: must be a list of 2 byte counts", "got [8]")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "expert_bytes": [8, 1.5]}},
+     ("meta.expert_bytes", "got 1.5")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "expert_bytes": "big"}},
+     ("meta.expert_bytes", "got big")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "model_config": [1]}},
+     "meta.model_config: must be a dict"),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "model_config": {"hidden": "2048"}}},
+     ("meta.model_config.hidden: must be an integer", "got 2048")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "model_config": {"ffn": 0}}},
+     ("meta.model_config.ffn", "got 0")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "dtype": 16}}, "meta.dtype: must be a str"),
 ])
 def test_npz_header_and_meta_types(tmp_path, capsys, header, words):
-    refused(npz(tmp_path, {}, header=header), capsys, words)
+    refused(npz(tmp_path, {}, header=header), capsys, *([words] if isinstance(words, str) else words))
 
 
 @pytest.mark.parametrize("members,words", [
@@ -340,3 +356,16 @@ def test_meta_with_a_lone_surrogate_is_refused_at_read(tmp_path, capsys):
     the report from writing text out."""
     with pytest.raises(TraceError, match="lone surrogate"):
         Trace(np.zeros((2, 1, 1), int), num_experts=2, meta={"model": "\ud800"})
+
+
+def test_duplicate_check_at_top_1024_is_fast_and_still_finds_a_duplicate(tmp_path, capsys):
+    # k(k-1)/2 slot compares took about 9 s for these 100 cells; sorting each cell takes ms
+    import time
+    rng = np.random.default_rng(0)
+    ids = np.argsort(rng.random((100, 1, 2048)), axis=2)[:, :, :1024]
+    start = time.perf_counter()
+    Trace(ids, num_experts=2048)
+    assert time.perf_counter() - start < 2.0
+    ids[57, 0, 900] = ids[57, 0, 3]
+    with pytest.raises(TraceError, match=f"expert id {ids[57, 0, 3]} appears twice at token 57, layer 0"):
+        Trace(ids, num_experts=2048)
