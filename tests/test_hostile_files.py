@@ -236,6 +236,23 @@ def test_csv_duplicates_and_second_header(tmp_path, capsys):
             capsys, "layer 0 is described twice")
 
 
+def test_csv_rows_out_of_step_order_load_in_step_order(tmp_path, capsys):
+    # written last step first: read as written, the turn played backwards
+    first, second = ((1, 2), (3, 0)), ((0, 3), (2, 1))
+    rows = csv_token(0, 1, experts=second) + csv_token(0, 0, experts=first) + csv_token(1, 0)
+    tr = load_trace(csv_file(tmp_path, rows))
+    assert tr.expert_ids[:2].tolist() == [list(map(list, first)), list(map(list, second))]
+    assert tr.sequence.tolist() == [0, 0, 1]
+    assert "rows were not in step order: tokens are ordered by step within each turn" in tr.meta["caveats"]
+    in_order = load_trace(csv_file(tmp_path, csv_token(0, 0) + csv_token(0, 1), name="in_order.csv"))
+    assert not any("step order" in c for c in in_order.meta["caveats"])
+
+
+def test_csv_conflicting_phases_for_one_token_are_refused(tmp_path, capsys):
+    rows = [r for r in csv_token(0, 0, phase=0) if r[3] == 0] + [r for r in csv_token(0, 0, phase=1) if r[3] == 1]
+    refused(csv_file(tmp_path, rows), capsys, "line 6: phase 1 for turn 0, step 0, which line 4 gives phase 0")
+
+
 # ---------------------------------------------------------------- native .npz
 def npz(tmp_path, members: dict, header=None, name="t.npz"):
     """A native trace whose header and members are exactly what the test says."""

@@ -3,7 +3,9 @@
 Layout: ``#`` comment lines (``# route_trace v1``, ``# model=... n_layer=L n_expert=E
 n_expert_used=k``, one ``# layer=i expert_bytes=n dense_bytes=n`` per layer), then a CSV header
 and one row per (step, layer, slot). ``turn`` is a conversation turn (one sequence each),
-``phase`` 0 = prefill, 1 = decode, ``step`` the token position.
+``phase`` 0 = prefill, 1 = decode, ``step`` the token position: tokens are ordered by step
+within each turn whatever the rows' order (said in the caveats when it differs), and a token
+whose rows disagree on its phase is an error.
 
 Integers are ASCII digits (no "1.0", "1_000" or "+1"); a header key or layer line given twice,
 a cell given twice or a layer with only some of its k slots is an error; a layer some tokens do
@@ -137,16 +139,24 @@ def read_route_trace(path: str | Path) -> Trace:
         j = int(np.argmax(~np.isfinite(weight)))
         raise TraceError(f"{path}: line {first_data_line + 1 + j}: weight {weight[j]} is not finite")
 
-    # Tokens are (turn, step) pairs, in order of first appearance.
-    pairs, first, inverse = np.unique(np.stack([turn, step], axis=1), axis=0, return_index=True,
-                                      return_inverse=True)
-    inverse = inverse.reshape(-1)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    t = rank[inverse]
-    steps = pairs[order, 1]
-    T = len(order)
+    # Tokens are (turn, step) pairs: turns in order of first appearance, each turn's tokens in
+    # step order (the step is the token's position, whatever order the rows were written in).
+    turns, turn_first, turn_of = np.unique(turn, return_index=True, return_inverse=True)
+    turn_rank = np.empty(len(turns), dtype=np.int64)
+    turn_rank[np.argsort(turn_first, kind="stable")] = np.arange(len(turns))
+    pairs, first, inverse = np.unique(np.stack([turn_rank[turn_of.reshape(-1)], step], axis=1), axis=0,
+                                      return_index=True, return_inverse=True)
+    t = inverse.reshape(-1)   # np.unique sorts the pairs: by turn rank, then step
+    steps = pairs[:, 1]
+    T = len(pairs)
+    out_of_order = bool(np.any(np.diff(first) < 0))
+    tok_phase = phase[first]
+    conflict = tok_phase[t] != phase
+    if conflict.any():
+        j = int(np.argmax(conflict))
+        raise TraceError(f"{path}: line {first_data_line + 1 + j}: phase {int(phase[j])} for turn "
+                         f"{int(turn[j])}, step {int(step[j])}, which line "
+                         f"{first_data_line + 1 + int(first[t[j]])} gives phase {int(tok_phase[t[j]])}")
     check_cells(path, T, L, k, len(weight))
 
     ids = np.full((T, L, k), -1, dtype=np.int16)
@@ -159,10 +169,7 @@ def read_route_trace(path: str | Path) -> Trace:
                          f"{int(layer[j])}, slot {int(slot[j])} appears more than once")
     ids.reshape(-1)[cell] = expert
     w.reshape(-1)[cell] = weight
-    tok_phase = np.zeros(T, dtype=np.int64)
-    tok_phase[t] = phase
-    tok_turn = np.zeros(T, dtype=np.int64)
-    tok_turn[t] = turn
+    tok_turn = turn[first]
 
     partial = (ids >= 0).sum(axis=2)
     holes = (partial > 0) & (partial < k)
@@ -177,6 +184,8 @@ def read_route_trace(path: str | Path) -> Trace:
     if stock and stock[1] != k:
         caveats.append(f"k overridden: the engine routed top-{k}, not {stock[0]}'s stock top-{stock[1]}; "
                        f"weights are renormalised over the {k} chosen experts")
+    if out_of_order:
+        caveats.append("rows were not in step order: tokens are ordered by step within each turn")
     caveats += unrouted_caveats(ids, tok_phase)
     model = fields.get("model", "unknown")
     meta = {
