@@ -43,9 +43,17 @@ MAX_TEXT_BYTES = _bytes_from_env("STMOE_MAX_TEXT_BYTES", 128 << 20)
 MAX_ARRAY_BYTES = _bytes_from_env("STMOE_MAX_ARRAY_BYTES", 2 << 30)
 
 
+def check_name(path, error=StmoeError) -> None:
+    """An `error` for a file name the system cannot take: a NUL byte (the C string ends there;
+    Python raises a bare ValueError)."""
+    if "\x00" in os.fsdecode(path):
+        raise error(f"{os.fsdecode(path)!r}: a file name cannot hold a NUL byte")
+
+
 def open_regular(path: Path) -> BinaryIO:
     """`path` opened for binary reading, or a TraceError if it is missing, a directory, empty or
     not a regular file. Opening with O_NONBLOCK keeps a FIFO from blocking until fstat refuses it."""
+    check_name(path, TraceError)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
@@ -105,6 +113,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Call `write` on a temporary file beside `path`, then rename it over `path`. Any OSError
     (disk full, read-only directory) becomes one StmoeError naming `path`; the temporary file is
     removed on every failure."""
+    check_name(path)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:60]}.", suffix=".tmp")

@@ -30,7 +30,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from stmoe.errors import TraceError, one_line
-from stmoe.files import MAX_ARRAY_BYTES, atomic_write, open_regular
+from stmoe.files import MAX_ARRAY_BYTES, atomic_write, check_name, open_regular
 
 PREFILL = 0
 DECODE = 1
@@ -410,6 +410,7 @@ def _write_npz(fh, arrays: dict[str, np.ndarray]) -> None:
 
 def check_save_path(path: str | os.PathLike) -> Path:
     """The path `Trace.save` will write, checked before any costly work produces the trace."""
+    check_name(path, TraceError)
     path = Path(path)
     if path.suffix != ".npz":
         raise TraceError(f"{path}: native traces are saved as .npz")

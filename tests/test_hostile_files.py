@@ -386,3 +386,51 @@ def test_duplicate_check_at_top_1024_is_fast_and_still_finds_a_duplicate(tmp_pat
     ids[57, 0, 900] = ids[57, 0, 3]
     with pytest.raises(TraceError, match=f"expert id {ids[57, 0, 3]} appears twice at token 57, layer 0"):
         Trace(ids, num_experts=2048)
+
+
+# ---------------------------------------------------------------- library errors that are not stmoe's
+def test_csv_field_over_the_csv_module_limit(tmp_path, capsys):
+    rows = csv_token(0, 0) + [(0, 1, 1, 0, 0, 1, "5" * 140_000)]
+    refused(csv_file(tmp_path, rows), capsys, "line 8: not CSV (field larger than field limit")
+
+
+@pytest.mark.parametrize("where", ["header", "row"])
+def test_jsonl_integer_too_long_for_python(tmp_path, capsys, where):
+    big = "9" * 5000
+    if where == "header":
+        path = tmp_path / "t.jsonl"
+        path.write_text('{"row_type": "header", "schema": "simllm-preplay-trace-v2", "provenance": '
+                        '{"expert_count": %s, "top_k": 2, "moe_layer_indices": [0, 1]}}\n' % big
+                        + json.dumps(token(0)) + "\n")
+        refused(path, capsys, "not a simllm trace")
+    else:
+        line = json.dumps(token(0, request_id=0)).replace('"request_id": 0', f'"request_id": {big}')
+        refused(jsonl_file(tmp_path, [line]), capsys, "line 2: a number too long to read")
+
+
+def test_jsonl_gate_weight_beyond_any_float(tmp_path, capsys):
+    routing = [{"layer_index": 0, "expert_ids": [1, 2], "gate_weights": [10 ** 400, 0.4]},
+               {"layer_index": 1, "expert_ids": [3, 0], "gate_weights": [0.7, 0.3]}]
+    refused(jsonl_file(tmp_path, [token(0, routing=routing)]), capsys,
+            "line 2: layer 0: gate_weights", "holds a number too large for a float")
+
+
+@pytest.mark.parametrize("name", ["b" * 5000 + ".npz", "b" * 5000, "x" * 300 + ".csv"])
+def test_file_name_too_long_is_one_line_that_keeps_the_problem(tmp_path, capsys, name):
+    assert main(["info", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "unexpected" not in err, err
+    assert err.rstrip().endswith("File name too long)") and str(tmp_path) in err, err
+
+
+def test_nul_byte_in_a_file_name(tmp_path, capsys):
+    for name in ("a\x00b.csv", "a\x00b.npz", "a\x00b"):
+        with pytest.raises(TraceError, match="a file name cannot hold a NUL byte"):
+            load_trace(tmp_path / name)
+        assert main(["info", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert "\\x00" in err and "\x00" not in err and "unexpected" not in err, err
+    with pytest.raises(TraceError, match="a file name cannot hold a NUL byte"):
+        synthetic_trace(8, 2, 4, 2, seed=0).save(tmp_path / "a\x00.npz")
+    assert main(["report", "--out", str(tmp_path / "r\x00"), "tiny-moe-code"]) == 2
+    assert "a file name cannot hold a NUL byte" in capsys.readouterr().err

@@ -79,6 +79,13 @@ def _parse_header(path: Path, comments: list[str]) -> tuple[dict, dict[int, int]
 def _parse_rows(path: Path, body: list[str], first_data_line: int):
     """The routing rows as integer columns and weights, every value checked as it is read."""
     reader = csv.reader(body)
+    try:
+        return _parse_row_values(path, reader, first_data_line)
+    except csv.Error as exc:   # a field over csv's size limit, an unterminated quote at the end...
+        raise TraceError(f"{path}: line {first_data_line + reader.line_num - 1}: not CSV ({exc})") from None
+
+
+def _parse_row_values(path: Path, reader, first_data_line: int):
     header = next(reader)
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:

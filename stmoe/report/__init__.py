@@ -16,7 +16,7 @@ from stmoe.charts import render_svg
 from stmoe.charts.comparison import recall_bars_chart, system_speedup_chart
 from stmoe.charts.sensitivity import tornado_chart
 from stmoe.errors import ConfigError, StmoeError, one_line
-from stmoe.files import atomic_write
+from stmoe.files import atomic_write, check_name
 from stmoe.readers.catalog import load_trace, project_traces
 from stmoe.report import html
 from stmoe.report.study import study
@@ -44,6 +44,7 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
                  progress: Callable[[str], None] = lambda msg: None) -> dict:
     """Run the study on each trace and write `report.html`, `summary.json` and figures to
     out_dir. Returns the summary (with `failed`: traces that could not be loaded or studied)."""
+    check_name(out_dir, ConfigError)
     out = Path(out_dir)
     blocker = next((p for p in (out, *out.parents) if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
