@@ -22,7 +22,7 @@ from stmoe.errors import StmoeError, TraceError
 # objects: 107 MB of CSV (4.6 million routing rows) peaks at 1.4 GB, so the default, 128 MiB,
 # stays under 2 GB. A 200k-token,
 # 48-layer, top-8 native trace inflates to about 0.5 GB. The environment variables raise the limits.
-def _bytes_from_env(name: str, default: int) -> int:
+def bytes_from_env(name: str, default: int) -> int:
     """A byte limit from the environment ("1e9" and "1000000000" alike); a value that is not a
     positive number keeps the default, said on stderr (an import must not fail on it)."""
     text = os.environ.get(name)
@@ -39,8 +39,8 @@ def _bytes_from_env(name: str, default: int) -> int:
     return int(value)
 
 
-MAX_TEXT_BYTES = _bytes_from_env("STMOE_MAX_TEXT_BYTES", 128 << 20)
-MAX_ARRAY_BYTES = _bytes_from_env("STMOE_MAX_ARRAY_BYTES", 2 << 30)
+MAX_TEXT_BYTES = bytes_from_env("STMOE_MAX_TEXT_BYTES", 128 << 20)
+MAX_ARRAY_BYTES = bytes_from_env("STMOE_MAX_ARRAY_BYTES", 2 << 30)
 
 
 def check_name(path, error=StmoeError) -> None:

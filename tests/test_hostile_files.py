@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from stmoe import Trace, TraceError, load_trace, synthetic_trace
+from stmoe import ConfigError, Trace, TraceError, load_trace, synthetic_trace
 from stmoe.cli import main
 from stmoe.trace import MAX_EXPERTS
 
@@ -434,3 +434,38 @@ def test_nul_byte_in_a_file_name(tmp_path, capsys):
         synthetic_trace(8, 2, 4, 2, seed=0).save(tmp_path / "a\x00.npz")
     assert main(["report", "--out", str(tmp_path / "r\x00"), "tiny-moe-code"]) == 2
     assert "a file name cannot hold a NUL byte" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- memory by the trace's shape
+@pytest.fixture
+def wide(tmp_path):
+    """A valid trace of 512 experts: its layer x expert x expert tables are MBs, not GBs."""
+    rng = np.random.default_rng(0)
+    ids = np.argsort(rng.random((200, 64)), axis=1)[:, :4].reshape(100, 2, 4) * 8
+    return Trace(ids, num_experts=512, sequence=np.repeat([0, 1], 50)).save(tmp_path / "wide.npz")
+
+
+@pytest.mark.parametrize("argv,what", [
+    (["predict", "--predictor", "st-moe"], "predictor 'st-moe'"),
+    (["predict", "--predictor", "trained"], "predictor 'trained'"),
+    (["simulate", "--system", "st-moe", "--hidden", "64", "--ffn", "32"], "predictor 'st-moe'"),
+    (["analyze"], "analyze"),
+])
+def test_tables_over_the_memory_limit_are_refused_before_allocating(monkeypatch, capsys, wide, argv, what):
+    monkeypatch.setattr("stmoe.predictors.base.MAX_TABLE_BYTES", 1 << 20)
+    assert main([argv[0], str(wide), *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"{wide}: {what} needs about" in err and "2 layers x 512 experts" in err, err
+    assert "over the 1,048,576-byte limit (raise STMOE_MAX_TABLE_BYTES" in err, err
+    # a predictor without pair tables still runs at that limit
+    assert main(["predict", str(wide), "--predictor", "popularity"]) == 0
+
+
+def test_the_default_table_limit_refuses_32767_experts():
+    from stmoe.predictors.base import MAX_TABLE_BYTES, check_table_memory
+    ids = np.arange(8, dtype=np.int16).reshape(1, 1, 8) * 4000
+    tr = Trace(np.concatenate([ids, ids + 1]), num_experts=MAX_EXPERTS)
+    assert MAX_TABLE_BYTES == 2 << 30
+    with pytest.raises(ConfigError, match="st-moe.* needs about 8,589,410,312 bytes for 1 layer x 32767 experts"):
+        check_table_memory(tr, "predictor 'st-moe'", 8)
