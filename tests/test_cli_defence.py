@@ -172,3 +172,27 @@ def test_record_refuses_unknown_torch_names_before_loading(tmp_path, capsys, opt
     assert main(["record", "no/such-model", "-o", str(tmp_path / "o.npz"), "--text", str(text), option, value]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{option} {value!r}: not a torch" in err
+
+
+def test_record_with_the_hub_unreachable_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch):
+    # Nothing listens on 127.0.0.1:9, so the connection is refused at once; transformers alone
+    # retries each file with backoff (48 s and 23 lines with no network; 56 s for this test)
+    pytest.importorskip("transformers")
+    import time
+
+    from stmoe.recording.recorder import hub_unreachable
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    hub_unreachable.cache_clear()   # asked once per process: ask again with this endpoint
+    start = time.perf_counter()
+    try:
+        assert main(["record", "no-such-org/no-such-moe", "-o", str(tmp_path / "o.npz"), "--prompt", "hi"]) == 2
+    finally:
+        hub_unreachable.cache_clear()
+    assert time.perf_counter() - start < 15
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert ("model 'no-such-org/no-such-moe': not in the local Hugging Face cache, and the hub "
+            "127.0.0.1:9 is unreachable: Connection refused") in err, err
