@@ -18,10 +18,11 @@ from typing import BinaryIO, Callable
 from stmoe.errors import StmoeError, TraceError
 
 # Bytes of one text trace file read into memory (route_trace CSV, simllm JSON lines), and of the
-# arrays one native trace may inflate to. Parsing text costs several times its size in Python
-# objects: 107 MB of CSV (4.6 million routing rows) peaks at 1.4 GB, so the default, 128 MiB,
-# stays under 2 GB. A 200k-token,
-# 48-layer, top-8 native trace inflates to about 0.5 GB. The environment variables raise the limits.
+# arrays one native trace may inflate to. Reading text costs several times its size: 120 MB of
+# CSV (4.6 million routing rows) peaks at 1.2 GB, or 2.6 GB when its rows fill only 1/48 of the
+# grid the header claims, so the default, 128 MiB, stays under 3 GB. A 200k-token, 48-layer,
+# top-8 native trace with gate weights inflates to about 0.5 GB and peaks at 0.65 GB. The
+# environment variables raise the limits.
 def bytes_from_env(name: str, default: int) -> int:
     """A byte limit from the environment ("1e9" and "1000000000" alike); a value that is not a
     positive number keeps the default, said on stderr (an import must not fail on it)."""
