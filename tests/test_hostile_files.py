@@ -400,7 +400,7 @@ def test_jsonl_integer_too_long_for_python(tmp_path, capsys, where):
     if where == "header":
         path = tmp_path / "t.jsonl"
         path.write_text('{"row_type": "header", "schema": "simllm-preplay-trace-v2", "provenance": '
-                        '{"expert_count": %s, "top_k": 2, "moe_layer_indices": [0, 1]}}\n' % big
+                        f'{{"expert_count": {big}, "top_k": 2, "moe_layer_indices": [0, 1]}}}}\n'
                         + json.dumps(token(0)) + "\n")
         refused(path, capsys, "not a simllm trace")
     else:
@@ -473,7 +473,8 @@ def test_the_default_table_limit_refuses_32767_experts():
 
 # ---------------------------------------------------------------- memory while reading
 def _peak_bytes_per_cell(path):
-    import tracemalloc   # numpy reports its buffers to tracemalloc: deterministic, unlike RSS
+    import tracemalloc  # numpy reports its buffers to tracemalloc: deterministic, unlike RSS
+
     from stmoe.readers import read_trace_file
     read_trace_file(path)   # modules a first read imports are not the reader's memory
     tracemalloc.start()

@@ -34,7 +34,7 @@ def renderer_problem() -> str | None:
     if not limits:
         return None
     try:
-        done = subprocess.run([sys.executable, "-c", _TRY], capture_output=True, timeout=300)
+        done = subprocess.run([sys.executable, "-c", _TRY], capture_output=True, timeout=300, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"vl-convert could not be tried ({exc})"
     if done.returncode == 0:
