@@ -30,4 +30,7 @@ def one_line(exc: BaseException) -> str:
     else:
         text = f"unexpected {type(exc).__name__}: {exc}"
     text = " ".join(text.split())
-    return text if len(text) <= 400 else text[:397] + "..."
+    # a control character (from a file name or a field) shown escaped keeps the line one line
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    # the middle goes, not the end: a long file name must not push out what is wrong with it
+    return text if len(text) <= 400 else text[:240] + " ... " + text[-155:]

@@ -18,11 +18,12 @@ from typing import BinaryIO, Callable
 from stmoe.errors import StmoeError, TraceError
 
 # Bytes of one text trace file read into memory (route_trace CSV, simllm JSON lines), and of the
-# arrays one native trace may inflate to. Parsing text costs several times its size in Python
-# objects: 107 MB of CSV (4.6 million routing rows) peaks at 1.4 GB, so the default, 128 MiB,
-# stays under 2 GB. A 200k-token,
-# 48-layer, top-8 native trace inflates to about 0.5 GB. The environment variables raise the limits.
-def _bytes_from_env(name: str, default: int) -> int:
+# arrays one native trace may inflate to. Reading text costs several times its size: 120 MB of
+# CSV (4.6 million routing rows) peaks at 1.2 GB, or 2.6 GB when its rows fill only 1/48 of the
+# grid the header claims, so the default, 128 MiB, stays under 3 GB. A 200k-token, 48-layer,
+# top-8 native trace with gate weights inflates to about 0.5 GB and peaks at 0.65 GB. The
+# environment variables raise the limits.
+def bytes_from_env(name: str, default: int) -> int:
     """A byte limit from the environment ("1e9" and "1000000000" alike); a value that is not a
     positive number keeps the default, said on stderr (an import must not fail on it)."""
     text = os.environ.get(name)
@@ -39,13 +40,21 @@ def _bytes_from_env(name: str, default: int) -> int:
     return int(value)
 
 
-MAX_TEXT_BYTES = _bytes_from_env("STMOE_MAX_TEXT_BYTES", 128 << 20)
-MAX_ARRAY_BYTES = _bytes_from_env("STMOE_MAX_ARRAY_BYTES", 2 << 30)
+MAX_TEXT_BYTES = bytes_from_env("STMOE_MAX_TEXT_BYTES", 128 << 20)
+MAX_ARRAY_BYTES = bytes_from_env("STMOE_MAX_ARRAY_BYTES", 2 << 30)
+
+
+def check_name(path, error=StmoeError) -> None:
+    """An `error` for a file name the system cannot take: a NUL byte (the C string ends there;
+    Python raises a bare ValueError)."""
+    if "\x00" in os.fsdecode(path):
+        raise error(f"{os.fsdecode(path)!r}: a file name cannot hold a NUL byte")
 
 
 def open_regular(path: Path) -> BinaryIO:
     """`path` opened for binary reading, or a TraceError if it is missing, a directory, empty or
     not a regular file. Opening with O_NONBLOCK keeps a FIFO from blocking until fstat refuses it."""
+    check_name(path, TraceError)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
@@ -105,6 +114,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Call `write` on a temporary file beside `path`, then rename it over `path`. Any OSError
     (disk full, read-only directory) becomes one StmoeError naming `path`; the temporary file is
     removed on every failure."""
+    check_name(path)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:60]}.", suffix=".tmp")

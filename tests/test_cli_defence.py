@@ -113,6 +113,7 @@ def test_report_disk_full_is_one_line(monkeypatch, tmp_path, small, capsys):
         raise StmoeError(f"{path}: cannot write (No space left on device)")
 
     monkeypatch.setattr("stmoe.report.atomic_write", full)
+    monkeypatch.setattr("stmoe.report.figures.atomic_write", full)
     assert main(["report", str(small), "--out", str(tmp_path / "out")]) == 2
     last = capsys.readouterr().err.splitlines()[-1]  # after the progress lines
     assert last.startswith("stmoe: error: ") and last.endswith(".svg: cannot write (No space left on device)")
@@ -172,3 +173,55 @@ def test_record_refuses_unknown_torch_names_before_loading(tmp_path, capsys, opt
     assert main(["record", "no/such-model", "-o", str(tmp_path / "o.npz"), "--text", str(text), option, value]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{option} {value!r}: not a torch" in err
+
+
+def test_record_with_the_hub_unreachable_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch):
+    # Nothing listens on 127.0.0.1:9, so the connection is refused at once; transformers alone
+    # retries each file with backoff (48 s and 23 lines with no network; 56 s for this test)
+    pytest.importorskip("transformers")
+    import time
+
+    from stmoe.recording.recorder import hub_unreachable
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    hub_unreachable.cache_clear()   # asked once per process: ask again with this endpoint
+    start = time.perf_counter()
+    try:
+        assert main(["record", "no-such-org/no-such-moe", "-o", str(tmp_path / "o.npz"), "--prompt", "hi"]) == 2
+    finally:
+        hub_unreachable.cache_clear()
+    assert time.perf_counter() - start < 15
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert ("model 'no-such-org/no-such-moe': not in the local Hugging Face cache, and the hub "
+            "127.0.0.1:9 is unreachable: Connection refused") in err, err
+
+
+def test_report_under_a_virtual_memory_limit_is_written_without_charts(tmp_path, small):
+    # vl-convert's V8 aborts the whole process (SIGTRAP) when it cannot reserve its address space
+    import json
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    out = tmp_path / "rep"
+    done = subprocess.run([sys.executable, "-m", "stmoe", "report", str(small), "--out", str(out)],
+                          preexec_fn=limit, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 1, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("stmoe: the report has no charts") and "ulimit -v 3145728 KiB" in last, last
+    page = (out / "report.html").read_text()
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert "synthetic-seed0-recall.vl.json" in figures and "synthetic-seed0-accelerator.vl.json" in figures
+    assert all(name.endswith(".vl.json") for name in figures), figures
+    assert "Charts not rendered" in page and page.count("chart not rendered") == len(figures)
+    spec = json.loads((out / "figures" / "synthetic-seed0-recall.vl.json").read_text())
+    assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["charts_not_rendered"].startswith("vl-convert's JavaScript engine did not start")
+    assert len(summary["traces"]) == 1 and not summary["failed"]

@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from stmoe import Trace, TraceError, load_trace, synthetic_trace
+from stmoe import ConfigError, Trace, TraceError, load_trace, synthetic_trace
 from stmoe.cli import main
 from stmoe.trace import MAX_EXPERTS
 
@@ -236,6 +236,23 @@ def test_csv_duplicates_and_second_header(tmp_path, capsys):
             capsys, "layer 0 is described twice")
 
 
+def test_csv_rows_out_of_step_order_load_in_step_order(tmp_path, capsys):
+    # written last step first: read as written, the turn played backwards
+    first, second = ((1, 2), (3, 0)), ((0, 3), (2, 1))
+    rows = csv_token(0, 1, experts=second) + csv_token(0, 0, experts=first) + csv_token(1, 0)
+    tr = load_trace(csv_file(tmp_path, rows))
+    assert tr.expert_ids[:2].tolist() == [list(map(list, first)), list(map(list, second))]
+    assert tr.sequence.tolist() == [0, 0, 1]
+    assert "rows were not in step order: tokens are ordered by step within each turn" in tr.meta["caveats"]
+    in_order = load_trace(csv_file(tmp_path, csv_token(0, 0) + csv_token(0, 1), name="in_order.csv"))
+    assert not any("step order" in c for c in in_order.meta["caveats"])
+
+
+def test_csv_conflicting_phases_for_one_token_are_refused(tmp_path, capsys):
+    rows = [r for r in csv_token(0, 0, phase=0) if r[3] == 0] + [r for r in csv_token(0, 0, phase=1) if r[3] == 1]
+    refused(csv_file(tmp_path, rows), capsys, "line 6: phase 1 for turn 0, step 0, which line 4 gives phase 0")
+
+
 # ---------------------------------------------------------------- native .npz
 def npz(tmp_path, members: dict, header=None, name="t.npz"):
     """A native trace whose header and members are exactly what the test says."""
@@ -287,9 +304,25 @@ def test_npz_arrays_over_the_limit(tmp_path, capsys, monkeypatch):
      "meta.synthetic: must be a bool, got 'false'"),
     ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "caveats": "x"}}, "meta.caveats"),
     ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "top_k": "2"}}, "meta.top_k"),
+    # the machine model computes with these: true would be a 1-byte expert
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "expert_bytes": [True, True]}},
+     ("meta.expert_bytes: must be a list of 2 byte counts", "got True")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "expert_bytes": [8]}},
+     ("meta.expert_bytes: must be a list of 2 byte counts", "got [8]")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "expert_bytes": [8, 1.5]}},
+     ("meta.expert_bytes", "got 1.5")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "expert_bytes": "big"}},
+     ("meta.expert_bytes", "got big")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "model_config": [1]}},
+     "meta.model_config: must be a dict"),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "model_config": {"hidden": "2048"}}},
+     ("meta.model_config.hidden: must be an integer", "got 2048")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "model_config": {"ffn": 0}}},
+     ("meta.model_config.ffn", "got 0")),
+    ({"format": "stmoe-trace", "version": 1, "meta": {"num_experts": 4, "dtype": 16}}, "meta.dtype: must be a str"),
 ])
 def test_npz_header_and_meta_types(tmp_path, capsys, header, words):
-    refused(npz(tmp_path, {}, header=header), capsys, words)
+    refused(npz(tmp_path, {}, header=header), capsys, *([words] if isinstance(words, str) else words))
 
 
 @pytest.mark.parametrize("members,words", [
@@ -340,3 +373,132 @@ def test_meta_with_a_lone_surrogate_is_refused_at_read(tmp_path, capsys):
     the report from writing text out."""
     with pytest.raises(TraceError, match="lone surrogate"):
         Trace(np.zeros((2, 1, 1), int), num_experts=2, meta={"model": "\ud800"})
+
+
+def test_duplicate_check_at_top_1024_is_fast_and_still_finds_a_duplicate(tmp_path, capsys):
+    # k(k-1)/2 slot compares took about 9 s for these 100 cells; sorting each cell takes ms
+    import time
+    rng = np.random.default_rng(0)
+    ids = np.argsort(rng.random((100, 1, 2048)), axis=2)[:, :, :1024]
+    start = time.perf_counter()
+    Trace(ids, num_experts=2048)
+    assert time.perf_counter() - start < 2.0
+    ids[57, 0, 900] = ids[57, 0, 3]
+    with pytest.raises(TraceError, match=f"expert id {ids[57, 0, 3]} appears twice at token 57, layer 0"):
+        Trace(ids, num_experts=2048)
+
+
+# ---------------------------------------------------------------- library errors that are not stmoe's
+def test_csv_field_over_the_csv_module_limit(tmp_path, capsys):
+    rows = csv_token(0, 0) + [(0, 1, 1, 0, 0, 1, "5" * 140_000)]
+    refused(csv_file(tmp_path, rows), capsys, "line 8: not CSV (field larger than field limit")
+
+
+@pytest.mark.parametrize("where", ["header", "row"])
+def test_jsonl_integer_too_long_for_python(tmp_path, capsys, where):
+    big = "9" * 5000
+    if where == "header":
+        path = tmp_path / "t.jsonl"
+        path.write_text('{"row_type": "header", "schema": "simllm-preplay-trace-v2", "provenance": '
+                        f'{{"expert_count": {big}, "top_k": 2, "moe_layer_indices": [0, 1]}}}}\n'
+                        + json.dumps(token(0)) + "\n")
+        refused(path, capsys, "not a simllm trace")
+    else:
+        line = json.dumps(token(0, request_id=0)).replace('"request_id": 0', f'"request_id": {big}')
+        refused(jsonl_file(tmp_path, [line]), capsys, "line 2: a number too long to read")
+
+
+def test_jsonl_gate_weight_beyond_any_float(tmp_path, capsys):
+    routing = [{"layer_index": 0, "expert_ids": [1, 2], "gate_weights": [10 ** 400, 0.4]},
+               {"layer_index": 1, "expert_ids": [3, 0], "gate_weights": [0.7, 0.3]}]
+    refused(jsonl_file(tmp_path, [token(0, routing=routing)]), capsys,
+            "line 2: layer 0: gate_weights", "holds a number too large for a float")
+
+
+@pytest.mark.parametrize("name", ["b" * 5000 + ".npz", "b" * 5000, "x" * 300 + ".csv"])
+def test_file_name_too_long_is_one_line_that_keeps_the_problem(tmp_path, capsys, name):
+    assert main(["info", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "unexpected" not in err, err
+    assert err.rstrip().endswith("File name too long)") and str(tmp_path) in err, err
+
+
+def test_nul_byte_in_a_file_name(tmp_path, capsys):
+    for name in ("a\x00b.csv", "a\x00b.npz", "a\x00b"):
+        with pytest.raises(TraceError, match="a file name cannot hold a NUL byte"):
+            load_trace(tmp_path / name)
+        assert main(["info", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert "\\x00" in err and "\x00" not in err and "unexpected" not in err, err
+    with pytest.raises(TraceError, match="a file name cannot hold a NUL byte"):
+        synthetic_trace(8, 2, 4, 2, seed=0).save(tmp_path / "a\x00.npz")
+    assert main(["report", "--out", str(tmp_path / "r\x00"), "tiny-moe-code"]) == 2
+    assert "a file name cannot hold a NUL byte" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- memory by the trace's shape
+@pytest.fixture
+def wide(tmp_path):
+    """A valid trace of 512 experts: its layer x expert x expert tables are MBs, not GBs."""
+    rng = np.random.default_rng(0)
+    ids = np.argsort(rng.random((200, 64)), axis=1)[:, :4].reshape(100, 2, 4) * 8
+    return Trace(ids, num_experts=512, sequence=np.repeat([0, 1], 50)).save(tmp_path / "wide.npz")
+
+
+@pytest.mark.parametrize("argv,what", [
+    (["predict", "--predictor", "st-moe"], "predictor 'st-moe'"),
+    (["predict", "--predictor", "trained"], "predictor 'trained'"),
+    (["simulate", "--system", "st-moe", "--hidden", "64", "--ffn", "32"], "predictor 'st-moe'"),
+    (["analyze"], "analyze"),
+])
+def test_tables_over_the_memory_limit_are_refused_before_allocating(monkeypatch, capsys, wide, argv, what):
+    monkeypatch.setattr("stmoe.predictors.base.MAX_TABLE_BYTES", 1 << 20)
+    assert main([argv[0], str(wide), *argv[1:]]) == 2
+    all_err = capsys.readouterr().err
+    err = all_err.splitlines()[-1]   # after any progress lines
+    assert err.startswith("stmoe: error: ") and "Traceback" not in all_err, all_err
+    assert f"{wide}: {what} needs about" in err and "2 layers x 512 experts" in err, err
+    assert "over the 1,048,576-byte limit (raise STMOE_MAX_TABLE_BYTES" in err, err
+    # a predictor without pair tables still runs at that limit
+    assert main(["predict", str(wide), "--predictor", "popularity"]) == 0
+
+
+def test_the_default_table_limit_refuses_32767_experts():
+    from stmoe.predictors.base import MAX_TABLE_BYTES, check_table_memory
+    ids = np.arange(8, dtype=np.int16).reshape(1, 1, 8) * 4000
+    tr = Trace(np.concatenate([ids, ids + 1]), num_experts=MAX_EXPERTS)
+    assert MAX_TABLE_BYTES == 2 << 30
+    with pytest.raises(ConfigError, match="st-moe.* needs about 8,589,410,312 bytes for 1 layer x 32767 experts"):
+        check_table_memory(tr, "predictor 'st-moe'", 8)
+
+
+# ---------------------------------------------------------------- memory while reading
+def _peak_bytes_per_cell(path):
+    import tracemalloc  # numpy reports its buffers to tracemalloc: deterministic, unlike RSS
+
+    from stmoe.readers import read_trace_file
+    read_trace_file(path)   # modules a first read imports are not the reader's memory
+    tracemalloc.start()
+    try:
+        trace = read_trace_file(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak / trace.expert_ids.size
+
+
+def test_a_sparse_csv_reads_without_a_count_per_cell(tmp_path):
+    # 48 layers claimed, one routed (1/48 of the grid): a count per grid cell (8 bytes) and the
+    # rows as Python ints took 20.9 bytes a cell at peak; the trace itself holds 6 (ids + weights)
+    rows = "".join(f"0,1,{s},0,{j},{(s * 7 + 16 * j) % 128},0.123456\n" for s in range(10_000) for j in range(8))
+    path = tmp_path / "sparse.csv"
+    path.write_text(CSV_HEAD.format(L=48, E=128, k=8) + COLUMNS + rows)
+    assert _peak_bytes_per_cell(path) < 14
+
+
+def test_a_native_trace_reads_without_a_second_id_grid(tmp_path):
+    # ids stored as bytes are widened to int16 in place: 5.0 bytes a cell at peak before, 3.2 now
+    rng = np.random.default_rng(0)
+    ids = (rng.integers(0, 128, size=(2000, 48, 1), dtype=np.int16) + np.arange(8, dtype=np.int16) * 16) % 128
+    path = Trace(ids, num_experts=128).save(tmp_path / "t.npz")
+    assert _peak_bytes_per_cell(path) < 4

@@ -1,6 +1,7 @@
 """`stmoe report [TRACE ...] [--out DIR]`: the main job. Exit status: 0 when every trace was
-studied, 1 when some (or all) failed (the report lists them, with their error), 2 on a bad
-argument or an output that cannot be written."""
+studied, 1 when some (or all) failed (the report lists them, with their error) or the charts
+could not be rendered (the report is written without them), 2 on a bad argument or an output
+that cannot be written."""
 
 from __future__ import annotations
 
@@ -46,4 +47,7 @@ def run(args) -> int:
     for f in summary["failed"]:
         print(f"failed: {f['trace']}: {f['error']}")
     print(f"report: {args.out}/report.html ({time.perf_counter() - start:.1f} s)")
-    return 1 if summary["failed"] else 0
+    if summary["charts_not_rendered"]:
+        print(f"stmoe: the report has no charts (their Vega-Lite specs are in {args.out}/figures): "
+              f"{summary['charts_not_rendered']}", file=sys.stderr)
+    return 1 if summary["failed"] or summary["charts_not_rendered"] else 0

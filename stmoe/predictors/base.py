@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from stmoe.errors import ConfigError
+from stmoe.files import bytes_from_env
 from stmoe.predictors.kernel import count_hits
 from stmoe.trace import Trace
 
@@ -25,6 +26,22 @@ def issue_point(num_layers: int, lookahead: int) -> tuple[np.ndarray, np.ndarray
     source = target - lookahead
     offset = np.where(source < 0, -1, 0)
     return offset.astype(np.int64), np.where(source < 0, source + num_layers, source).astype(np.int64)
+
+
+# Bytes a predictor's or an analysis' tables may take. They grow as layers x experts^2: st-moe's
+# take 13 MB at Qwen3-30B-A3B's 48 x 128 x 128, but 17 GB for one layer of 32,767 experts.
+MAX_TABLE_BYTES = bytes_from_env("STMOE_MAX_TABLE_BYTES", 2 << 30)
+
+
+def check_table_memory(trace: Trace, what: str, bytes_per_pair: float, extra: float = 0) -> None:
+    """Refuse before allocating when `what` would hold more than MAX_TABLE_BYTES: about
+    `bytes_per_pair` per (layer, expert, expert) of `trace`, plus `extra` bytes."""
+    L, E = trace.num_layers, trace.num_experts
+    estimate = int(L * E * E * bytes_per_pair + extra)
+    if estimate > MAX_TABLE_BYTES:
+        raise ConfigError(f"{trace.label}: {what} needs about {estimate:,} bytes for {L} layer{'s' * (L != 1)} x "
+                          f"{E} experts (tables grow as layers x experts^2), over the "
+                          f"{MAX_TABLE_BYTES:,}-byte limit (raise STMOE_MAX_TABLE_BYTES to run it)")
 
 
 def cell_hits(pred: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,12 +142,17 @@ class Predictor:
         lookahead = check_lookahead(lookahead, trace.num_layers)
         if self.profile is not None:
             check_compatible(self.profile, trace)
+        check_table_memory(trace, f"predictor {self.name!r}", *self._table_bytes(trace))
         out = self._predict(trace, budget, lookahead)
         assert out.shape == (trace.num_tokens, trace.num_layers, budget)
         return out.astype(np.int16, copy=False)
 
     def _predict(self, trace: Trace, budget: int, lookahead: int) -> np.ndarray:
         raise NotImplementedError
+
+    def _table_bytes(self, trace: Trace) -> tuple[float, float]:
+        """(bytes per (layer, expert, expert), other bytes) the prediction will hold at most."""
+        return 0.0, 0.0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.knobs.items())})"

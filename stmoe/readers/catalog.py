@@ -22,6 +22,7 @@ from pathlib import Path
 import pooch
 
 from stmoe.errors import TraceError
+from stmoe.files import check_name
 from stmoe.readers import read_trace_file
 from stmoe.trace import Trace
 
@@ -210,10 +211,15 @@ def load_trace(path_or_name: str | os.PathLike) -> Trace:
         return load_public(text)
     if not text.strip():
         raise TraceError(f"trace: an empty path or name ({text!r})")
+    check_name(text, TraceError)
     path = Path(text)
-    if path.is_dir():
+    try:
+        is_dir, missing = path.is_dir(), not path.exists() and not path.is_symlink()
+    except OSError as exc:   # a name too long for the system (ENAMETOOLONG), a loop of links...
+        raise TraceError(f"{text}: cannot open ({exc.strerror or exc})") from None
+    if is_dir:
         raise TraceError(f"{text}: is a directory, not a trace file")
-    if path.suffix == "" and not path.exists() and not path.is_symlink():
+    if path.suffix == "" and missing:
         names = ", ".join(dict.fromkeys([*bundled(), *PUBLIC]))
         raise TraceError(f"{text}: neither a trace file nor a known trace name (known: {names})")
     return read_trace_file(path)

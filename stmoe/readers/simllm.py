@@ -31,7 +31,7 @@ ROUTING_ROW_TYPES = ("forward-token", "observed-dispatch")
 def looks_like(first_line: str) -> bool:
     try:
         row = json.loads(first_line)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):   # ValueError: JSONDecodeError, or an over-long integer
         return False
     return isinstance(row, dict) and row.get("schema") in SCHEMAS
 
@@ -43,6 +43,8 @@ def _parse(path: Path, lineno: int, line: str) -> dict:
         raise TraceError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
     except RecursionError:
         raise TraceError(f"{path}: line {lineno}: JSON nested too deeply") from None
+    except ValueError as exc:   # an integer of more digits than Python converts (4,300 by default)
+        raise TraceError(f"{path}: line {lineno}: a number too long to read ({exc})") from None
     if not isinstance(row, dict):
         raise TraceError(f"{path}: line {lineno}: expected a JSON object, got {type(row).__name__}")
     return row
@@ -182,7 +184,11 @@ def read_simllm(path: str | Path) -> Trace:
                 raise TraceError(f"{path}: line {lineno}: layer {lid}: gate_weights must be {k} "
                                  f"numbers, got {str(gw)[:80]}")
             else:
-                weights[t, layer_pos[lid]] = [float("nan") if x is None else x for x in gw]
+                try:
+                    weights[t, layer_pos[lid]] = [float("nan") if x is None else float(x) for x in gw]
+                except OverflowError:   # an integer beyond any float
+                    raise TraceError(f"{path}: line {lineno}: layer {lid}: gate_weights {str(gw)[:80]} "
+                                     "holds a number too large for a float") from None
     caveats = unrouted_caveats(ids, phase)
     if 0 < without_weights < entries:
         caveats.append(f"gate weights missing on {without_weights} of {entries} routing entries: "

@@ -18,8 +18,12 @@ torch and transformers are imported only when recording, so `import stmoe` needs
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import inspect
+import os
 import re
+import socket
+import urllib.parse
 from typing import Any, Iterable
 
 import numpy as np
@@ -143,12 +147,41 @@ def _as_sequences(inputs, tokenizer) -> list[list[int]]:
     return seqs
 
 
+# Seconds to wait for the hub to accept a connection before using only the local cache.
+HUB_CONNECT_TIMEOUT = 3.0
+
+
+@functools.cache
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub (HF_ENDPOINT) cannot be reached, or None. Asked once, with one
+    short connection: unreached, transformers retries each file for about a minute (48 s and 23
+    lines for a hub id with no network). Behind a proxy the proxy decides, so it is not asked."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                                       "ALL_PROXY", "all_proxy")):
+        return None
+    url = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (80 if url.scheme == "http" else 443)
+    where = f"{url.hostname}:{port}"
+    try:
+        socket.create_connection((url.hostname, port), timeout=HUB_CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        return f"the hub {where} is unreachable: {exc.strerror or exc}"
+    return None
+
+
 def from_pretrained(loader, model_id: str, **kwargs):
     """`loader.from_pretrained` with a missing model, an unreachable hub or a bad revision
-    reported as one RecordError line (transformers raises OSError with a long hint)."""
+    reported as one RecordError line (transformers raises OSError with a long hint). A hub id
+    with the hub unreachable is looked up in the local cache only, at once."""
+    offline = None
+    if not os.path.isdir(model_id) and not kwargs.get("local_files_only") \
+            and os.environ.get("HF_HUB_OFFLINE", "0") in ("", "0") and (offline := hub_unreachable()):
+        kwargs["local_files_only"] = True
     try:
         return loader.from_pretrained(model_id, **kwargs)
     except (OSError, ValueError) as exc:
+        if offline:
+            raise RecordError(f"model {model_id!r}: not in the local Hugging Face cache, and {offline}") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RecordError(f"model {model_id!r}: cannot load ({first})") from None
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from stmoe.bootstrap import with_interval
-from stmoe.charts import render_svg
 from stmoe.charts.comparison import recall_bars_chart, system_speedup_chart
 from stmoe.charts.sensitivity import tornado_chart
 from stmoe.errors import ConfigError, StmoeError, one_line
-from stmoe.files import atomic_write
+from stmoe.files import atomic_write, check_name
 from stmoe.readers.catalog import load_trace, project_traces
 from stmoe.report import html
+from stmoe.report.figures import renderer_problem, save_figure
 from stmoe.report.study import study
 from stmoe.sim.comparison import readable
 from stmoe.sim.sensitivity import Sensitivity
@@ -43,7 +43,9 @@ def default_traces() -> list[str]:
 def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
                  progress: Callable[[str], None] = lambda msg: None) -> dict:
     """Run the study on each trace and write `report.html`, `summary.json` and figures to
-    out_dir. Returns the summary (with `failed`: traces that could not be loaded or studied)."""
+    out_dir. Returns the summary (with `failed`: traces that could not be loaded or studied, and
+    `charts_not_rendered`: why the charts are Vega-Lite specs instead of figures, or None)."""
+    check_name(out_dir, ConfigError)
     out = Path(out_dir)
     blocker = next((p for p in (out, *out.parents) if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
@@ -53,6 +55,7 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
     except OSError as exc:
         raise ConfigError(f"out_dir {str(out)!r}: cannot create the report directory "
                           f"({exc.strerror or exc})") from None
+    problem = renderer_problem()
     results, failed, sections = [], [], []
     for name in traces:
         start = time.perf_counter()
@@ -70,7 +73,7 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
         res["trace"] = str(name)
         res["seconds"] = round(time.perf_counter() - start, 2)
         results.append(res)
-        sections.append(_section(res, out))
+        sections.append(_section(res, out, problem))
         progress(f"{trace.label}: done in {res['seconds']:.1f} s")
     intro = ("<p>What a spatio-temporal expert prefetcher (ST-MoE, arXiv 2606.15453) buys on each "
              "trace below: how predictable expert requests are one layer ahead (recall at budget "
@@ -78,16 +81,18 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
              "in latency and energy on three hardware presets, against on-demand loading and against "
              "the cache baselines (lru-cache, hot-set, speculative-gate) that show what prediction "
              "adds over caching.</p>")
+    if problem:
+        intro += f"<p class='failed'>Charts not rendered: {html.esc(problem)}.</p>"
     if failed:
         intro += "<p class='failed'>" + "<br>".join(html.esc(f"{f['trace']}: {f['error']}") for f in failed) + "</p>"
     page = html.page("stmoe report", intro, sections, __version__)
     _atomic_write(out / "report.html", page.encode())
-    summary = {"traces": results, "failed": failed, "version": __version__}
+    summary = {"traces": results, "failed": failed, "charts_not_rendered": problem, "version": __version__}
     _atomic_write(out / "summary.json", json.dumps(summary, indent=1, default=str).encode())
     return summary
 
 
-def _section(res: dict, out: Path) -> str:
+def _section(res: dict, out: Path, problem: str | None) -> str:
     s = res["summary"]
     slug = _slug(s["name"])
     parts = [f"<h2>{html.esc(res['label'])}</h2>",
@@ -109,7 +114,7 @@ def _section(res: dict, out: Path) -> str:
     chart = recall_bars_chart(rows, f"{res['label']}: {phase} recall at m = {budget}", chance=chance,
                          sort_by_recall=True)
     parts.append(f"<h3>Prediction ({phase} tokens, chance m/E = {chance:.3f})</h3>")
-    parts.append(html.figure(_save_figure(chart, out, f"{slug}-recall"),
+    parts.append(html.figure(save_figure(chart, out, f"{slug}-recall", problem),
                              f"Recall one layer ahead at budget m = {budget}; the dashed line is chance."))
     parts.append(html.table([{**r, "recall [95% CI]": with_interval(r, "recall")} for r in rows],
                             ["predictor", "phase", "budget", "recall [95% CI]", "precision", "exact", "cells"]))
@@ -119,16 +124,16 @@ def _section(res: dict, out: Path) -> str:
         chart = system_speedup_chart(block["rows"], f"{res['label']} on {hw_name}")
         parts.append(f"<h3>Systems on the {html.esc(hw_name)} preset (decode)</h3>" if "," not in hw_name
                      else f"<h3>Systems on the {html.esc(hw_name)} (decode)</h3>")
-        parts.append(html.figure(_save_figure(chart, out, f"{slug}-{_slug(hw_name)}"),
+        parts.append(html.figure(save_figure(chart, out, f"{slug}-{_slug(hw_name)}", problem),
                                  "Speedup and energy efficiency over on-demand; * changes routing."))
         parts.append(html.table([readable(r) for r in block["rows"]]))
         parts += [f"<p class='note'>note: {html.esc(n)}</p>" for n in block["notes"]]
     for block in res.get("sensitivity", {}).values():
-        parts.append(_sensitivity_section(Sensitivity(**block), res["label"], out, slug))
+        parts.append(_sensitivity_section(Sensitivity(**block), res["label"], out, slug, problem))
     return "".join(parts)
 
 
-def _sensitivity_section(result: Sensitivity, label: str, out: Path, slug: str) -> str:
+def _sensitivity_section(result: Sensitivity, label: str, out: Path, slug: str, problem: str | None) -> str:
     chart = tornado_chart(result, f"{label} on {result.hardware}: each assumed constant over its range")
     rows = [{"constant": r["field"], "preset": f"{r['value']:.4g} {r['unit']}",
              "range": f"{r['low']:.4g} to {r['high']:.4g}", "speedup": f"{r['speedup_low']:.3f} to "
@@ -136,18 +141,9 @@ def _sensitivity_section(result: Sensitivity, label: str, out: Path, slug: str) 
              f"{r['energy_efficiency_high']:.3f}", "source of the range": r["source"]} for r in result.rows]
     return "".join([
         f"<h3>Sensitivity to the {html.esc(result.hardware)} preset's assumed constants (decode)</h3>",
-        html.figure(_save_figure(chart, out, f"{slug}-{_slug(result.hardware)}-sensitivity"),
+        html.figure(save_figure(chart, out, f"{slug}-{_slug(result.hardware)}-sensitivity", problem),
                     f"st-moe over on-demand: {result.speedup:.3f}x speedup and {result.energy_efficiency:.3f}x "
                     "energy efficiency at the preset (dashed); each bar is one constant set to one end of "
                     "its range, the others kept; largest swing first."),
         html.table(rows),
         *[f"<p class='note'>note: {html.esc(n)}</p>" for n in result.notes]])
-
-
-def _save_figure(chart, out: Path, stem: str) -> str:
-    import vl_convert as vlc
-
-    svg = render_svg(chart)
-    _atomic_write(out / "figures" / f"{stem}.svg", svg.encode())
-    _atomic_write(out / "figures" / f"{stem}.png", vlc.vegalite_to_png(chart.to_dict(), scale=2))
-    return svg
