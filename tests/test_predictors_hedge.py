@@ -40,9 +40,9 @@ def decode_recalls(scored: Trace, profile: Trace) -> dict:
     experts routed), so recall is 1 - the bound's loss per token."""
     decode = scored.phase == 1
     assert (scored.expert_ids[decode] >= 0).all()
-    res = evaluate(scored, ["st-moe", *SINGLE], profile=profile, phases="decode")
+    res = evaluate(scored, [make("st-moe", hedge=True), *SINGLE], profile=profile, phases="decode")
     assert all(r["cells"] == decode.sum() * scored.num_layers for r in res.rows)
-    return {r["predictor"]: r["recall"] for r in res.rows}
+    return {r["predictor"].replace("[hedge=True]", ""): r["recall"] for r in res.rows}
 
 
 @pytest.mark.parametrize("name", ["tiny-moe-code", "tiny-moe-prose", "qwen3-30b-a3b"])
@@ -72,7 +72,7 @@ def test_converges_to_the_perfect_member():
     predictions."""
     tr = functional_trace(T=600)
     bad = {"tune": "none", "spatial_weight": 0.0, "transition_weight": 0.0, "history_weight": 2.0}
-    hedged = make("st-moe", **bad).fit(None)
+    hedged = make("st-moe", hedge=True, **bad).fit(None)
     pred = hedged.predict_trace(tr, 2)
     combination = predict(tr, "st-moe", hedge=False, **bad)
     cct = predict(tr, "cct")
@@ -93,7 +93,7 @@ def test_every_cell_stages_one_members_prediction(lookahead, budget):
     """Each member is ranked exactly as its own predictor ranks it."""
     tr = synthetic_trace(300, 5, 16, 3, num_sequences=3, seed=3)
     profile = synthetic_trace(200, 5, 16, 3, num_sequences=2, seed=4)
-    hedged = predict(tr, "st-moe", profile=profile, budget=budget, lookahead=lookahead)
+    hedged = predict(tr, "st-moe", hedge=True, profile=profile, budget=budget, lookahead=lookahead)
     members = [predict(tr, "st-moe", hedge=False, profile=profile, budget=budget, lookahead=lookahead)] + \
         [predict(tr, name, profile=profile, budget=budget, lookahead=lookahead) for name in SINGLE]
     same = np.stack([(hedged == m).all(axis=2) for m in members])
@@ -109,11 +109,11 @@ def test_future_routing_leaves_earlier_predictions_alone(lookahead):
     tr = synthetic_trace(300, 4, 16, 2, num_sequences=2, seed=11)
     profile = synthetic_trace(100, 4, 16, 2, seed=12)
     for prof in (profile, None):
-        base = predict(tr, "st-moe", profile=prof, lookahead=lookahead)
+        base = predict(tr, "st-moe", hedge=True, profile=prof, lookahead=lookahead)
         ids = tr.expert_ids.copy()
         ids[150, lookahead:] = (ids[150, lookahead:] + 5) % 16
         ids[151:] = (ids[151:] + 3) % 16
-        after = predict(Trace(ids, num_experts=16, sequence=tr.sequence, phase=tr.phase), "st-moe",
+        after = predict(Trace(ids, num_experts=16, sequence=tr.sequence, phase=tr.phase), "st-moe", hedge=True,
                         profile=prof, lookahead=lookahead)
         assert np.array_equal(base[:150], after[:150])
         assert np.array_equal(base[150, :lookahead + 1], after[150, :lookahead + 1])
@@ -122,8 +122,8 @@ def test_future_routing_leaves_earlier_predictions_alone(lookahead):
 
 def test_hedge_draws_are_seeded():
     tr = synthetic_trace(200, 4, 16, 2, seed=2)
-    a, b = predict(tr, "st-moe"), predict(tr, "st-moe")
-    c = predict(tr, "st-moe", seed=1)
+    a, b = predict(tr, "st-moe", hedge=True), predict(tr, "st-moe", hedge=True)
+    c = predict(tr, "st-moe", hedge=True, seed=1)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
