@@ -84,3 +84,19 @@ def test_report_out_must_be_a_directory(tmp_path, capsys, out):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "afile" in err and "not a directory" in err
     assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def test_study_says_where_the_papers_gains_would_hold():
+    from stmoe import load_trace
+    from stmoe.report import _conditions_section
+    from stmoe.report.study import PAPER_GRID, study
+    code = load_trace("tiny-moe-code")
+    trace = code.select(sequences=code.sequence_ids()[:4])
+    block = study(trace, presets=("accelerator",), predictors=("popularity",))["paper_conditions"]
+    points = len(PAPER_GRID["buffer_bytes"]) * len(PAPER_GRID["dense_bandwidth"]) * len(PAPER_GRID["baseline_hardware"])
+    assert block["summary"]["all"]["of"] == points
+    for target, v in block["summary"].items():
+        assert 0 <= v["points"] <= points and set(v["needs"]) <= set(PAPER_GRID), target
+    page = _conditions_section(block)
+    assert "Where the paper's gains would hold" in page and "2.5x / 2.5x over on-demand" in page
+    assert f"{block['summary']['all']['points']} of {points} points" in page

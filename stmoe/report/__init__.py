@@ -130,7 +130,28 @@ def _section(res: dict, out: Path, problem: str | None) -> str:
         parts += [f"<p class='note'>note: {html.esc(n)}</p>" for n in block["notes"]]
     for block in res.get("sensitivity", {}).values():
         parts.append(_sensitivity_section(Sensitivity(**block), res["label"], out, slug, problem))
+    if "paper_conditions" in res:
+        parts.append(_conditions_section(res["paper_conditions"]))
     return "".join(parts)
+
+
+def _conditions_section(block: dict) -> str:
+    """Which of the stated assumptions the ST-MoE paper's gains need, as a table per target."""
+    grid = "; ".join(f"{k} in {', '.join(f'{v:.4g}' if isinstance(v, float | int) else str(v) for v in vals)}"
+                     for k, vals in block["grid"].items())
+    rows = [{"target": target, "reached at": f"{v['points']} of {v['of']} points",
+             "needs": "; ".join(f"{k} = {', '.join(map(str, vals))}" for k, vals in v["needs"].items())
+             or ("nothing in the grid" if v["points"] == v["of"] else "no point reaches it" if not v["points"]
+                 else "no single assumption")}
+            for target, v in block["summary"].items()]
+    gains = ", ".join(f"{s}x / {e}x over {b}" for b, (s, e) in block["targets"].items())
+    return "".join([
+        "<h3>Where the paper's gains would hold (accelerator, decode)</h3>",
+        f"<p>ST-MoE reports speedup / energy efficiency of {html.esc(gains)}. Each grid point "
+        f"({html.esc(grid)}) is simulated; a target is reached where st-moe's gain is at least "
+        "the paper's.</p>",
+        html.table(rows, ["target", "reached at", "needs"]),
+        *[f"<p class='note'>note: {html.esc(n)}</p>" for n in block["notes"]]])
 
 
 def _sensitivity_section(result: Sensitivity, label: str, out: Path, slug: str, problem: str | None) -> str:

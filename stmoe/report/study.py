@@ -18,6 +18,7 @@ from stmoe.sim.comparison import (
     reference_note,
     split_for_comparison,
 )
+from stmoe.sim.conditions import PAPER_GAINS, conditions_summary, search_conditions
 from stmoe.sim.sensitivity import sensitivity
 from stmoe.sim.systems import predictions_note
 from stmoe.trace import DECODE, Trace
@@ -25,6 +26,12 @@ from stmoe.trace import DECODE, Trace
 STUDY_PREDICTORS = ("popularity", "previous-token", "history", "cct", "st-moe", "random", "oracle")
 STUDY_PRESETS = ("accelerator", "gpu-pcie", "edge-flash")
 SIGNIFICANCE_PERMUTATIONS = 999  # shuffles in the spatial-affinity significance test (smallest p = 0.001)
+# Where the paper's gains would hold: the accelerator's buffer and attention bandwidth from the
+# preset's value to the largest the sensitivity ranges consider, and the baselines on the same
+# machine or on the GPU (as offloading papers run them).
+PAPER_GRID = {"buffer_bytes": [64 * 2 ** 20, 2 ** 30, 8 * 2 ** 30],
+              "dense_bandwidth": [256e9, 1e12, 4e12],
+              "baseline_hardware": ["accelerator", "gpu-pcie"]}
 
 
 def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
@@ -58,6 +65,17 @@ def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
             result.notes[:0] = own_notes + split_notes
             result.notes.append(predicted)
             out.setdefault("sensitivity", {})[name] = asdict(result)
+        if simulated.weights is not None:   # adap-gating, one of the paper's baselines, needs them
+            progress(f"{trace.label}: searching where the paper's gains would hold")
+            rows = search_conditions(simulated, PAPER_GRID, dims=dims)
+            out["paper_conditions"] = {
+                "grid": {k: list(v) for k, v in PAPER_GRID.items()}, "targets": {k: list(v) for k, v in PAPER_GAINS.items()},
+                "summary": {k: {"points": v["points"], "of": v["of"], "needs": v["needs"]}
+                            for k, v in conditions_summary(rows, PAPER_GRID).items()},
+                "notes": own_notes + [f"st-moe predicted online on the {simulated.num_tokens} simulated "
+                                      "tokens (no profile); the baselines on the machine named by "
+                                      "baseline_hardware, st-moe on the accelerator with the grid's "
+                                      "buffer and attention bandwidth"]}
         if own is not None and own.model != REFERENCE_MODEL:
             progress(f"{trace.label}: simulating systems with {REFERENCE_MODEL}-sized experts")
             rows, notes = compare_systems(simulated, "accelerator", dims=reference_dims(trace),
