@@ -87,3 +87,15 @@ def test_traces_without_weights_skip_adap_gating(trace, dims):
     rows, notes = R.compare(bare, "accelerator", dims=dims)
     assert "adap-gating" not in [r["system"] for r in rows] and any(n.startswith("adap-gating skipped: adap-gating needs gate weights") for n in notes)
     assert [g["baseline"] for g in R.gains(rows)][::2] == ["on-demand", "pre-gated"]
+
+
+def test_gains_over_an_alternative_mapping_use_the_mapped_paper_figure():
+    rows = [{"system": "st-moe", "latency_per_token_s": 2.0, "energy_per_token_j": 4.0},
+            {"system": "adap-gating", "latency_per_token_s": 3.0, "energy_per_token_j": 5.0},
+            {"system": "adapmoe", "latency_per_token_s": 1.0, "energy_per_token_j": 6.0}]
+    assert [g["baseline"] for g in R.gains(rows)] == ["adap-gating"] * 2
+    g = {(x["baseline"], x["measure"]): x for x in R.gains(rows, alternatives=True)}
+    assert g["adapmoe", "speedup"]["measured"] == 0.5
+    assert g["adapmoe", "energy efficiency"]["measured"] == 1.5
+    assert g["adapmoe", "speedup"]["paper"] == R.PAPER_GAINS["adap-gating"][1]
+    assert g["adapmoe", "speedup"]["paper_baseline"] == "Adap-Gating"

@@ -34,6 +34,9 @@ PAPER_GAINS = {
     "adap-gating": ("Adap-Gating", 2.2, 1.8),
     "pre-gated": ("Pre-gated MoE", 1.5, 2.0),
 }
+# Another system of this book that a paper baseline may stand for (the mapping above is our
+# assumption): AdapMoE (Zhong et al., ICCAD 2024) for "Adap-Gating", beside Li et al.'s gating.
+ALTERNATIVES = {"adapmoe": "adap-gating"}
 PAPER_ACCURACY = 0.85   # the paper's metric is not public; we compare it with recall at m = k
 BASELINES = tuple(PAPER_GAINS)
 # the paper's systems, and beside them the cache baselines it did not compare with and AdapMoE
@@ -67,20 +70,22 @@ def st_moe_predictions(trace: Trace, max_scored_sequences: int | None = None, *,
     return predict(parts.scored.select(phase="decode"), "st-moe", budget=budget, profile=parts.profile)
 
 
-def gains(rows: list[dict], system: str = "st-moe") -> list[dict]:
+def gains(rows: list[dict], system: str = "st-moe", *, alternatives: bool = False) -> list[dict]:
     """`system`'s speedup and energy efficiency over each baseline present in `rows` (rows of
     `compare`), beside the paper's figure: one dict per (baseline, measure). Over on-demand the
     measured gain carries the row's bootstrap interval (measured_ci_low, measured_ci_high);
-    over the other baselines these are None (the rows hold no paired interval between them)."""
+    over the other baselines these are None (the rows hold no paired interval between them).
+    `alternatives`: also over each system of `ALTERNATIVES` present, beside the figure the paper
+    reports for the baseline it may stand for."""
     by = {r["system"]: r for r in rows}
     if system not in by:
         raise ConfigError(f"system: {system!r} is not among the compared systems {sorted(by)}")
     ours = by[system]
     out = []
-    for base in BASELINES:
+    for base in (*BASELINES, *(ALTERNATIVES if alternatives else ())):
         if base not in by:
             continue
-        paper_name, speedup, efficiency = PAPER_GAINS[base]
+        paper_name, speedup, efficiency = PAPER_GAINS[ALTERNATIVES.get(base, base)]
         b = by[base]
         for measure, field, paper in (("speedup", "speedup_vs_on_demand", speedup),
                                       ("energy efficiency", "energy_efficiency_vs_on_demand", efficiency)):
