@@ -10,7 +10,7 @@ from tests.browser_lab import check_slider_drives_explorer, open_and_run_all
 
 def test_split_explorer_in_lab(page, lab_server):
     open_and_run_all(page, lab_server, "04_expert_buffer.ipynb")
-    explorer = split_explorer(held_out(stmoe.load_trace("tiny-moe-code")))
+    explorer = split_explorer(held_out(stmoe.load_trace("tiny-moe-code")), hardware="gpu-pcie")
     moved = check_slider_drives_explorer(page, 0, 1, explorer)
     assert moved["control"] == "share" and "staging" in moved["title"]
     assert page.outside_requests == []
