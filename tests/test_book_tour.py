@@ -3,11 +3,11 @@
 import pytest
 
 import stmoe
+from stmoe.book.tour import gain_at, latency_grid, layer_budget
 from stmoe.errors import ConfigError
-from stmoe.sim.hardware import model_dims, preset
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.comparison import reference_dims
-from stmoe.book.tour import gain_at, latency_grid, layer_budget
+from stmoe.sim.hardware import model_dims, preset
 from stmoe.sim.timing import simulate
 from stmoe.splits import split_leading
 
