@@ -3,11 +3,11 @@
 import pytest
 
 import stmoe
+from stmoe.book.tour import gain_at, latency_grid, layer_budget
 from stmoe.errors import ConfigError
-from stmoe.sim.hardware import model_dims, preset
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.comparison import reference_dims
-from stmoe.book.tour import latency_grid, layer_budget
+from stmoe.sim.hardware import model_dims, preset
 from stmoe.sim.timing import simulate
 from stmoe.splits import split_leading
 
@@ -43,6 +43,19 @@ def test_grid_rows_are_what_the_timing_model_gives():
     assert od[40e9, 0.25] < od[10e9, 0.25]
     orc = {(r["value"], r["buffer_share"]): r["latency_per_token_s"] for r in rows if r["system"] == "oracle"}
     assert orc[10e9, 1.0] <= orc[10e9, 0.25]
+
+
+def test_gain_at_is_the_grid_ratio_with_an_interval_around_it():
+    tr = stmoe.synthetic_trace(400, 6, 16, 2, num_sequences=4, seed=5)
+    dims = reference_dims(tr)
+    profile, sim = split_leading(tr, 3)
+    rows = latency_grid(sim, "gpu-pcie", bandwidths=[preset("gpu-pcie").link_bandwidth], buffer_shares=[0.25],
+                        systems=("lru-cache", "st-moe"), dims=dims, profile=profile)
+    latency = {r["system"]: r["latency_per_token_s"] for r in rows}
+    g = gain_at(sim, "gpu-pcie", 0.25, dims=dims, profile=profile)
+    assert g["speedup"] == pytest.approx(latency["lru-cache"] / latency["st-moe"])
+    assert g["speedup_ci_low"] <= g["speedup"] <= g["speedup_ci_high"]
+    assert g["speedup_ci_low"] < g["speedup_ci_high"]
 
 
 def test_bad_grid_arguments():

@@ -18,6 +18,13 @@ def test_expert_share_chart_is_sorted_shares_with_uniform_rule():
     assert "0.60" in render_svg(chart)
 
 
+def test_expert_share_chart_by_id_keeps_expert_order():
+    chart = expert_share_chart(np.array([1, 6, 0, 3]), "layer 0", by_id=True)
+    bars = chart.to_dict()["layer"][0]
+    assert bars["encoding"]["x"]["field"] == "expert"
+    assert [(r["expert"], r["share"]) for r in bars["data"]["values"]] == [(0, 0.1), (1, 0.6), (2, 0.0), (3, 0.3)]
+
+
 def test_layer_stat_chart_holds_each_layers_value():
     tr = stmoe.synthetic_trace(300, 3, 16, 2, seed=1)
     rows = [{"group": "a", **r} for r in layer_popularity(tr)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stmoe.book.held_out import HeldOut, gain
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
 from stmoe.sim.buffer import experts_held
@@ -48,6 +49,25 @@ def layer_budget(trace: Trace, hardware: Hardware | str, dims: ModelDims | None 
                                 1.0)}
 
 
+def buffer_bytes(trace: Trace, dims: ModelDims, share: float) -> float:
+    """The buffer that holds `share` of all the model's experts, in bytes; at least two layers'
+    working sets (2k slots of the largest expert), so every system can stage one layer ahead."""
+    return max(share * trace.num_layers * trace.num_experts, 4 * trace.top_k) * float(np.max(dims.expert_bytes))
+
+
+def gain_at(trace: Trace, hardware: Hardware | str, buffer_share: float, *, system: str = "st-moe",
+            baseline: str = "lru-cache", dims: ModelDims | None = None, profile: Trace | None = None,
+            predictor: str = "st-moe") -> dict:
+    """`system`'s speedup and energy efficiency over `baseline` at one point of `latency_grid`
+    (the preset's link, the buffer of `buffer_share`), with paired bootstrap intervals
+    (`stmoe.book.held_out.gain`): over lru-cache, what prediction adds to the same buffer."""
+    dims = dims or model_dims(trace)
+    hw = preset(hardware)
+    hw = hw.with_(buffer_bytes=buffer_bytes(trace, dims, float(buffer_share)))
+    data = HeldOut(profile, trace, dims, predictor, budget=trace.top_k)
+    return gain(data, hw, system, baseline)
+
+
 def tour_systems(trace: Trace, profile: Trace | None = None) -> tuple[list[str], list[str]]:
     """(the systems of TOUR_SYSTEMS that can run on `trace` with `profile`, a note for each left
     out: hot-set needs a profile, speculative-gate the trace's stale gate)."""
@@ -72,12 +92,9 @@ def latency_grid(trace: Trace, hardware: Hardware | str, *, bandwidths, buffer_s
     predictions = None
     if any(get_system(s).tunable_predictor for s in systems):
         predictions = predict(decode, predictor, budget=trace.top_k, profile=profile)
-    slot = float(np.max(dims.expert_bytes))
     rows = []
     for share in shares:
-        # at least two layers' working sets, so every system can stage one layer ahead
-        size = max(share * trace.num_layers * trace.num_experts, 4 * trace.top_k) * slot
-        hw = hw0.with_(buffer_bytes=size)
+        hw = hw0.with_(buffer_bytes=buffer_bytes(trace, dims, share))
         for row in sweep(decode, "link_bandwidth", bandwidths, systems=systems, hardware=hw,
                          predictions=predictions, dims=dims, profile=profile):
             rows.append({**row, "buffer_share": share})

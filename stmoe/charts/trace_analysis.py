@@ -8,24 +8,27 @@ from stmoe.charts import theme
 from stmoe.charts.base import rows_data
 
 
-def expert_share_rows(counts: np.ndarray) -> list[dict]:
-    """One layer's experts, most requested first: {rank, expert, share} (share of the layer's
-    requests; all zero when the layer has none)."""
+def expert_share_rows(counts: np.ndarray, by_id: bool = False) -> list[dict]:
+    """One layer's experts, most requested first (or in expert-id order when `by_id`): {rank,
+    expert, share} (share of the layer's requests; all zero when the layer has none)."""
     counts = np.asarray(counts, dtype=np.float64)
     total = counts.sum()
-    order = np.argsort(-counts, kind="stable")
+    order = np.arange(counts.size) if by_id else np.argsort(-counts, kind="stable")
     return [{"rank": i + 1, "expert": int(e), "share": float(counts[e] / total) if total else 0.0}
             for i, e in enumerate(order)]
 
 
-def expert_share_chart(counts: np.ndarray, title: str):
-    """Bars of each expert's share of one layer's requests, sorted, with the uniform share 1/E as
-    a dashed rule."""
+def expert_share_chart(counts: np.ndarray, title: str, by_id: bool = False):
+    """Bars of each expert's share of one layer's requests, sorted by share (or by expert id, so
+    two traces or phases can be compared expert by expert), with the uniform share 1/E as a
+    dashed rule."""
     import altair as alt
 
-    rows = expert_share_rows(counts)
+    rows = expert_share_rows(counts, by_id)
+    x = (alt.X("expert:O", title="expert id") if by_id else
+         alt.X("rank:O", title="experts, most requested first", axis=alt.Axis(labels=False, ticks=False)))
     bars = alt.Chart(rows_data(rows)).mark_bar(color=theme.MARK_COLOR).encode(
-        x=alt.X("rank:O", title="experts, most requested first", axis=alt.Axis(labels=False, ticks=False)),
+        x=x,
         y=alt.Y("share:Q", title="share of the layer's requests"),
         tooltip=["expert:N", alt.Tooltip("share:Q", format=".3f")])
     uniform = theme.rule([{"share": 1.0 / len(rows)}], y="share:Q")

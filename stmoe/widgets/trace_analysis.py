@@ -6,18 +6,22 @@ from __future__ import annotations
 import stmoe
 from stmoe.book.trace_analysis import STATS, phase_popularity
 from stmoe.charts.trace_analysis import expert_share_chart
+from stmoe.errors import ConfigError
 from stmoe.widgets.explorer import Explorer
 
 PHASES = ("decode", "prefill", "all")
+ORDERS = ("by share", "by expert id")
 
 
 def popularity_explorer(traces, *, trace: str | None = None, phase: str = "decode",
-                        layer: int = 0) -> Explorer:
+                        layer: int = 0, order: str = "by share") -> Explorer:
     """`traces`: names or Trace objects (loaded with `stmoe.load_trace`). The layer slider's
-    range follows the chosen trace."""
+    range follows the chosen trace. order: bars "by share" (how skewed the layer is) or "by
+    expert id" (whether the same experts are hot across phases and traces)."""
     import ipywidgets as widgets
 
-
+    if order not in ORDERS:
+        raise ConfigError(f"order: must be one of {', '.join(ORDERS)}, got {order!r}")
     loaded = {t.label: t for t in (stmoe.load_trace(x) for x in traces)}
     tables = {}
     for label, tr in loaded.items():
@@ -35,14 +39,15 @@ def popularity_explorer(traces, *, trace: str | None = None, phase: str = "decod
     trace_menu.observe(follow, names="value")
     # the slider first: browser tests address sliders by position
     controls = {"layer": layer_slider, "trace": trace_menu,
-                "phase": widgets.Dropdown(options=list(PHASES), value=phase, description="phase")}
+                "phase": widgets.Dropdown(options=list(PHASES), value=phase, description="phase"),
+                "order": widgets.Dropdown(options=list(ORDERS), value=order, description="bars")}
 
-    def compute(layer, trace, phase):
+    def compute(layer, trace, phase, order):
         if (trace, phase) not in tables:
             return {"trace": trace, "phase": phase, "layer": layer, "missing": True}
         pop = tables[trace, phase]
         layer = min(layer, pop["counts"].shape[0] - 1)
-        return {"trace": trace, "phase": phase, "layer": layer, "missing": False,
+        return {"trace": trace, "phase": phase, "layer": layer, "missing": False, "order": order,
                 "counts": pop["counts"][layer], "requests": int(pop["requests"][layer]),
                 **{s: float(pop[s][layer]) for s in STATS}}
 
@@ -51,7 +56,7 @@ def popularity_explorer(traces, *, trace: str | None = None, phase: str = "decod
             return expert_share_chart([0, 0], f"{res['trace']} has no {res['phase']} tokens")
         return expert_share_chart(res["counts"], f"{res['trace']}, layer {res['layer']} ({res['phase']}): "
                                   f"top 10% of experts take {res['top10_share']:.2f} of requests, "
-                                  f"Gini {res['gini']:.2f}")
+                                  f"Gini {res['gini']:.2f}", by_id=res["order"] == "by expert id")
 
     def describe(res):
         if res["missing"]:
