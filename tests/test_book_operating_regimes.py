@@ -39,7 +39,7 @@ def test_counts_are_the_union_of_the_steps_routing(code):
 
 def test_batch_rows_union_grows_and_one_token_costs_as_the_simulator_says(code):
     rows, notes = op.batch_rows(code, "accelerator", ("bfloat16",), (1, 4, 448, 512))
-    assert [r["batch"] for r in rows] == [1, 4, 448] and "batch 512" in notes[0]
+    assert [r["batch"] for r in rows] == [1, 4, 448] and "batch 512: tiny-moe-code has no step" in notes[0]
     assert rows[0]["union_per_layer"] == code.top_k
     assert rows[0]["share_touched"] < rows[1]["share_touched"] < rows[2]["share_touched"] <= 1
     # one token: each layer computes its k experts one at a time on the PE array (os: the same
@@ -94,3 +94,25 @@ def test_cpu_or_fetch_by_hand(code):
     assert op.cpu_crossover(rows) == 4096 and op.cpu_crossover(rows[:2]) is None
     with pytest.raises(ConfigError, match="cpu_bandwidth"):
         op.cpu_or_fetch(dims, cpu_bandwidth=0)
+
+
+def test_sequences_in_lockstep_touch_more_experts_and_read_more_kv(code):
+    steps = op.windows(code, 4, across="sequences")
+    seqs = code.sequence_ids()
+    assert steps.shape == (12 * 448, 4)
+    assert set(code.sequence[steps[0]]) == set(seqs[:4]) and (code.phase[steps] == 1).all()
+    tokens, _ = op.batch_rows(code, "accelerator", ("bfloat16",), (8,))
+    lockstep, notes = op.batch_rows(code, "accelerator", ("bfloat16",), (8, 64), across="sequences")
+    assert [r["batch"] for r in lockstep] == [8] and "batch 64" in notes[0]
+    assert lockstep[0]["share_touched"] > tokens[0]["share_touched"]
+    counts = op.expert_counts(code, steps[:2])
+    one = op.step_times("accelerator", op.sizes(code), counts, 4)
+    four = op.step_times("accelerator", op.sizes(code), counts, 4, kv_reads=4)
+    assert (four["reads"] > one["reads"]).all()
+    with pytest.raises(ConfigError, match="across"):
+        op.windows(code, 4, across="layers")
+
+
+def test_table_prints_each_row_in_its_format():
+    text = op.table([{"b": 1, "x": 0.12345}, {"b": 64, "x": 2.0}], [("b", "B", "d"), ("x", "time", ".2f")])
+    assert text.splitlines() == [" B  time", " 1  0.12", "64  2.00"]

@@ -15,5 +15,7 @@ def test_batch_explorer_follows_its_controls():
     marked = ex.jchart.spec["hconcat"][0]["layer"][2]["data"]["values"]
     assert {v["batch"] for v in marked} == {64}
     ex.set(batch=256)
-    assert "no sequence of qwen3-30b-a3b has 256 decode tokens" in ex.readout.value
+    assert "has no step of 256 consecutive tokens of one sequence" in ex.readout.value
+    ex.set(batch=8, across="sequences")
+    assert "no step of B = 8" in ex.readout.value
     assert ex.last_update_s < 0.5

@@ -9,7 +9,8 @@ one read of the KV cache, and each expert the step routes to computed once for t
 routed to it; then the LM head for the M tokens. Its assumptions, which the notebook states:
 
 - a step of B tokens is B consecutive decode tokens of one sequence (as speculative decoding
-  verifies B drafted tokens): their routing is the trace's, the KV cache is read once a step;
+  verifies B drafted tokens; the KV cache is read once a step), or the same position of B
+  sequences decoding in lockstep (each reads its own KV cache); the routing is the trace's;
 - "resident": every expert is in the buffer (compute and local reads only);
   "streamed": every expert the step uses crosses the link, its transfers overlapping the
   layer's expert compute perfectly (max of the two), so a lower bound on streaming;
@@ -34,6 +35,7 @@ BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 MACHINES = ("accelerator", "gpu-pcie")
 DTYPES = ("bfloat16", "int8", "int4")
 QUANT_SYSTEMS = ("on-demand", "lru-cache", "st-moe")
+ACROSS = {"tokens": "consecutive tokens of one sequence", "sequences": "sequences in lockstep"}
 NEARLY_ALL = 0.9   # the share of a layer's experts a step touches at which "which" stops mattering
 
 # The host CPU of the Fiddler comparison. ASSUMPTION: a server socket with 8 channels of
@@ -51,18 +53,29 @@ def sizes(trace: Trace, dtype: str = "bfloat16", model: str = SIZES_MODEL) -> Mo
     return model_dims(trace, model=model, dtype=dtype)
 
 
-def windows(trace: Trace, batch: int, phase: int = DECODE) -> np.ndarray:
-    """[W, batch] token indices: each sequence's tokens of `phase` cut into consecutive runs of
-    `batch` (a sequence's last, shorter run left out, so every step has `batch` tokens)."""
+def windows(trace: Trace, batch: int, phase: int = DECODE, across: str = "tokens") -> np.ndarray:
+    """[W, batch] token indices of the steps of `batch` tokens of `phase`. across "tokens": each
+    sequence's tokens cut into consecutive runs of `batch` (a sequence's last, shorter run left
+    out); "sequences": `batch` consecutive sequences decoding in lockstep, step j holding each
+    one's j-th token (a group stops at its shortest sequence; sequences left over are left out)."""
     if isinstance(batch, bool) or not float(batch).is_integer() or batch < 1:
         raise ConfigError(f"batch must be a positive whole number of tokens, got {batch!r}")
+    if across not in ACROSS:
+        raise ConfigError(f"across must be one of {', '.join(ACROSS)}, got {across!r}")
     batch = int(batch)
+    runs = [np.flatnonzero((trace.sequence == s) & (trace.phase == phase)) for s in trace.sequence_ids()]
     out = []
-    for s in trace.sequence_ids():
-        idx = np.flatnonzero((trace.sequence == s) & (trace.phase == phase))
-        n = len(idx) // batch * batch
-        if n:
-            out.append(idx[:n].reshape(-1, batch))
+    if across == "tokens":
+        for idx in runs:
+            n = len(idx) // batch * batch
+            if n:
+                out.append(idx[:n].reshape(-1, batch))
+    else:
+        for g in range(len(runs) // batch):
+            group = runs[g * batch:(g + 1) * batch]
+            n = min(len(idx) for idx in group)
+            if n:
+                out.append(np.stack([idx[:n] for idx in group], axis=1))
     return np.concatenate(out) if out else np.zeros((0, batch), dtype=np.int64)
 
 
@@ -76,15 +89,16 @@ def expert_counts(trace: Trace, steps: np.ndarray) -> np.ndarray:
     return np.bincount(flat.ravel(), minlength=W * L * E).reshape(W, L, E)
 
 
-def step_times(hw, dims: ModelDims, counts: np.ndarray, tokens: int) -> dict:
+def step_times(hw, dims: ModelDims, counts: np.ndarray, tokens: int, kv_reads: int = 1) -> dict:
     """Per step of `tokens` tokens ([W] arrays of seconds): `resident` and `streamed` (module
     docstring), and the resident step's `compute` (PE array cycles only) and `reads` (weight
-    and KV reads only), whose larger part says whether it is compute- or load-bound."""
+    and KV reads only), whose larger part says whether it is compute- or load-bound. kv_reads:
+    how many KV caches a step reads (1 for tokens of one sequence, B for B sequences)."""
     hw = preset(hw)
     L = counts.shape[1]
     bw = hw.dense_read_bandwidth
     dense_c, dense_r = dense_time(hw, dims, tokens), dims.dense_bytes / bw                  # [L]
-    kv_c, kv_r = tokens * dims.kv_macs / hw.peak_macs, dims.kv_bytes / bw
+    kv_c, kv_r = tokens * dims.kv_macs / hw.peak_macs, kv_reads * dims.kv_bytes / bw
     head_c, head_r = head_time(hw, dims, tokens), dims.head_bytes / bw
     top = int(counts.max()) if counts.size else 0
     exp_c = np.zeros(top + 1)
@@ -96,7 +110,7 @@ def step_times(hw, dims: ModelDims, counts: np.ndarray, tokens: int) -> dict:
     reads = used.sum(axis=2) * exp_r[None, :]
     expert_res = (np.maximum(exp_c[counts], exp_r[None, :, None]) * used).sum(axis=2)
     fetch = used.sum(axis=2) * (dims.expert_bytes / hw.link_bandwidth)[None, :] + hw.link_latency
-    fixed = np.maximum(dense_c, dense_r) + float(roofline(tokens * dims.kv_macs, dims.kv_bytes, hw, bw))
+    fixed = np.maximum(dense_c, dense_r) + float(roofline(tokens * dims.kv_macs, kv_reads * dims.kv_bytes, hw, bw))
     resident = (fixed[None, :] + expert_res).sum(axis=1) + max(head_c, head_r)
     streamed = (fixed[None, :] + np.maximum(expert_res, fetch)).sum(axis=1) + max(head_c, head_r)
     return {"resident": resident, "streamed": streamed,
@@ -106,26 +120,26 @@ def step_times(hw, dims: ModelDims, counts: np.ndarray, tokens: int) -> dict:
 
 
 def batch_rows(trace: Trace, hardware=MACHINES, dtypes=("bfloat16",), batches=BATCHES,
-               model: str = SIZES_MODEL) -> tuple[list[dict], list[str]]:
-    """(rows, notes): per machine, expert dtype and batch size B with at least one full step,
-    the steps timed, the mean union of experts per layer, its share of the layer's experts, the
-    experts per token, and the time per token of a resident and a streamed step (µs). A B no
-    sequence has B decode tokens for is left out, said in the notes."""
+               model: str = SIZES_MODEL, across: str = "tokens") -> tuple[list[dict], list[str]]:
+    """(rows, notes): per machine, expert dtype and batch size B with at least one full step
+    (`windows`, `across` tokens or sequences), the steps timed, the mean union of experts per
+    layer, its share of the layer's experts, the experts per token, and the time per token of a
+    resident and a streamed step (µs). A B with no full step is left out, said in the notes."""
     machines = (hardware,) if isinstance(hardware, str) else tuple(hardware)
     dims = {d: sizes(trace, d, model) for d in dtypes}
     rows, notes = [], []
     for b in batches:
-        steps = windows(trace, b)
+        steps = windows(trace, b, across=across)
         if not len(steps):
-            notes.append(f"batch {b}: no sequence of {trace.label} has {b} decode tokens; left out")
+            notes.append(f"batch {b}: {trace.label} has no step of {b} {ACROSS[across]}; left out")
             continue
         counts = expert_counts(trace, steps)
         union = float((counts > 0).sum(axis=2).mean())
         for hw in machines:
             for dtype, d in dims.items():
-                t = step_times(hw, d, counts, b)
-                rows.append({"trace": trace.label, "hardware": preset(hw).name, "dtype": dtype, "batch": int(b),
-                             "steps": len(steps), "union_per_layer": union,
+                t = step_times(hw, d, counts, b, kv_reads=b if across == "sequences" else 1)
+                rows.append({"trace": trace.label, "across": across, "hardware": preset(hw).name, "dtype": dtype,
+                             "batch": int(b), "steps": len(steps), "union_per_layer": union,
                              "share_touched": union / trace.num_experts, "experts_per_token": union / b,
                              "resident_us_per_token": float(t["resident"].mean() / b * 1e6),
                              "streamed_us_per_token": float(t["streamed"].mean() / b * 1e6)})
@@ -210,3 +224,11 @@ def cpu_crossover(rows: list[dict]) -> int | None:
     """The fewest tokens at which fetching the expert beats computing it on the CPU (None if
     the CPU wins at every count in `rows`)."""
     return next((r["tokens"] for r in rows if r["faster"] == "fetch"), None)
+
+
+def table(rows: list[dict], columns) -> str:
+    """`rows` as a plain-text table: columns are (field, header, format spec) triples."""
+    widths = [max(len(h), *(len(format(r[f], spec)) for r in rows)) for f, h, spec in columns]
+    lines = ["  ".join(h.rjust(w) for (_, h, _), w in zip(columns, widths))]
+    lines += ["  ".join(format(r[f], spec).rjust(w) for (f, _, spec), w in zip(columns, widths)) for r in rows]
+    return "\n".join(lines)
