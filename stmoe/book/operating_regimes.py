@@ -5,7 +5,7 @@ host CPU instead of fetching it.
 The step model (`step_times`) is the simulator's cost functions (`stmoe.sim.systolic` for the PE
 array with M tokens a step, the weight reads of `stmoe.sim.timing.layer_costs`) applied to a
 step of M tokens, without the event loop: per MoE layer, attention and router for the M tokens,
-one read of the KV cache, and each expert the step routes to computed once for the tokens
+the KV-cache reads, and each expert the step routes to computed once for the tokens
 routed to it; then the LM head for the M tokens. Its assumptions, which the notebook states:
 
 - a step of B tokens is B consecutive decode tokens of one sequence (as speculative decoding
@@ -13,7 +13,8 @@ routed to it; then the LM head for the M tokens. Its assumptions, which the note
   sequences decoding in lockstep (each reads its own KV cache); the routing is the trace's;
 - "resident": every expert is in the buffer (compute and local reads only);
   "streamed": every expert the step uses crosses the link, its transfers overlapping the
-  layer's expert compute perfectly (max of the two), so a lower bound on streaming;
+  layer's expert compute perfectly (max of the two) and paying one link latency a layer (the
+  transfers issued together), so a lower bound on streaming;
 - the Fiddler comparison (`cpu_or_fetch`) is analytical: a host CPU's GEMV at an assumed
   bandwidth against a PCIe copy of the expert, both from the constants below.
 """
@@ -95,7 +96,6 @@ def step_times(hw, dims: ModelDims, counts: np.ndarray, tokens: int, kv_reads: i
     and KV reads only), whose larger part says whether it is compute- or load-bound. kv_reads:
     how many KV caches a step reads (1 for tokens of one sequence, B for B sequences)."""
     hw = preset(hw)
-    L = counts.shape[1]
     bw = hw.dense_read_bandwidth
     dense_c, dense_r = dense_time(hw, dims, tokens), dims.dense_bytes / bw                  # [L]
     kv_c, kv_r = tokens * dims.kv_macs / hw.peak_macs, kv_reads * dims.kv_bytes / bw
@@ -115,8 +115,7 @@ def step_times(hw, dims: ModelDims, counts: np.ndarray, tokens: int, kv_reads: i
     streamed = (fixed[None, :] + np.maximum(expert_res, fetch)).sum(axis=1) + max(head_c, head_r)
     return {"resident": resident, "streamed": streamed,
             "compute": (dense_c + kv_c + compute).sum(axis=1) + head_c,
-            "reads": (dense_r + kv_r + reads).sum(axis=1) + head_r,
-            "layers": L}
+            "reads": (dense_r + kv_r + reads).sum(axis=1) + head_r}
 
 
 def batch_rows(trace: Trace, hardware=MACHINES, dtypes=("bfloat16",), batches=BATCHES,
@@ -153,8 +152,8 @@ def nearly_all(rows: list[dict], share: float = NEARLY_ALL) -> int | None:
 
 
 def prefill_decode(trace: Trace, hardware="accelerator", dims: ModelDims | None = None) -> list[dict]:
-    """Per phase, all experts resident: the tokens a step holds (a whole prompt for prefill, one
-    token for decode), the time per token (µs) and the share of the step that compute and that
+    """Per phase, all experts resident: the tokens a step holds (for prefill the shortest prompt's
+    length, longer prompts cut into steps of that many; one token for decode), the time per token (µs) and the share of the step that compute and that
     reads alone would take, and which of the two bounds it."""
     dims = dims or sizes(trace)
     out = []
