@@ -54,8 +54,18 @@ def test_batch_rows_union_grows_and_one_token_costs_as_the_simulator_says(code):
 
 
 def test_nearly_all_is_the_first_batch_over_the_share():
-    rows = [{"batch": 1, "share_touched": 0.2}, {"batch": 2, "share_touched": 0.95}]
+    rows = [{"batch": 1, "share_touched": 0.2, "uniform_share_touched": 0.95},
+            {"batch": 2, "share_touched": 0.95, "uniform_share_touched": 0.99}]
     assert op.nearly_all(rows) == 2 and op.nearly_all(rows, 0.99) is None
+    assert op.nearly_all(rows, field="uniform_share_touched") == 1
+
+
+def test_uniform_share_by_hand_and_real_routing_repeats_itself(code):
+    assert op.uniform_share(32, 4, 1) == pytest.approx(4 / 32)
+    assert op.uniform_share(32, 4, 2) == pytest.approx(1 - (28 / 32) ** 2)
+    rows, _ = op.batch_rows(code, "accelerator", ("bfloat16",), (1, 8))
+    assert rows[0]["share_touched"] == pytest.approx(rows[0]["uniform_share_touched"])
+    assert rows[1]["share_touched"] < rows[1]["uniform_share_touched"]
 
 
 def test_nearly_every_expert_touched_by_a_large_step():

@@ -17,7 +17,9 @@ def test_batch_chart_marks_the_chosen_batch():
     assert latency["layer"][1]["mark"]["type"] == "rule" and latency["layer"][1]["data"]["values"] == [{"batch": 4}]
     assert {v["batch"] for v in latency["layer"][2]["data"]["values"]} == {4}
     assert share["layer"][1]["data"]["values"] == [{"share_touched": 0.9}]
-    assert share["layer"][2]["data"]["values"][0]["share_touched"] == pytest.approx(rows[1]["share_touched"])
+    marked = {v["routing"]: v["share_touched"] for v in share["layer"][2]["data"]["values"]}
+    assert marked == {"measured": pytest.approx(rows[1]["share_touched"]),
+                      "uniform routing (chance)": pytest.approx(rows[1]["uniform_share_touched"])}
     assert render_svg(batch_chart(rows, 4, "t")).startswith("<svg")
 
 

@@ -75,7 +75,7 @@ def every_chart():
         "paper gap": reproduction.paper_gap_chart(paper, "t"),
         "batch": operating_regimes.batch_chart(
             [{"batch": b, "resident_us_per_token": 10.0 / b, "streamed_us_per_token": 100.0 / b,
-              "share_touched": 0.1 * b} for b in (1, 2, 4)], 2, "t", 0.9),
+              "share_touched": 0.1 * b, "uniform_share_touched": 0.2 * b} for b in (1, 2, 4)], 2, "t", 0.9),
         "cpu or fetch": operating_regimes.cpu_chart(
             [{"dtype": d, "tokens": m, "fetch_us": 100.0, "cpu_us": 10.0 * m} for d in ("bfloat16", "int4")
              for m in (1, 16)], "t"),

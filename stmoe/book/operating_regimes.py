@@ -122,7 +122,8 @@ def batch_rows(trace: Trace, hardware=MACHINES, dtypes=("bfloat16",), batches=BA
                model: str = SIZES_MODEL, across: str = "tokens") -> tuple[list[dict], list[str]]:
     """(rows, notes): per machine, expert dtype and batch size B with at least one full step
     (`windows`, `across` tokens or sequences), the steps timed, the mean union of experts per
-    layer, its share of the layer's experts, the experts per token, and the time per token of a
+    layer, its share of the layer's experts (and what independent uniform routing would give,
+    `uniform_share`), the experts per token, and the time per token of a
     resident and a streamed step (µs). A B with no full step is left out, said in the notes."""
     machines = (hardware,) if isinstance(hardware, str) else tuple(hardware)
     dims = {d: sizes(trace, d, model) for d in dtypes}
@@ -139,16 +140,26 @@ def batch_rows(trace: Trace, hardware=MACHINES, dtypes=("bfloat16",), batches=BA
                 t = step_times(hw, d, counts, b, kv_reads=b if across == "sequences" else 1)
                 rows.append({"trace": trace.label, "across": across, "hardware": preset(hw).name, "dtype": dtype,
                              "batch": int(b), "steps": len(steps), "union_per_layer": union,
-                             "share_touched": union / trace.num_experts, "experts_per_token": union / b,
+                             "share_touched": union / trace.num_experts,
+                             "uniform_share_touched": uniform_share(trace.num_experts, trace.top_k, b),
+                             "experts_per_token": union / b,
                              "resident_us_per_token": float(t["resident"].mean() / b * 1e6),
                              "streamed_us_per_token": float(t["streamed"].mean() / b * 1e6)})
     return rows, notes
 
 
-def nearly_all(rows: list[dict], share: float = NEARLY_ALL) -> int | None:
+def uniform_share(num_experts: int, k: int, batch: int) -> float:
+    """The expected share of a layer's E experts that B tokens touch if each picked its k experts
+    independently and uniformly: each expert is missed by one token with probability 1 - k/E,
+    by all B with (1 - k/E)^B."""
+    return 1.0 - (1.0 - k / num_experts) ** batch
+
+
+def nearly_all(rows: list[dict], share: float = NEARLY_ALL, field: str = "share_touched") -> int | None:
     """The smallest batch whose steps touch at least `share` of each layer's experts on average
-    (None if no batch does): from there on, nearly every expert is needed every step."""
-    return next((r["batch"] for r in rows if r["share_touched"] >= share), None)
+    (None if no batch does): from there on, nearly every expert is needed every step. field:
+    "uniform_share_touched" for independent uniform routing."""
+    return next((r["batch"] for r in rows if r[field] >= share), None)
 
 
 def prefill_decode(trace: Trace, hardware="accelerator", dims: ModelDims | None = None) -> list[dict]:

@@ -58,7 +58,8 @@ def batch_explorer(traces=EXPLORER_TRACES, *, batches=BATCHES, dtypes=DTYPES, ma
         reach = (f"steps touch {NEARLY_ALL:.0%} of experts from B = {res['nearly_all']}" if res["nearly_all"]
                  else f"no B up to {res['curve'][-1]['batch']} touches {NEARLY_ALL:.0%} of experts")
         return (f"{head}, B = {at['batch']} ({at['steps']} steps): {at['union_per_layer']:.1f} experts per layer "
-                f"per step ({at['share_touched']:.1%}), {at['experts_per_token']:.2f} per token; "
+                f"per step ({at['share_touched']:.1%}; uniform routing {at['uniform_share_touched']:.1%}), "
+                f"{at['experts_per_token']:.2f} per token; "
                 f"{at['resident_us_per_token']:.1f} µs/token resident, {at['streamed_us_per_token']:.1f} µs/token "
                 f"streamed; {reach}")
 
