@@ -8,6 +8,7 @@ from stmoe.readers.catalog import load_trace
 from stmoe.widgets.correlation import transition_explorer
 from stmoe.widgets.expert_buffer import split_explorer
 from stmoe.widgets.hardware_tuning import tuning_explorer
+from stmoe.widgets.operating_regimes import batch_explorer
 from stmoe.widgets.predictor_design import recall_explorer
 from stmoe.widgets.reproduction import OWN, paper_explorer
 from stmoe.widgets.tour import tour_explorer
@@ -34,4 +35,7 @@ CASES = [
     ("06 paper gap (tiny-moe-code)", paper_explorer,
      [{"bandwidth": 0.5}, {"bandwidth": 2.0}, {"hardware": "gpu-pcie"}, {"bandwidth": 0.25},
       {"hardware": "edge-flash"}, {"bandwidth": 4.0}, {"experts": OWN}, {"hardware": "accelerator"}]),
+    ("08 operating regimes: tokens per step", batch_explorer,
+     [{"batch": 64}, {"hardware": "accelerator"}, {"dtype": "int4"}, {"trace": "qwen3-30b-a3b"},
+      {"batch": 1}, {"batch": 256}]),
 ]

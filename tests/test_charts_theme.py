@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from stmoe.charts import (comparison, correlation, expert_buffer, hardware_tuning, predictor_design,
-                          reproduction, theme, tour, trace_analysis)
+from stmoe.charts import (comparison, correlation, expert_buffer, hardware_tuning, operating_regimes,
+                          predictor_design, reproduction, theme, tour, trace_analysis)
 from stmoe.predictors import PREDICTORS
 from stmoe.sim.systems import SYSTEMS
 
@@ -73,6 +73,12 @@ def every_chart():
         "knee": hardware_tuning.knee_chart(gains, knee, "t"),
         "tuning": hardware_tuning.tuning_chart(_machine_rows(("st-moe", "on-demand", "lru-cache"))[::2], "t"),
         "paper gap": reproduction.paper_gap_chart(paper, "t"),
+        "batch": operating_regimes.batch_chart(
+            [{"batch": b, "resident_us_per_token": 10.0 / b, "streamed_us_per_token": 100.0 / b,
+              "share_touched": 0.1 * b, "uniform_share_touched": 0.2 * b} for b in (1, 2, 4)], 2, "t", 0.9),
+        "cpu or fetch": operating_regimes.cpu_chart(
+            [{"dtype": d, "tokens": m, "fetch_us": 100.0, "cpu_us": 10.0 * m} for d in ("bfloat16", "int4")
+             for m in (1, 16)], "t"),
     }
 
 

@@ -23,6 +23,7 @@ ALLOWED = {
     ("05_hardware_tuning.ipynb", "128"),           # its 128 x 128 PE array, an input
     ("05_hardware_tuning.ipynb", "512"),           # the shipped explore spec's largest link, an input
     ("07_your_own_model.ipynb", "30.5"),           # Qwen3-30B-A3B's parameter count, model card
+    ("08_operating_regimes.ipynb", "2402.07033"),  # Fiddler's arXiv id
 }
 
 NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?!\w)")

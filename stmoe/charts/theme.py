@@ -90,6 +90,9 @@ CATEGORY_COLORS = {
     "largest gain": BLUE, "link saturated at and below": DARK_GREY,
     # the tornado's two ends of an assumed constant's range, light to dark as the value grows
     "at the low end": SKY_BLUE, "at the high end": BLUE,
+    # operating regimes: where a step's experts are, and where a missing expert is computed
+    "experts resident": BLUE, "experts streamed": ORANGE, "uniform routing (chance)": GREY,
+    "fetch to the GPU": SKY_BLUE, "compute on the CPU": BLUISH_GREEN,
 }
 
 # Names with no pinned colour (trace labels, knob settings) take these in order of appearance,

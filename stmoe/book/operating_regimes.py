@@ -1,0 +1,244 @@
+"""Notebook 08 (operating regimes): what changes when the machine serves more than one decode
+token at a time, prefills a prompt, holds quantised experts, or computes a missing expert on the
+host CPU instead of fetching it.
+
+The step model (`step_times`) is the simulator's cost functions (`stmoe.sim.systolic` for the PE
+array with M tokens a step, the weight reads of `stmoe.sim.timing.layer_costs`) applied to a
+step of M tokens, without the event loop: per MoE layer, attention and router for the M tokens,
+the KV-cache reads, and each expert the step routes to computed once for the tokens
+routed to it; then the LM head for the M tokens. Its assumptions, which the notebook states:
+
+- a step of B tokens is B consecutive decode tokens of one sequence (as speculative decoding
+  verifies B drafted tokens; the KV cache is read once a step), or the same position of B
+  sequences decoding in lockstep (each reads its own KV cache); the routing is the trace's;
+- "resident": every expert is in the buffer (compute and local reads only);
+  "streamed": every expert the step uses crosses the link, its transfers overlapping the
+  layer's expert compute perfectly (max of the two) and paying one link latency a layer (the
+  transfers issued together), so a lower bound on streaming;
+- the Fiddler comparison (`cpu_or_fetch`) is analytical: a host CPU's GEMV at an assumed
+  bandwidth against a PCIe copy of the expert, both from the constants below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from stmoe.errors import ConfigError
+from stmoe.sim.hardware import ModelDims, model_dims, preset
+from stmoe.sim.systolic import dense_time, expert_time, head_time
+from stmoe.sim.timing import roofline
+from stmoe.trace import DECODE, PREFILL, Trace
+
+SIZES_MODEL = "qwen3-30b-a3b"      # every trace is timed with this model's expert sizes
+BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+MACHINES = ("accelerator", "gpu-pcie")
+DTYPES = ("bfloat16", "int8", "int4")
+QUANT_SYSTEMS = ("on-demand", "lru-cache", "st-moe")
+ACROSS = {"tokens": "consecutive tokens of one sequence", "sequences": "sequences in lockstep"}
+NEARLY_ALL = 0.9   # the share of a layer's experts a step touches at which "which" stops mattering
+
+# The host CPU of the Fiddler comparison. ASSUMPTION: a server socket with 8 channels of
+# DDR4-3200 (JEDEC JESD79-4: 3200 MT/s x 8 bytes = 25.6 GB/s a channel, 204.8 GB/s in all), of
+# which a GEMV streams half (CPU_BANDWIDTH, about 100 GB/s). ASSUMPTION: 32 cores at 2 GHz, each
+# issuing one AVX512_BF16 VDPBF16PS a cycle (32 bf16 multiply-accumulates, Intel's instruction
+# reference; Fiddler's CPU kernel uses AVX512_BF16): 2.05 TMAC/s.
+CPU_BANDWIDTH = 8 * 25.6e9 / 2
+CPU_MACS = 32 * 2e9 * 32
+ACTIVATION_BYTES = 2.0   # a token's hidden vector crosses PCIe in bf16, there and back
+
+
+def sizes(trace: Trace, dtype: str = "bfloat16", model: str = SIZES_MODEL) -> ModelDims:
+    """`trace`'s routing timed with `model`'s sizes at `dtype` (`stmoe.sim.hardware.model_dims`)."""
+    return model_dims(trace, model=model, dtype=dtype)
+
+
+def windows(trace: Trace, batch: int, phase: int = DECODE, across: str = "tokens") -> np.ndarray:
+    """[W, batch] token indices of the steps of `batch` tokens of `phase`. across "tokens": each
+    sequence's tokens cut into consecutive runs of `batch` (a sequence's last, shorter run left
+    out); "sequences": `batch` consecutive sequences decoding in lockstep, step j holding each
+    one's j-th token (a group stops at its shortest sequence; sequences left over are left out)."""
+    if isinstance(batch, bool) or not float(batch).is_integer() or batch < 1:
+        raise ConfigError(f"batch must be a positive whole number of tokens, got {batch!r}")
+    if across not in ACROSS:
+        raise ConfigError(f"across must be one of {', '.join(ACROSS)}, got {across!r}")
+    batch = int(batch)
+    runs = [np.flatnonzero((trace.sequence == s) & (trace.phase == phase)) for s in trace.sequence_ids()]
+    out = []
+    if across == "tokens":
+        for idx in runs:
+            n = len(idx) // batch * batch
+            if n:
+                out.append(idx[:n].reshape(-1, batch))
+    else:
+        for g in range(len(runs) // batch):
+            group = runs[g * batch:(g + 1) * batch]
+            n = min(len(idx) for idx in group)
+            if n:
+                out.append(np.stack([idx[:n] for idx in group], axis=1))
+    return np.concatenate(out) if out else np.zeros((0, batch), dtype=np.int64)
+
+
+def expert_counts(trace: Trace, steps: np.ndarray) -> np.ndarray:
+    """[W, L, E]: how many of each step's tokens each layer routes to each expert."""
+    W, B = steps.shape
+    L, E = trace.num_layers, trace.num_experts
+    ids = trace.expert_ids[steps.ravel()].astype(np.int64)              # [W*B, L, k]
+    step = np.repeat(np.arange(W), B)[:, None, None]
+    flat = (step * L + np.arange(L)[None, :, None]) * E + ids
+    return np.bincount(flat.ravel(), minlength=W * L * E).reshape(W, L, E)
+
+
+def step_times(hw, dims: ModelDims, counts: np.ndarray, tokens: int, kv_reads: int = 1) -> dict:
+    """Per step of `tokens` tokens ([W] arrays of seconds): `resident` and `streamed` (module
+    docstring), and the resident step's `compute` (PE array cycles only) and `reads` (weight
+    and KV reads only), whose larger part says whether it is compute- or load-bound. kv_reads:
+    how many KV caches a step reads (1 for tokens of one sequence, B for B sequences)."""
+    hw = preset(hw)
+    bw = hw.dense_read_bandwidth
+    dense_c, dense_r = dense_time(hw, dims, tokens), dims.dense_bytes / bw                  # [L]
+    kv_c, kv_r = tokens * dims.kv_macs / hw.peak_macs, kv_reads * dims.kv_bytes / bw
+    head_c, head_r = head_time(hw, dims, tokens), dims.head_bytes / bw
+    top = int(counts.max()) if counts.size else 0
+    exp_c = np.zeros(top + 1)
+    for n in range(1, top + 1):
+        exp_c[n] = expert_time(hw, dims, n)
+    exp_r = dims.expert_bytes / hw.local_bandwidth                                          # [L]
+    used = counts > 0
+    compute = (exp_c[counts]).sum(axis=2)                                                   # [W, L]
+    reads = used.sum(axis=2) * exp_r[None, :]
+    expert_res = (np.maximum(exp_c[counts], exp_r[None, :, None]) * used).sum(axis=2)
+    fetch = used.sum(axis=2) * (dims.expert_bytes / hw.link_bandwidth)[None, :] + hw.link_latency
+    fixed = np.maximum(dense_c, dense_r) + float(roofline(tokens * dims.kv_macs, kv_reads * dims.kv_bytes, hw, bw))
+    resident = (fixed[None, :] + expert_res).sum(axis=1) + max(head_c, head_r)
+    streamed = (fixed[None, :] + np.maximum(expert_res, fetch)).sum(axis=1) + max(head_c, head_r)
+    return {"resident": resident, "streamed": streamed,
+            "compute": (dense_c + kv_c + compute).sum(axis=1) + head_c,
+            "reads": (dense_r + kv_r + reads).sum(axis=1) + head_r}
+
+
+def batch_rows(trace: Trace, hardware=MACHINES, dtypes=("bfloat16",), batches=BATCHES,
+               model: str = SIZES_MODEL, across: str = "tokens") -> tuple[list[dict], list[str]]:
+    """(rows, notes): per machine, expert dtype and batch size B with at least one full step
+    (`windows`, `across` tokens or sequences), the steps timed, the mean union of experts per
+    layer, its share of the layer's experts (and what independent uniform routing would give,
+    `uniform_share`), the experts per token, and the time per token of a
+    resident and a streamed step (µs). A B with no full step is left out, said in the notes."""
+    machines = (hardware,) if isinstance(hardware, str) else tuple(hardware)
+    dims = {d: sizes(trace, d, model) for d in dtypes}
+    rows, notes = [], []
+    for b in batches:
+        steps = windows(trace, b, across=across)
+        if not len(steps):
+            notes.append(f"batch {b}: {trace.label} has no step of {b} {ACROSS[across]}; left out")
+            continue
+        counts = expert_counts(trace, steps)
+        union = float((counts > 0).sum(axis=2).mean())
+        for hw in machines:
+            for dtype, d in dims.items():
+                t = step_times(hw, d, counts, b, kv_reads=b if across == "sequences" else 1)
+                rows.append({"trace": trace.label, "across": across, "hardware": preset(hw).name, "dtype": dtype,
+                             "batch": int(b), "steps": len(steps), "union_per_layer": union,
+                             "share_touched": union / trace.num_experts,
+                             "uniform_share_touched": uniform_share(trace.num_experts, trace.top_k, b),
+                             "experts_per_token": union / b,
+                             "resident_us_per_token": float(t["resident"].mean() / b * 1e6),
+                             "streamed_us_per_token": float(t["streamed"].mean() / b * 1e6)})
+    return rows, notes
+
+
+def uniform_share(num_experts: int, k: int, batch: int) -> float:
+    """The expected share of a layer's E experts that B tokens touch if each picked its k experts
+    independently and uniformly: each expert is missed by one token with probability 1 - k/E,
+    by all B with (1 - k/E)^B."""
+    return 1.0 - (1.0 - k / num_experts) ** batch
+
+
+def nearly_all(rows: list[dict], share: float = NEARLY_ALL, field: str = "share_touched") -> int | None:
+    """The smallest batch whose steps touch at least `share` of each layer's experts on average
+    (None if no batch does): from there on, nearly every expert is needed every step. field:
+    "uniform_share_touched" for independent uniform routing."""
+    return next((r["batch"] for r in rows if r[field] >= share), None)
+
+
+def prefill_decode(trace: Trace, hardware="accelerator", dims: ModelDims | None = None) -> list[dict]:
+    """Per phase, all experts resident: the tokens a step holds (for prefill the shortest prompt's
+    length, longer prompts cut into steps of that many; one token for decode), the time per token (µs) and the share of the step that compute and that
+    reads alone would take, and which of the two bounds it."""
+    dims = dims or sizes(trace)
+    out = []
+    for name, phase in (("prefill", PREFILL), ("decode", DECODE)):
+        lengths = [int(((trace.sequence == s) & (trace.phase == phase)).sum()) for s in trace.sequence_ids()]
+        m = min(x for x in lengths if x) if name == "prefill" and any(lengths) else 1
+        steps = windows(trace, m, phase)
+        if not len(steps):
+            raise ConfigError(f"trace {trace.label} has no {name} tokens")
+        t = step_times(hardware, dims, expert_counts(trace, steps), m)
+        res, comp, reads = t["resident"].mean(), t["compute"].mean(), t["reads"].mean()
+        out.append({"trace": trace.label, "phase": name, "tokens_per_step": m, "steps": len(steps),
+                    "us_per_token": float(res / m * 1e6), "compute_us_per_token": float(comp / m * 1e6),
+                    "reads_us_per_token": float(reads / m * 1e6),
+                    "bound": "compute" if comp >= reads else "weight reads"})
+    return out
+
+
+def quantised_rows(data, hardware="accelerator", dtypes=DTYPES, systems=QUANT_SYSTEMS,
+                   model: str = SIZES_MODEL) -> list[dict]:
+    """Latency per token of `systems` on the held-out tokens of `data` (`stmoe.book.held_out`)
+    with experts at each dtype (`model`'s sizes), from the simulator; `vs_bfloat16` is the
+    speedup over the same system with bf16 experts."""
+    from stmoe.book.hardware_tuning import tuning_rows
+
+    out = []
+    for dtype in dtypes:
+        at = dataclasses.replace(data, dims=sizes(data.scored, dtype, model))
+        for r in tuning_rows(at, hardware, systems=systems):
+            out.append({"dtype": dtype, "system": r["system"], "hardware": r["hardware"],
+                        "expert_mib": float(np.mean(at.dims.expert_bytes)) / 2 ** 20,
+                        "latency_us": float(r["latency_per_token_s"]) * 1e6, "hit_rate": float(r["hit_rate"]),
+                        "stall_share": float(r["stall_share"])})
+    base = {r["system"]: r["latency_us"] for r in out if r["dtype"] == "bfloat16"}
+    for r in out:
+        r["vs_bfloat16"] = base[r["system"]] / r["latency_us"] if r["system"] in base else float("nan")
+    return out
+
+
+def cpu_or_fetch(dims: ModelDims, hardware="gpu-pcie", tokens=(1,), *, cpu_bandwidth: float = CPU_BANDWIDTH,
+                 cpu_macs: float = CPU_MACS) -> list[dict]:
+    """Fiddler's choice for one missing expert (Kamahori et al., "Fiddler: CPU-GPU Orchestration
+    for Fast Inference of Mixture-of-Experts Models", arXiv 2402.07033, 2024; ICLR 2025), as an
+    analytical comparison per number of tokens routed to it in a step:
+
+    fetch: the expert's weights over the link (latency + bytes / bandwidth), then computed on
+    the GPU (the roofline of `hardware`, no faster than reading the weights from its HBM);
+    cpu: the tokens' activations to the host and back (two link latencies + bytes), and a CPU
+    GEMM at max(bytes / cpu_bandwidth, MACs / cpu_macs). Times in µs."""
+    hw = preset(hardware)
+    if cpu_bandwidth <= 0 or cpu_macs <= 0:
+        raise ConfigError(f"cpu_bandwidth and cpu_macs must be positive, got {cpu_bandwidth!r}, {cpu_macs!r}")
+    nbytes = float(np.mean(dims.expert_bytes))
+    hidden = dims.expert_matrices[0][0]
+    out = []
+    for m in tokens:
+        gpu = max(expert_time(hw, dims, int(m)), nbytes / hw.local_bandwidth)
+        fetch = hw.link_latency + nbytes / hw.link_bandwidth + gpu
+        moves = 2 * (hw.link_latency + m * hidden * ACTIVATION_BYTES / hw.link_bandwidth)
+        cpu = moves + max(nbytes / cpu_bandwidth, m * dims.expert_macs / cpu_macs)
+        out.append({"tokens": int(m), "expert_mib": nbytes / 2 ** 20, "fetch_us": fetch * 1e6, "cpu_us": cpu * 1e6,
+                    "faster": "cpu" if cpu < fetch else "fetch"})
+    return out
+
+
+def cpu_crossover(rows: list[dict]) -> int | None:
+    """The fewest tokens at which fetching the expert beats computing it on the CPU (None if
+    the CPU wins at every count in `rows`)."""
+    return next((r["tokens"] for r in rows if r["faster"] == "fetch"), None)
+
+
+def table(rows: list[dict], columns) -> str:
+    """`rows` as a plain-text table: columns are (field, header, format spec) triples."""
+    widths = [max(len(h), *(len(format(r[f], spec)) for r in rows)) for f, h, spec in columns]
+    lines = ["  ".join(h.rjust(w) for (_, h, _), w in zip(columns, widths))]
+    lines += ["  ".join(format(r[f], spec).rjust(w) for (f, _, spec), w in zip(columns, widths)) for r in rows]
+    return "\n".join(lines)
