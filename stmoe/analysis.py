@@ -7,6 +7,7 @@ routed and ignored); c_l(j) = #{t : j in R(t, l)}; E experts, k per token.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -441,7 +442,9 @@ def headline(a: dict) -> list[dict]:
         {"measure": "entropy (bits)", "value": spread(pop["entropy_bits"]),
          "reference": f"uniform {pop['max_entropy_bits']:.2f}"},
         {"measure": "gini", "value": spread(pop["gini"]), "reference": "0 = even"},
-        {"measure": "top-10% experts' share", "value": spread(pop["top10_share"]), "reference": "0.1 = even"},
+        # the ceil(E / 10) most used experts: their share under even use is that count over E
+        {"measure": "top-10% experts' share", "value": spread(pop["top10_share"]),
+         "reference": f"{math.ceil(2 ** pop['max_entropy_bits'] / 10) / 2 ** pop['max_entropy_bits']:.3f} = even"},
         {"measure": "reuse of previous token's experts", "value": spread(tem["reuse"]),
          "reference": f"chance {tem['chance']:.3f}"},
         {"measure": "MI layer l -> l+1 (bits)", "value": spread(spa["mi_bits"]),

@@ -195,8 +195,9 @@ def test_record_with_the_hub_unreachable_fails_at_once_in_one_line(tmp_path, cap
     assert time.perf_counter() - start < 15
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
+    # the OS's own reason follows ("Connection refused", or "Network is unreachable" without loopback)
     assert ("model 'no-such-org/no-such-moe': not in the local Hugging Face cache, and the hub "
-            "127.0.0.1:9 is unreachable: Connection refused") in err, err
+            "127.0.0.1:9 is unreachable: ") in err, err
 
 
 def test_report_under_a_virtual_memory_limit_is_written_without_charts(tmp_path, small):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,9 +11,13 @@ from conftest import ROOT
 from stmoe.cli.lab_command import QUIET_NOTIFICATIONS, lab_command, settings_dir
 
 
-def test_print_command_opens_the_tour_with_news_and_updates_off():
-    out = subprocess.run([sys.executable, "-m", "stmoe", "lab", "--print-command"], cwd=ROOT,
+def test_print_command_opens_the_tour_with_news_and_updates_off(tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "stmoe", "lab", "--print-command"], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout
+    settings = tmp_path / "stmoe" / "lab-settings"
+    assert f"--LabApp.app_settings_dir={settings}" in out   # still there for a pasted command
+    assert json.loads((settings / "overrides.json").read_text()) == QUIET_NOTIFICATIONS
     assert "-m jupyterlab" in out and f"--notebook-dir={ROOT}" in out
     assert "--LabApp.default_url=/lab/tree/notebooks/00_tour.ipynb" in out
     assert "--LabApp.news_url=" in out and "NeverCheckForUpdate" in out
@@ -36,4 +41,5 @@ def test_missing_notebooks_is_one_line(tmp_path):
     run = subprocess.run([sys.executable, "-m", "stmoe", "lab", "--notebooks", str(tmp_path)],
                          capture_output=True, text=True)
     assert run.returncode == 2 and run.stdout == ""
-    assert run.stderr.count("\n") == 1 and "no 00_tour.ipynb" in run.stderr
+    assert run.stderr.count("\n") == 1 and f"--notebooks: no 00_tour.ipynb in {tmp_path}" in run.stderr
+    assert "give --notebooks" not in run.stderr

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from stmoe.errors import ConfigError
@@ -37,9 +36,10 @@ def notebooks_dir(given: Path | None) -> Path:
     for folder in candidates:
         if (folder / FIRST_NOTEBOOK).is_file():
             return folder.resolve()
-    where = given if given is not None else "this checkout or ./notebooks"
-    raise ConfigError(f"--notebooks: no {FIRST_NOTEBOOK} in {where}; run `stmoe lab` from a clone "
-                      "of the project or give --notebooks DIR")
+    if given is not None:
+        raise ConfigError(f"--notebooks: no {FIRST_NOTEBOOK} in {given}; give the book's notebooks/ folder")
+    raise ConfigError(f"no {FIRST_NOTEBOOK} in this checkout or ./notebooks; run `stmoe lab` from a "
+                      "clone of the project or give --notebooks DIR")
 
 
 def settings_dir(into: Path) -> Path:
@@ -72,9 +72,16 @@ def run(args) -> int:
         raise ConfigError("JupyterLab is not installed; install the notebook extra: "
                           "pip install 'stmoe[notebooks]'") from None
     notebooks = notebooks_dir(args.notebooks)
-    with tempfile.TemporaryDirectory(prefix="stmoe-lab-") as tmp:
-        command = lab_command(notebooks, settings_dir(Path(tmp) / "settings"))
-        if args.print_command:
-            print(" ".join(command))
-            return 0
-        return subprocess.call(command, env=os.environ.copy())
+    # kept (not a temporary folder) so that a printed command still works when pasted later
+    command = lab_command(notebooks, settings_dir(lab_settings_home()))
+    if args.print_command:
+        print(" ".join(command))
+        return 0
+    return subprocess.call(command, env=os.environ.copy())
+
+
+def lab_settings_home() -> Path:
+    """Where `stmoe lab` keeps its app-settings folder: $XDG_CACHE_HOME/stmoe/lab-settings, or
+    ~/.cache/stmoe/lab-settings."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "stmoe" / "lab-settings"

@@ -11,6 +11,7 @@ import time
 from stmoe.cli.output import format_table
 from stmoe.errors import ConfigError
 from stmoe.report import default_traces, write_report
+from stmoe.sim.comparison import over_best_cache
 
 
 def register(sub) -> None:
@@ -34,15 +35,20 @@ def run(args) -> int:
     for res in summary["traces"]:
         pred = {r["predictor"]: r["recall"] for r in res["prediction"]["rows"]}
         row = {"trace": res["label"], "st-moe recall": pred.get("st-moe"),
-               "prev-token recall": pred.get("previous-token")}
+               "stale-gate recall": pred.get("stale-gate"), "prev-token recall": pred.get("previous-token")}
         for key, block in res["systems"].items():
             if key.startswith("accelerator"):
                 st = {r["system"]: r for r in block["rows"]}.get("st-moe", {})
                 label = "own sizes" if key == "accelerator" else "Qwen3-sized"
                 row[f"speedup ({label})"] = st.get("speedup_vs_on_demand")
                 row[f"energy eff. ({label})"] = st.get("energy_efficiency_vs_on_demand")
+                cache = over_best_cache(block["rows"])
+                if cache is not None:
+                    row[f"vs best cache ({label})"] = f"{cache['speedup']:.3f} / {cache['energy_efficiency']:.3f}"
         rows.append(row)
-    print("st-moe on the accelerator preset, over on-demand; recall at m = k on held-out tokens")
+    print("st-moe on the accelerator preset: speedup and energy efficiency over on-demand, and "
+          "speedup / energy efficiency over the fastest cache baseline on the same buffer (what "
+          "prediction adds over caching); recall at m = k on held-out tokens")
     print(format_table(rows) if rows else "no trace could be studied")
     for f in summary["failed"]:
         print(f"failed: {f['trace']}: {f['error']}")

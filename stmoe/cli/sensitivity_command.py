@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from stmoe.cli.output import format_table, print_json
+from stmoe.predictors import predict
 from stmoe.readers.catalog import load_trace
-from stmoe.sim.comparison import dims_for
+from stmoe.sim.comparison import dims_for, split_for_comparison
 from stmoe.sim.hardware import PRESETS, preset
 from stmoe.sim.sensitivity import sensitivity
+from stmoe.sim.systems import predictions_note
 
 
 def register(sub) -> None:
@@ -26,8 +28,12 @@ def run(args) -> int:
     hw = preset(args.hardware)
     trace = load_trace(args.trace)
     dims, notes = dims_for(trace)
-    result = sensitivity(trace, hw, dims=dims)
-    result.notes[:0] = notes
+    # profiled and simulated as `simulate` and the report do: first half profiles, second simulated
+    profile, simulated, split_notes = split_for_comparison(trace)
+    predictions = predict(simulated.select(phase="decode"), "st-moe", profile=profile)
+    result = sensitivity(simulated, hw, dims=dims, predictions=predictions)
+    result.notes[:0] = notes + split_notes
+    result.notes.append(predictions_note("st-moe", trace.top_k, 1, profile))
     if args.json:
         print_json({"trace": trace.name, "model_dims": dims.source, **asdict(result)})
         return 0

@@ -20,7 +20,7 @@ from stmoe.readers.catalog import load_trace, project_traces
 from stmoe.report import html
 from stmoe.report.figures import renderer_problem, save_figure
 from stmoe.report.study import study
-from stmoe.sim.comparison import readable
+from stmoe.sim.comparison import over_best_cache, readable
 from stmoe.sim.sensitivity import Sensitivity
 from stmoe.version import __version__
 
@@ -120,6 +120,7 @@ def _section(res: dict, out: Path, problem: str | None) -> str:
                             ["predictor", "phase", "budget", "recall [95% CI]", "precision", "exact", "cells"]))
     parts += [f"<p class='note'>{html.esc(phase)}: {html.esc(how)}</p>"
               for phase, how in pred["protocol"]["intervals"].items()]
+    parts += [f"<p class='note'>note: {html.esc(n)}</p>" for n in pred.get("notes", [])]
     for hw_name, block in res["systems"].items():
         chart = system_speedup_chart(block["rows"], f"{res['label']} on {hw_name}")
         parts.append(f"<h3>Systems on the {html.esc(hw_name)} preset (decode)</h3>" if "," not in hw_name
@@ -127,6 +128,17 @@ def _section(res: dict, out: Path, problem: str | None) -> str:
         parts.append(html.figure(save_figure(chart, out, f"{slug}-{_slug(hw_name)}", problem),
                                  "Speedup and energy efficiency over on-demand; * changes routing."))
         parts.append(html.table([readable(r) for r in block["rows"]]))
+        cache = over_best_cache(block["rows"])
+        if cache is not None:
+            verdict = ("prediction adds nothing measurable over caching here" if abs(cache["speedup"] - 1) < 0.005
+                       else "prediction is faster than caching alone" if cache["speedup"] > 1
+                       else "prediction is slower than caching alone")
+            parts.append(f"<p><b>What prediction adds over caching:</b> st-moe against the fastest cache "
+                         f"baseline on the same buffer ({html.esc(cache['baseline'])}): "
+                         f"{cache['speedup']:.3f}x speedup, {cache['energy_efficiency']:.3f}x energy "
+                         f"efficiency; {verdict}"
+                         + ("; st-moe spends more energy per token than the cache" if cache["energy_efficiency"] < 1
+                            else "") + ".</p>")
         parts += [f"<p class='note'>note: {html.esc(n)}</p>" for n in block["notes"]]
     for block in res.get("sensitivity", {}).values():
         parts.append(_sensitivity_section(Sensitivity(**block), res["label"], out, slug, problem))

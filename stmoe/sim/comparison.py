@@ -65,6 +65,21 @@ def split_for_comparison(trace: Trace, profile: Trace | None = None) -> tuple[Tr
     return parts.profile, parts.scored, [note]
 
 
+def over_best_cache(rows: list[dict], system: str = "st-moe") -> dict | None:
+    """`system` against the fastest cache baseline of the same comparison (lru-cache, hot-set,
+    speculative-gate: what the same buffer does without st-moe's predictor): {baseline, speedup,
+    energy_efficiency}, ratios of per-token latency and energy; None when either is missing."""
+    from stmoe.sim.systems import CACHE_BASELINES
+    by = {r["system"]: r for r in rows}
+    caches = [by[n] for n in CACHE_BASELINES if n in by]
+    if system not in by or not caches:
+        return None
+    best = min(caches, key=lambda r: r["latency_per_token_s"])
+    return {"baseline": best["system"],
+            "speedup": best["latency_per_token_s"] / by[system]["latency_per_token_s"],
+            "energy_efficiency": best["energy_per_token_j"] / by[system]["energy_per_token_j"]}
+
+
 def marked(row: dict) -> str:
     """A system's name, with " *" when it changes the model's routing (its numbers are then not
     for the same model output; tables say so under the "*")."""
