@@ -10,8 +10,10 @@ def test_report_draws_offline(tmp_path, page):
     summary = write_report([str(path)], tmp_path / "out")
     page.goto((tmp_path / "out" / "report.html").as_uri())
     figures = page.locator(".figure svg")
-    assert figures.count() == 5
-    for i in range(5):
+    res = summary["traces"][0]
+    expected = 1 + len(res["systems"]) + len(res["sensitivity"])   # recall, systems, tornados
+    assert expected == 7 and figures.count() == expected
+    for i in range(expected):
         box = figures.nth(i).bounding_box()
         assert box and box["width"] > 100 and box["height"] > 50
     # The recall chart drew one bar per predictor.
