@@ -17,6 +17,7 @@ from typing import BinaryIO, Callable
 
 from stmoe.errors import StmoeError, TraceError
 
+
 # Bytes of one text trace file read into memory (route_trace CSV, simllm JSON lines), and of the
 # arrays one native trace may inflate to. Reading text costs several times its size: 120 MB of
 # CSV (4.6 million routing rows) peaks at 1.2 GB, or 2.6 GB when its rows fill only 1/48 of the
@@ -33,7 +34,7 @@ def bytes_from_env(name: str, default: int) -> int:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not (value >= 1 and value == int(value)):
+    if not (1 <= value < float(2 ** 63) and value == int(value)):   # inf, nan, 1e400: the default
         import sys
         print(f"stmoe: {name}={text!r} is not a whole number of bytes >= 1; using {default}", file=sys.stderr)
         return default

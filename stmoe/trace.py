@@ -188,6 +188,12 @@ class Trace:
             bad = next((b for b in measured if not size(b, 0)), measured) if isinstance(measured, list) else measured
             self._fail("meta.expert_bytes", f"must be a list of {L} byte counts (integers in "
                                             f"0..2**53, or null), got {str(bad)[:80]}")
+        dense = self.meta.get("dense_bytes")
+        if dense is not None and not (isinstance(dense, list) and len(dense) == L
+                                      and all(size(b, 0) for b in dense)):
+            bad = next((b for b in dense if not size(b, 0)), dense) if isinstance(dense, list) else dense
+            self._fail("meta.dense_bytes", f"must be a list of {L} byte counts (integers in "
+                                           f"0..2**53, or null), got {str(bad)[:80]}")
         config = self.meta.get("model_config") or {}
         for key in MODEL_CONFIG_KEYS:
             if not size(config.get(key), 1):

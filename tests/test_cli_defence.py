@@ -6,6 +6,7 @@ import errno
 import os
 import stat
 
+import numpy as np
 import pytest
 
 from stmoe import synthetic_trace
@@ -226,3 +227,42 @@ def test_report_under_a_virtual_memory_limit_is_written_without_charts(tmp_path,
     summary = json.loads((out / "summary.json").read_text())
     assert summary["charts_not_rendered"].startswith("vl-convert's JavaScript engine did not start")
     assert len(summary["traces"]) == 1 and not summary["failed"]
+
+
+def test_hostile_review_cases_are_one_line(tmp_path):
+    """Found by the session-3 hostile review: a limit of inf crashed the import; a constant whose
+    energy overflows printed inf/NaN (invalid JSON) with exit 0."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "STMOE_MAX_TABLE_BYTES": "inf", "STMOE_MAX_TEXT_BYTES": "1e400"}
+    run = subprocess.run([sys.executable, "-m", "stmoe", "--version"], env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "Traceback" not in run.stderr
+    assert run.stderr.count("\n") == 2 and "using" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "stmoe", "simulate", "granite-3.0-1b-a400m-sglang", "--system",
+                          "st-moe", "--sweep", "link_pj_per_byte=1e300", "--json"], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stdout == "" and run.stderr.count("\n") == 1
+    assert "non-finite energy per token" in run.stderr
+
+
+def test_dense_bytes_meta_is_type_checked():
+    from stmoe import Trace, TraceError
+    ids = np.zeros((2, 2, 1), np.int16)
+    for bad in ("abc", [1, "x"], [[1], [2]], [1e300, 1], {"a": 1}, [-5, 1]):
+        with pytest.raises(TraceError, match="meta.dense_bytes"):
+            Trace(ids, num_experts=4, meta={"dense_bytes": bad})
+    assert Trace(ids, num_experts=4, meta={"dense_bytes": [10, None]}).meta["dense_bytes"] == [10, None]
+
+
+def test_lab_command_quotes_a_folder_with_spaces(tmp_path):
+    import subprocess
+    import sys
+    folder = tmp_path / "nb sp;ace"
+    folder.mkdir()
+    (folder / "00_tour.ipynb").write_text("{}")
+    out = subprocess.run([sys.executable, "-m", "stmoe", "lab", "--notebooks", str(folder), "--print-command"],
+                         capture_output=True, text=True, check=True, env={**__import__("os").environ,
+                                                                         "XDG_CACHE_HOME": str(tmp_path)}).stdout
+    import shlex
+    words = shlex.split(out)
+    assert f"--notebook-dir={tmp_path}" in words and "--LabApp.default_url=/lab/tree/nb sp;ace/00_tour.ipynb" in words

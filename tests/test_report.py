@@ -100,3 +100,17 @@ def test_study_says_where_the_papers_gains_would_hold():
     page = _conditions_section(block)
     assert "Where the paper's gains would hold" in page and "2.5x / 2.5x over on-demand" in page
     assert f"{block['summary']['all']['points']} of {points} points" in page
+
+
+def test_a_trace_with_a_very_long_name_still_gets_its_report(tmp_path):
+    """Found by the session-3 hostile review: figure files named after a 240-character trace name
+    were too long to write, and no report was written at all."""
+    import shutil
+
+    from stmoe.readers.catalog import DATA_DIR
+    from stmoe.report import write_report
+    long = tmp_path / ("d" * 240 + ".npz")
+    shutil.copy(DATA_DIR / "qwen3-30b-a3b.npz", long)
+    summary = write_report([str(long)], tmp_path / "out")
+    assert not summary["failed"] and (tmp_path / "out" / "report.html").is_file()
+    assert max(len(p.name) for p in (tmp_path / "out" / "figures").iterdir()) < 120

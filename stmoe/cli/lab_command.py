@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def run(args) -> int:
     # kept (not a temporary folder) so that a printed command still works when pasted later
     command = lab_command(notebooks, settings_dir(lab_settings_home()))
     if args.print_command:
-        print(" ".join(command))
+        print(shlex.join(command))   # quoted: a folder name with spaces or ";" pastes safely
         return 0
     return subprocess.call(command, env=os.environ.copy())
 

@@ -26,7 +26,13 @@ from stmoe.version import __version__
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "trace"
+    """A file-name-safe form of a trace's name, at most 60 characters (figure names add to it and
+    a file name may have 255 bytes): a long name keeps its start and a hash of the whole."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "trace"
+    if len(slug) <= 60:
+        return slug
+    import hashlib
+    return f"{slug[:47]}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
