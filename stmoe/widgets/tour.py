@@ -9,8 +9,8 @@ from stmoe.book import DEFAULT_TRACE
 from stmoe.book.tour import latency_grid, tour_systems
 from stmoe.charts.tour import latency_chart, latency_rows
 from stmoe.sim.comparison import REFERENCE_MODEL, reference_dims, reference_note
-from stmoe.sim.models import MODELS, find_model
 from stmoe.sim.hardware import preset
+from stmoe.sim.models import MODELS, find_model
 from stmoe.splits import split_leading
 from stmoe.widgets.explorer import Explorer
 
