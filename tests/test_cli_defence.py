@@ -242,7 +242,7 @@ def test_hostile_review_cases_are_one_line(tmp_path):
     run = subprocess.run([sys.executable, "-m", "stmoe", "simulate", "granite-3.0-1b-a400m-sglang", "--system",
                           "st-moe", "--sweep", "link_pj_per_byte=1e300", "--json"], capture_output=True, text=True)
     assert run.returncode == 2 and run.stdout == "" and run.stderr.count("\n") == 1
-    assert "non-finite energy per token" in run.stderr
+    assert "link_pj_per_byte must be at most 1e+30, got 1e+300" in run.stderr
 
 
 def test_dense_bytes_meta_is_type_checked():

@@ -72,6 +72,11 @@ RATES = ("link_bandwidth", "local_bandwidth", "dense_bandwidth", "clock_hz")
 OPTIONAL = ("dense_bandwidth", "dense_pj_per_byte", "sram_node_nm", "pe_rows", "pe_cols")
 
 
+# The largest value any hardware constant may take: far beyond every real machine, and small
+# enough that energy and time totals (constant x bytes x tokens) stay finite in float64.
+MAX_VALUE = 1e30
+
+
 @dataclass(frozen=True)
 class Hardware:
     """One machine. SI units throughout (bytes, seconds, bytes/s, joules, watts).
@@ -125,6 +130,8 @@ class Hardware:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must be at least 1 per second, got {v!r}")
             if v < 0:
                 raise HardwareError(f"hardware {self.name!r}: {f.name} must not be negative, got {v!r}")
+            if v > MAX_VALUE:   # products of such constants overflow to inf in a long trace's totals
+                raise HardwareError(f"hardware {self.name!r}: {f.name} must be at most {MAX_VALUE:g}, got {v!r}")
         if self.sram_node_nm is not None:
             self._node()
         _ = self.pe_array   # raises on a bad dataflow or array shape

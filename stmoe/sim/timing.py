@@ -694,13 +694,7 @@ def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *
                           preload=plan.preload, unit=unit)
     same = {"system": sysm.name, "hardware": hw, "dims": dims, "num_layers": sel.num_layers,
             "changes_routing": sysm.changes_routing}
-    with np.errstate(over="ignore", invalid="ignore"):
-        result = summarise(stats, tokens=sel.num_tokens, notes=[*plan.notes, compute_note(hw, dims)], **same)
-    if not (np.isfinite(result.latency_per_token_s) and np.isfinite(result.energy_per_token_j)):
-        # finite constants whose products overflow (e.g. 1e300 pJ per byte): no number to report
-        raise ConfigError(f"hardware {hw.name!r} with these model sizes gives a non-finite "
-                          f"{'latency' if not np.isfinite(result.latency_per_token_s) else 'energy'} "
-                          "per token; a constant is too large (check the pJ, W, s and byte values)")
+    result = summarise(stats, tokens=sel.num_tokens, notes=[*plan.notes, compute_note(hw, dims)], **same)
     # energy per unit from the same accounting as the whole run's: summarise each unit's share
     tokens = np.bincount(unit)
     result.per_unit = UnitTotals(units, per_unit[:, S_TIME].copy(), np.array(
