@@ -34,3 +34,12 @@ def test_errors_are_one_line(qwen, capsys):
     assert main(["sensitivity", "no-such-trace"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("stmoe: error: no-such-trace") and err.count("\n") == 1
+
+
+def test_model_and_dtype_flags_set_the_sizes(capsys):
+    """The unknown-model error tells the user to give --model: sensitivity has it."""
+    from stmoe.cli import main
+    assert main(["sensitivity", "tiny-moe-code", "--model", "qwen3-30b-a3b", "--dtype", "bfloat16", "--json"]) == 0
+    import json
+    out = json.loads(capsys.readouterr().out)
+    assert "qwen3-30b-a3b" in str(out["model_dims"]).lower()

@@ -347,3 +347,16 @@ def test_profile_errors_are_one_line(tmp_path, profiles, message):
     with pytest.raises(ConfigError) as exc:
         read_spec(path)
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_negative_seed_and_an_empty_out_are_one_line(tmp_path, capsys):
+    from stmoe.cli import main
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'traces = ["{TRACE}"]\npresets = ["accelerator"]\nsystems = ["lru-cache"]\n'
+                    '[parameters]\nlookahead = [1, 2]\n[samples]\ncount = 2\nseed = -5\n')
+    assert main(["explore", str(spec), "--workers", "1"]) == 2
+    assert "samples.seed: a whole number >= 0" in capsys.readouterr().err
+    spec.write_text(f'traces = ["{TRACE}"]\npresets = ["accelerator"]\nsystems = ["lru-cache"]\n')
+    assert main(["explore", str(spec), "--out", " "]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out: an empty folder name" in err

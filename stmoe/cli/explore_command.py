@@ -6,6 +6,7 @@ how many points are finished and how to resume."""
 from __future__ import annotations
 
 from stmoe.cli.output import format_table
+from stmoe.errors import ConfigError
 from stmoe.sim.explore import check_workers, default_out, explore, max_workers, read_results
 from stmoe.sim.explore_spec import MAX_POINTS, read_spec
 from stmoe.sim.pareto import OBJECTIVES, pareto_front
@@ -28,6 +29,8 @@ def register(sub) -> None:
 def run(args) -> int:
     check_workers(args.workers)
     spec = read_spec(args.spec, max_points=args.max_points)
+    if args.out is not None and not args.out.strip():
+        raise ConfigError(f"--out: an empty folder name ({args.out!r})")
     out = args.out or default_out(args.spec)
     print(f"{args.spec}: {len(spec.points)} points on {', '.join(spec.traces)}; results in {out}", flush=True)
     result = explore(spec, out, scheduler=args.scheduler, workers=args.workers, batch_size=args.batch_size)

@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("trace", metavar="TRACE", help="a trace file or the name of a bundled trace")
     p.add_argument("--hardware", default="accelerator", metavar="PRESET",
                    help=f"hardware preset: {', '.join(PRESETS)} (default accelerator)")
+    p.add_argument("--model", help="the model's sizes from the registry (or a Hugging Face id), whatever "
+                                   "the trace records")
+    p.add_argument("--dtype", help="weight data type, e.g. bfloat16, int8")
     p.add_argument("--json", action="store_true", help="print every row, with sources, as JSON")
     p.set_defaults(run=run)
 
@@ -27,7 +30,7 @@ def register(sub) -> None:
 def run(args) -> int:
     hw = preset(args.hardware)
     trace = load_trace(args.trace)
-    dims, notes = dims_for(trace)
+    dims, notes = dims_for(trace, model=args.model, dtype=args.dtype)
     # profiled and simulated as `simulate` and the report do: first half profiles, second simulated
     profile, simulated, split_notes = split_for_comparison(trace)
     predictions = predict(simulated.select(phase="decode"), "st-moe", profile=profile)

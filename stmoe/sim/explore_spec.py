@@ -327,8 +327,8 @@ def parse_spec(raw: dict, path=Path("<spec>"), *, max_points: int = MAX_POINTS) 
     count, seed = samples.get("count", 0), samples.get("seed")
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise ConfigError(f"{path}: samples.count: a whole number >= 0, got {count!r}")
-    if count and not isinstance(seed, int):
-        raise ConfigError(f"{path}: samples.seed: a whole number (sampling is seeded), got {seed!r}")
+    if count and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigError(f"{path}: samples.seed: a whole number >= 0 (sampling is seeded), got {seed!r}")
     _grid_size(path, params, len(names) * len(presets) * len(systems), count, max_points)
 
     traces, profiles, profile_names = _traces(path, names, raw.get("profiles", {}))
