@@ -177,23 +177,19 @@ class Trace:
         raise TraceError(f"{self.origin}: {field}: {problem}")
 
     def _check_model_sizes(self, L: int) -> None:
-        """meta["expert_bytes"] (one entry per layer: a byte count, or null/0 where unknown) and
+        """meta["expert_bytes"] and meta["dense_bytes"] (one entry per layer: a byte count, or
+        null/0 where unknown) and
         meta["model_config"]'s sizes are numbers the machine model computes with: a bool, a
         string or a float there would time a model of the wrong size."""
         def size(value, lo):
             return value is None or (_is_int(value) and lo <= value <= _MAX_SIZE)
-        measured = self.meta.get("expert_bytes")
-        if measured is not None and not (isinstance(measured, list) and len(measured) == L
-                                         and all(size(b, 0) for b in measured)):
-            bad = next((b for b in measured if not size(b, 0)), measured) if isinstance(measured, list) else measured
-            self._fail("meta.expert_bytes", f"must be a list of {L} byte counts (integers in "
+        for field in ("expert_bytes", "dense_bytes"):   # per layer, as the route_trace header records them
+            values = self.meta.get(field)
+            if values is not None and not (isinstance(values, list) and len(values) == L
+                                           and all(size(b, 0) for b in values)):
+                bad = next((b for b in values if not size(b, 0)), values) if isinstance(values, list) else values
+                self._fail(f"meta.{field}", f"must be a list of {L} byte counts (integers in "
                                             f"0..2**53, or null), got {str(bad)[:80]}")
-        dense = self.meta.get("dense_bytes")
-        if dense is not None and not (isinstance(dense, list) and len(dense) == L
-                                      and all(size(b, 0) for b in dense)):
-            bad = next((b for b in dense if not size(b, 0)), dense) if isinstance(dense, list) else dense
-            self._fail("meta.dense_bytes", f"must be a list of {L} byte counts (integers in "
-                                           f"0..2**53, or null), got {str(bad)[:80]}")
         config = self.meta.get("model_config") or {}
         for key in MODEL_CONFIG_KEYS:
             if not size(config.get(key), 1):

@@ -4,6 +4,7 @@ listed with its one-line error and the others still run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -31,7 +32,6 @@ def _slug(text: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "trace"
     if len(slug) <= 60:
         return slug
-    import hashlib
     return f"{slug[:47]}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
 
 

@@ -10,7 +10,7 @@ from stmoe.errors import ConfigError
 from stmoe.predictors.base import check_compatible, check_disjoint
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.hardware import model_dims, preset
-from stmoe.sim.systems import SYSTEMS, get_system, missing_input, runnable
+from stmoe.sim.systems import CACHE_BASELINES, SYSTEMS, get_system, missing_input, runnable
 from stmoe.sim.timing import simulate
 from stmoe.splits import split
 from stmoe.trace import Trace
@@ -69,7 +69,6 @@ def over_best_cache(rows: list[dict], system: str = "st-moe") -> dict | None:
     """`system` against the fastest cache baseline of the same comparison (lru-cache, hot-set,
     speculative-gate: what the same buffer does without st-moe's predictor): {baseline, speedup,
     energy_efficiency}, ratios of per-token latency and energy; None when either is missing."""
-    from stmoe.sim.systems import CACHE_BASELINES
     by = {r["system"]: r for r in rows}
     caches = [by[n] for n in CACHE_BASELINES if n in by]
     if system not in by or not caches:
