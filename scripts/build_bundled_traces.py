@@ -221,7 +221,7 @@ def train(build: Path, cfg: dict, streams: dict[str, np.ndarray],
     model.save_pretrained(build / "model")
     summary = {"steps": done, "planned_steps": t["steps"], "stopped_by": stopped,
                "tokens_seen": done * t["batch_size"] * width,
-               "final_loss_last50": float(np.mean(train_curve[-50:])),
+               "final_loss_last50": round(float(np.mean(train_curve[-50:])), 4),
                "final_heldout_loss": {d: round(heldout_curve[-1][d], 4) for d in heldout},
                "train_seconds": round(time.time() - start, 1), "parameters": n_params,
                "threads": t["threads"], "train_curve": train_curve, "heldout_curve": heldout_curve}
@@ -323,9 +323,10 @@ def findings(rows: list[dict]) -> str:
             "network's.")
 
 
-def previous_rows() -> tuple[list[dict], str]:
+def previous_rows(summary: dict) -> tuple[list[dict], str]:
     """The structure rows of the bundled traces this build replaces, measured before they are
-    overwritten, so the data card shows what the new training changed."""
+    overwritten, so the data card shows what the new training changed. A rerun of the same
+    training (same steps and final held-out loss) replaces nothing new, so it adds no rows."""
     from scripts.measure_structure import measure
     from stmoe import load_trace
     from stmoe.readers.catalog import DATA_DIR
@@ -333,7 +334,11 @@ def previous_rows() -> tuple[list[dict], str]:
     for name in NAMES.values():
         if (DATA_DIR / f"{name}.npz").exists():
             trace = load_trace(name)
-            steps.add(trace.meta.get("training", {}).get("steps"))
+            before = trace.meta.get("training", {})
+            if (before.get("steps"), before.get("final_heldout_loss")) == \
+                    (summary["steps"], summary["final_heldout_loss"]):
+                continue
+            steps.add(before.get("steps"))
             row = measure(trace)
             rows.append({**row, "trace": f"{name} (previous build)"})
     text = (f"The rows marked *previous build* are the traces this build replaced (a model trained "
@@ -455,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
             calibration.append(control)
     if args.stop_after == "record":
         return 0
-    write_data_dir(traces, calibration, previous_rows(), cfg, summary, losses, time.time() - started)
+    write_data_dir(traces, calibration, previous_rows(summary), cfg, summary, losses, time.time() - started)
     return 0
 
 

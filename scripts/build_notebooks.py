@@ -5,6 +5,10 @@
 Executed outputs are kept (nbval compares the `# NBVAL_CHECK_OUTPUT` cells against them and
 readers without a kernel see them); widget state (about 1 MB per offline chart) is removed by
 nbstripout with --keep-output --keep-count, which is what nbval needs.
+
+Exercise solutions (code cells whose first line is `# Solution`) are collapsed: JupyterLab and
+the classic notebook show their output but hide their source until the reader opens it, so the
+stated answer (the `**Answer:**` line of the exercise above) comes before the code.
 """
 
 from __future__ import annotations
@@ -20,10 +24,17 @@ from nbconvert.preprocessors import ExecutePreprocessor
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def is_solution(cell) -> bool:
+    return cell.cell_type == "code" and cell.source.lstrip().startswith("# Solution")
+
+
 def build(path: Path) -> float:
     start = time.perf_counter()
     nb = nbformat.read(path, as_version=4)
     ExecutePreprocessor(timeout=600, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(path.parent)}})
+    for cell in nb.cells:
+        if is_solution(cell):
+            cell.metadata["jupyter"] = {"source_hidden": True}
     tmp = path.with_suffix(".ipynb.tmp")
     nbformat.write(nb, tmp)
     tmp.replace(path)

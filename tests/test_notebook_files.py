@@ -3,11 +3,12 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from pathlib import Path
+from scripts.build_notebooks import is_solution
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,3 +33,24 @@ def test_notebook_is_stripped_and_executed(path):
     assert code and all(c.execution_count for c in code), f"{path.name} has unexecuted cells"
     assert not any(o.get("output_type") == "error" for c in code for o in c.outputs), f"{path.name} has errors"
     assert any("NBVAL_CHECK_OUTPUT" in c.source for c in code), f"{path.name} has no checkpoint cell"
+
+
+RAW_REPR = re.compile(r"np\.(float|int)\d+\(|\b[A-Z][A-Za-z]+\([a-z_]+=")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_solutions_are_collapsed_after_a_stated_answer(path):
+    """An exercise says its answer in words (a `**Answer:**` line) and keeps the code that shows
+    it collapsed below; what the code prints is formatted text, never a raw repr."""
+    cells = nbformat.read(path, as_version=4).cells
+    solutions = [i for i, c in enumerate(cells) if is_solution(c)]
+    assert solutions, f"{path.name} has no exercise solutions"
+    for i in solutions:
+        assert cells[i].metadata.get("jupyter", {}).get("source_hidden"), \
+            f"{path.name} cell {i}: solution not collapsed; run scripts/build_notebooks.py"
+        before = cells[i - 1]
+        assert before.cell_type == "markdown" and "**Answer:**" in before.source, \
+            f"{path.name} cell {i}: the markdown cell above a solution must state its **Answer:**"
+        for out in cells[i].outputs:
+            text = out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+            assert not RAW_REPR.search(text), f"{path.name} cell {i} prints a raw repr: {text[:80]!r}"

@@ -10,6 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from scripts.build_notebooks import is_solution
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -52,10 +54,15 @@ def printed(cell) -> str:
 def unprinted_numbers(path: Path) -> list[str]:
     """(cell index, number, context) of each prose number no output above prints."""
     found, above = [], ""
-    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+    cells = nbformat.read(path, as_version=4).cells
+    for i, cell in enumerate(cells):
         if cell.cell_type == "code":
             above += printed(cell) + "\n"
             continue
+        # an exercise states its answer, then the collapsed solution that prints it
+        nxt = cells[i + 1] if i + 1 < len(cells) else None
+        shown = above + (printed(nxt) if "**Answer:**" in cell.source and nxt is not None
+                         and nxt.cell_type == "code" and is_solution(nxt) else "")
         # code spans are names and arguments, link targets are addresses
         text = re.sub(r"\]\([^)]*\)", "]", re.sub(r"`[^`]*`", "", cell.source))
         for m in NUMBER.finditer(text):
@@ -63,7 +70,7 @@ def unprinted_numbers(path: Path) -> list[str]:
             if significant_digits(number) < 3 or YEAR.fullmatch(number) or (path.name, number) in ALLOWED:
                 continue
             forms = {number, number.replace(",", "")}
-            if not any(re.search(rf"(?<![\d.]){re.escape(f)}(?!\d)", above) for f in forms):
+            if not any(re.search(rf"(?<![\d.]){re.escape(f)}(?!\d)", shown) for f in forms):
                 found.append(f"cell {i}: {number} in ...{text[max(0, m.start() - 50):m.end() + 10]!r}")
     return found
 
@@ -79,9 +86,12 @@ def test_the_check_catches_a_number_no_cell_prints(tmp_path):
     code = nbformat.v4.new_code_cell("print(0.703)")
     code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="recall 0.703\n")]
     nb.cells = [nbformat.v4.new_markdown_cell("Before any output: 0.703."), code,
-                nbformat.v4.new_markdown_cell("Recall 0.703, not 0.7031, about 0.7, in 2024, `f(1.234)`.")]
+                nbformat.v4.new_markdown_cell("Recall 0.703, not 0.7031, about 0.7, in 2024, `f(1.234)`."),
+                nbformat.v4.new_markdown_cell("Exercise. **Answer:** 0.125, printed by the solution below; 0.250 is not."),
+                nbformat.v4.new_code_cell("# Solution\nprint(1 / 8)")]
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="0.125\n")]
     path = tmp_path / "99_example.ipynb"
     nbformat.write(nb, path)
     missing = unprinted_numbers(path)
     assert [m.split(":")[0] + ":" + m.split(":")[1].split(" in")[0] for m in missing] == \
-        ["cell 0: 0.703", "cell 2: 0.7031"]
+        ["cell 0: 0.703", "cell 2: 0.7031", "cell 3: 0.250"]
