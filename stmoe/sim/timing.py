@@ -454,6 +454,24 @@ class UnitTotals:
     latency_s: np.ndarray
     energy_j: np.ndarray
 
+    def as_dict(self) -> dict:
+        """The totals as plain lists (JSON), as comparison rows carry them."""
+        return {"units": self.units, "latency_s": self.latency_s.tolist(), "energy_j": self.energy_j.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> UnitTotals:
+        return cls(d["units"], np.asarray(d["latency_s"], np.float64), np.asarray(d["energy_j"], np.float64))
+
+    def gain_intervals(self, base: UnitTotals, suffix: str = "") -> dict:
+        """{speedup{suffix}_ci_low, _ci_high, energy_efficiency{suffix}_ci_low, _ci_high}: the
+        paired bootstrap intervals (`stmoe.bootstrap.ratio_interval`, both runs' units
+        resampled alike) of this run's speedup and energy efficiency over `base`, a run over
+        the same tokens and units."""
+        if len(self.latency_s) != len(base.latency_s):
+            raise ConfigError(f"intervals: the two runs have different units ({self.units}; {base.units})")
+        return (interval_fields(f"speedup{suffix}", ratio_interval(base.latency_s, self.latency_s))
+                | interval_fields(f"energy_efficiency{suffix}", ratio_interval(base.energy_j, self.energy_j)))
+
 
 @dataclass
 class SimulationResult:
@@ -529,13 +547,8 @@ class SimulationResult:
         alike (paired), when both have per-unit totals."""
         if self.per_unit is None or base.per_unit is None:
             return self
-        if len(self.per_unit.latency_s) != len(base.per_unit.latency_s):
-            raise ConfigError(f"intervals: {self.system} and {base.system} ran over different units "
-                              f"({self.per_unit.units}; {base.per_unit.units})")
-        for name, num, den in ((f"speedup_{suffix}", base.per_unit.latency_s, self.per_unit.latency_s),
-                               (f"energy_efficiency_{suffix}", base.per_unit.energy_j, self.per_unit.energy_j)):
-            for f, v in interval_fields(name, ratio_interval(num, den)).items():
-                setattr(self, f, v)
+        for f, v in self.per_unit.gain_intervals(base.per_unit, f"_{suffix}").items():
+            setattr(self, f, v)
         return self
 
     def row(self) -> dict:
