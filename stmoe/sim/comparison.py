@@ -92,7 +92,8 @@ def marked(row: dict) -> str:
 
 def readable(row: dict) -> dict:
     """A system's row in the units tables print (JSON keeps SI units); ratios with their 95%
-    interval where the row has one."""
+    interval where the row has one; "late" is the share of requests whose prefetch was still on
+    the link (neither a hit nor a miss: `SimulationResult` says how requests are counted)."""
     out = {"system": marked(row),
            "µs / token": row["latency_per_token_s"] * 1e6,
            "speedup [95% CI]": with_interval(row, "speedup_vs_on_demand"),
@@ -101,7 +102,7 @@ def readable(row: dict) -> dict:
     if row.get("baseline"):
         out |= {f"speedup vs {row['baseline']}": with_interval(row, "speedup_vs_baseline"),
                 f"energy eff. vs {row['baseline']}": with_interval(row, "energy_efficiency_vs_baseline")}
-    return out | {"hit rate": row["hit_rate"], "stall share": row["stall_share"],
+    return out | {"hit rate": row["hit_rate"], "late": row["late_prefetch_rate"], "stall share": row["stall_share"],
                   "link util.": row["link_utilisation"], "wasted MB": row["wasted_bytes"] / 1e6}
 
 
