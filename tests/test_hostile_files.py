@@ -472,6 +472,28 @@ def test_the_default_table_limit_refuses_32767_experts():
         check_table_memory(tr, "predictor 'st-moe'", 8)
 
 
+def test_buffer_state_over_the_memory_limit_is_refused_before_allocating(monkeypatch, capsys, wide):
+    # 2 layers x 512 experts at 104 bytes each: 106,496 bytes, over a 100,000-byte limit
+    monkeypatch.setattr("stmoe.sim.timing.MAX_STATE_BYTES", 100_000)
+    allocated = []
+    monkeypatch.setattr("stmoe.sim.timing.new_state", lambda *a: allocated.append(a))
+    assert main(["simulate", str(wide), "--system", "on-demand", "--hidden", "64", "--ffn", "32"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not allocated, err
+    assert (f"{wide}: simulating needs about 106,496 bytes of buffer state for 2 layers x 512 experts "
+            "(104 bytes each), over the 100,000-byte limit (raise STMOE_MAX_STATE_BYTES to run it)") in err, err
+
+
+def test_the_default_state_limit_refuses_4096_layers_of_32767_experts():
+    # within every cap a reader checks, yet 14 GB of buffer state: refused, not attempted
+    from stmoe.sim.timing import MAX_STATE_BYTES, check_state_memory
+    tr = Trace(np.zeros((2, 4096, 1), np.int16), num_experts=MAX_EXPERTS)
+    assert MAX_STATE_BYTES == 2 << 30
+    with pytest.raises(ConfigError, match="needs about 13,958,217,728 bytes of buffer state for 4096 layers"):
+        check_state_memory(tr)
+    check_state_memory(Trace(np.broadcast_to(np.arange(8, dtype=np.int16), (2, 48, 8)), num_experts=128))   # Qwen3-30B-A3B's shape
+
+
 # ---------------------------------------------------------------- memory while reading
 def _peak_bytes_per_cell(path):
     import tracemalloc  # numpy reports its buffers to tracemalloc: deterministic, unlike RSS
