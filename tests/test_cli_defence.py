@@ -176,6 +176,22 @@ def test_record_refuses_unknown_torch_names_before_loading(tmp_path, capsys, opt
     assert err.count("\n") == 1 and f"{option} {value!r}: not a torch" in err
 
 
+@pytest.mark.parametrize("make,words", [
+    (os.mkfifo, "is a named pipe, not a regular file"),
+    (os.mkdir, "is a directory, not a text file"),
+    (lambda p: os.symlink("/dev/zero", p), "is a character device, not a regular file"),
+    (lambda p: open(p, "w").close(), "file is empty"),
+    (lambda p: None, "no such file"),
+])
+def test_record_text_says_what_the_path_is(tmp_path, capsys, make, words):
+    # all of these read "no such file" before; a pipe or /dev/zero must not be read at all
+    text = tmp_path / "t.txt"
+    make(text)
+    assert main(["record", "no/such-model", "-o", str(tmp_path / "o.npz"), "--text", str(text)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"stmoe: error: --text {text}: {words}\n", err
+
+
 def test_record_with_the_hub_unreachable_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch):
     # Nothing listens on 127.0.0.1:9, so the connection is refused at once; transformers alone
     # retries each file with backoff (48 s and 23 lines with no network; 56 s for this test)
