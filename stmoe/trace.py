@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -506,17 +507,33 @@ def _read_header(path: Path, zf: zipfile.ZipFile, members: dict) -> dict:
     return header
 
 
+def _npy_header(path: Path, name: str, m) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran order, dtype) from an .npy member's header; numpy's own complaints (a
+    wrong magic, a header that is not a dict, an unknown dtype) become a TraceError naming the member."""
+    try:
+        version = np.lib.format.read_magic(m)
+        if version not in ((1, 0), (2, 0)):
+            raise TraceError(f"{path}: {name}: .npy version {version} is not supported")
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(m)
+    except (ValueError, EOFError, TypeError) as exc:   # TraceError is a ValueError: let it through
+        if isinstance(exc, TraceError):
+            raise
+        # numpy's first sentence says what is wrong (the rest advises on pickles, which stmoe never
+        # loads); it may quote the whole header, or an object's address for a bare name
+        problem = re.sub(r" at 0x[0-9a-fA-F]+", "", re.split(r"\.\s", str(exc))[0])
+        problem = problem if len(problem) <= 160 else problem[:150] + " ..."
+        raise TraceError(f"{path}: {name}: malformed .npy header ({problem})") from None
+    if any(n < 0 for n in shape):
+        raise TraceError(f"{path}: {name}: malformed .npy header (negative dimension in shape {shape})")
+    return shape, fortran, dtype
+
+
 def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     """One .npy member, its header checked against the zip directory's size before inflating."""
     name = info.filename
     with zf.open(info) as m:
-        version = np.lib.format.read_magic(m)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(m)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(m)
-        else:
-            raise TraceError(f"{path}: {name}: .npy version {version} is not supported")
+        shape, fortran, dtype = _npy_header(path, name, m)
         if dtype.hasobject or dtype.kind not in "biuf":
             raise TraceError(f"{path}: {name}: dtype {dtype} is not a plain number type")
         count = 1

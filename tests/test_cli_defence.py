@@ -131,11 +131,37 @@ def test_report_disk_full_is_one_line(monkeypatch, tmp_path, small, capsys):
     (["analyze", "qwen3-30b-a3b", "--permutations", "0"], "--permutations: must be >= 1, got 0"),
     (["record", "m", "-o", "x.npz", "--text", "t.txt", "--max-sequences", "-1"], "--max-sequences must be >= 1"),
     (["info", "x" * 300 + ".npz"], "File name too long"),
+    # inf in the KV-cache bytes made every latency inf and the error named no field
+    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "1e306"],
+     "context must be a number of tokens from 0 to 2147483647, got 1e+306"),
 ])
 def test_bad_arguments_are_one_line(capsys, argv, words):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err, err
+
+
+def test_a_deeply_nested_explore_spec_is_one_line_naming_it(tmp_path, capsys):
+    spec = tmp_path / "deep.toml"
+    spec.write_text('traces = ["tiny-moe-code"]\nx = ' + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert main(["explore", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"stmoe: error: {spec}: nested too deeply to read (deeper than Python's recursion limit; " \
+                  "a spec is a few flat tables)\n", err
+
+
+def test_explore_on_a_full_disk_names_the_results_folder(tmp_path, capsys, monkeypatch):
+    # pyarrow's write error carries errno 28 but no file name: it read "file: Error writing bytes ..."
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr("stmoe.cli.explore_command.explore", full)
+    spec = tmp_path / "s.toml"
+    spec.write_text('traces = ["tiny-moe-code"]\npresets = ["accelerator"]\nsystems = ["on-demand"]\n')
+    assert main(["explore", str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"stmoe: error: {tmp_path / 'out'}: cannot write the results "
+                                                   "(Error writing bytes to file. Detail: [errno 28] No space left"), err
 
 
 def test_progress_goes_to_stderr_once_a_command_is_slow(capsys):

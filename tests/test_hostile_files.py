@@ -277,6 +277,13 @@ def _npy(arr) -> bytes:
     return buf.getvalue()
 
 
+def _npy_with_header(text: str) -> bytes:
+    """An .npy version 1.0 member whose header is `text`, padded as numpy pads it."""
+    body = text.encode("latin1")
+    body += b" " * (64 - (10 + len(body) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
+
+
 def test_npz_good_baseline(tmp_path):
     assert load_trace(npz(tmp_path, {})).num_tokens == 8
 
@@ -328,7 +335,17 @@ def test_npz_header_and_meta_types(tmp_path, capsys, header, words):
 @pytest.mark.parametrize("members,words", [
     ({"phase.npy": None, "phase": _npy(np.ones(8, np.uint8))}, "missing array(s) phase"),
     ({"phase.npy": _npy(np.array([None] * 8, dtype=object))}, "phase.npy: dtype object is not a plain number type"),
-    ({"phase.npy": b"not an npy file"}, "cannot read as an .npz trace"),
+    ({"phase.npy": b"not an npy file"}, "phase.npy: malformed .npy header (the magic string is not correct"),
+    ({"phase.npy": _npy_with_header("garbage")}, "phase.npy: malformed .npy header (malformed node or string"),
+    ({"phase.npy": _npy_with_header("[1, 2]")}, "phase.npy: malformed .npy header (Header is not a dictionary"),
+    ({"phase.npy": _npy_with_header("{'descr': '<q9', 'fortran_order': False, 'shape': (8,)}")},
+     "phase.npy: malformed .npy header (descr is not a valid dtype descriptor: '<q9')"),
+    ({"phase.npy": _npy_with_header("{'descr': '|u1', 'fortran_order': False, 'shape': (-8,)}")},
+     "phase.npy: malformed .npy header (negative dimension in shape (-8,))"),
+    ({"phase.npy": _npy_with_header("{'descr': '|u1', 'fortran_order': False, 'shape': (8,), 'x': '"
+                                    + "a" * 20000 + "'}")},
+     "phase.npy: malformed .npy header (Header info length (20086) is large and may not be safe to load securely)"),
+    ({"phase.npy": b"\x93NUMPY\x01\x00"}, "phase.npy: malformed .npy header (EOF: reading array header length"),
     ({"expert_ids.npy": _npy(np.ones((8, 2, 2), bool))}, "expert_ids: must hold integers, got dtype bool"),
     ({"sequence.npy": _npy(np.full(8, 2 ** 40))}, "sequence: value 1099511627776 does not fit int32"),
 ])
