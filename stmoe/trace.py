@@ -62,6 +62,19 @@ def phase_code(phase: str | int) -> int:
     raise TraceError(f"phase: unknown phase {phase!r}; expected 'prefill' or 'decode'")
 
 
+def beyond_float32(values: np.ndarray) -> int | None:
+    """The flat index of the first finite value too large for float32 (gate weights are stored
+    as float32, and casting such a value makes it inf with a RuntimeWarning), or None. Two
+    reductions without a temporary array; the search runs only when one finds something."""
+    if values.dtype.kind != "f" or values.dtype.itemsize <= 4 or values.size == 0:
+        return None
+    top = float(np.finfo(np.float32).max)
+    if not (np.fmax.reduce(values, axis=None) > top or np.fmin.reduce(values, axis=None) < -top):
+        return None
+    big = np.flatnonzero(np.isfinite(values) & (np.abs(values) > top))   # infinities are another error
+    return int(big[0]) if big.size else None
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
@@ -124,9 +137,14 @@ class Trace:
             w = np.asarray(weights)
             if w.dtype.kind not in "fiu":
                 self._fail("weights", f"must be numeric, got dtype {w.dtype}")
-            w = w.astype(np.float32, copy=False)
             if w.shape != ids.shape:
                 self._fail("weights", f"shape {w.shape} does not match expert_ids {ids.shape}")
+            big = beyond_float32(w)
+            if big is not None:
+                t, l, s = (int(x) for x in np.unravel_index(big, w.shape))
+                self._fail("weights", f"value {w.flat[big]:g} at token {t}, layer {l}, slot {s} is beyond "
+                                      f"float32's range (+-{np.finfo(np.float32).max:.4g})")
+            w = w.astype(np.float32, copy=False)
             # a float64 sum is finite exactly when every weight is (float32 values cannot overflow
             # it); only then is the cell-by-cell search, three masks of the whole grid, needed
             bad = np.zeros((), bool) if np.isfinite(w.sum(dtype=np.float64)) else (ids >= 0) & ~np.isfinite(w)

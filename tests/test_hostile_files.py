@@ -6,6 +6,7 @@ error or a caveat. Every one is a one-line TraceError naming the file, and exit 
 import io
 import json
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -251,6 +252,72 @@ def test_csv_rows_out_of_step_order_load_in_step_order(tmp_path, capsys):
 def test_csv_conflicting_phases_for_one_token_are_refused(tmp_path, capsys):
     rows = [r for r in csv_token(0, 0, phase=0) if r[3] == 0] + [r for r in csv_token(0, 0, phase=1) if r[3] == 1]
     refused(csv_file(tmp_path, rows), capsys, "line 6: phase 1 for turn 0, step 0, which line 4 gives phase 0")
+
+
+@pytest.mark.parametrize("weight", ["0_5", " 0.5", "0.5 ", "\u0665", "0x1p-1", "1/2", "0,5"])
+def test_csv_weight_is_a_plain_decimal_number(tmp_path, capsys, weight):
+    # float() reads "0_5" as 5.0, " 0.5" and an Arabic-Indic five as numbers too
+    rows = csv_token(0, 0)
+    rows[0] = (*rows[0][:6], f'"{weight}"')
+    refused(csv_file(tmp_path, rows), capsys, f"line 4: weight {weight!r} is not a decimal number")
+
+
+def test_csv_plain_weights_still_read_exactly(tmp_path):
+    for name, texts in (("a.csv", ["1", "-0.25", ".5", "2."]), ("b.csv", ["1e-3", "+3E+2", "3.4e38", "-3.4e38"])):
+        rows = [(*r[:6], w) for r, w in zip(csv_token(0, 0), texts)]
+        got = load_trace(csv_file(tmp_path, rows, name=name)).weights.reshape(-1)
+        assert got.tolist() == np.array([float(w) for w in texts], np.float32).tolist()
+
+
+@pytest.mark.parametrize("weight", ["1e39", "-1e39", "3.5e38"])
+def test_csv_weight_beyond_float32_is_refused_without_warnings(tmp_path, capsys, weight):
+    rows = csv_token(0, 0)
+    rows[2] = (*rows[2][:6], weight)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # the cast to float32 warned "overflow encountered in cast" first
+        refused(csv_file(tmp_path, rows), capsys, f"line 6: weight {float(weight):g} is beyond float32's "
+                                                  "range (+-3.403e+38)")
+        with pytest.raises(TraceError, match=r"weights: value 1e\+39 at token 0, layer 1, slot 0 is beyond"):
+            Trace(np.array([[[0], [1]]]), num_experts=2, weights=np.array([[[0.5], [1e39]]]))
+
+
+def test_csv_column_named_twice_is_refused(tmp_path, capsys):
+    # the reader used the first 'expert' column and ignored the second
+    path = tmp_path / "t.csv"
+    path.write_text(CSV_HEAD.format(L=2, E=4, k=2) + COLUMNS.strip() + ",expert\n"
+                    + "".join(",".join(map(str, r)) + ",3\n" for r in csv_token(0, 0)))
+    refused(path, capsys, "line 3: CSV header names column 'expert' twice (columns 6 and 8)")
+
+
+@pytest.mark.parametrize("extra,words", [
+    ("# layer=99\n", "bad layer line '# layer=99' (no expert_bytes="),
+    ("# expert_bytes=100\n", "bad layer line '# expert_bytes=100' (no layer="),
+    ("# layer=1 expert_bytes=100 n_expert=8\n", "(n_expert= belongs on the model line"),
+    ("# layer=99 expert_bytes=100\n", "header: a layer line describes layer 99, but n_layer=2 (layers 0..1)"),
+    ("# layer=-1 expert_bytes=100\n", "header: a layer line describes layer -1, but n_layer=2"),
+    ("# layer=1 expert_bytes=1x\n", "expert_bytes='1x' is not an integer"),
+    ("# layer=0 layer=1 expert_bytes=5\n", "header: layer= is given twice in '# layer=0 layer=1 expert_bytes=5'"),
+])
+def test_csv_layer_lines_must_fit_the_model_line(tmp_path, capsys, extra, words):
+    # each was ignored: a layer line for a layer the model does not have, or with no bytes
+    refused(csv_file(tmp_path, csv_token(0, 0), extra=extra), capsys, words)
+
+
+def test_csv_unknown_header_keys_and_partial_layer_lines_are_caveats(tmp_path, capsys):
+    extra = "# quant=Q4_K n_ctx=4096\n# layer=1 expert_bytes=100 dense_bytes=7\n# written by hand\n"
+    path = csv_file(tmp_path, csv_token(0, 0), extra=extra)
+    caveats = load_trace(path).meta["caveats"]
+    keys = ("the model line has model, arch, n_layer, n_expert, n_expert_used; "
+            "a layer line layer, expert_bytes, dense_bytes")
+    partial = "header: layer lines give the expert bytes of 1 of 2 layers; measured sizes are used only when every"
+    assert caveats[:3] == [f"header: quant=Q4_K is not a route_trace v1 key ({keys}): ignored",
+                           f"header: n_ctx=4096 is not a route_trace v1 key ({keys}): ignored",
+                           f"{partial} layer has them"], caveats
+    assert main(["info", str(path)]) == 0 and "caveat     header: quant=Q4_K" in capsys.readouterr().out
+    full = csv_file(tmp_path, csv_token(0, 0), extra="# layer=0 expert_bytes=5\n# layer=1 expert_bytes=6\n",
+                    name="full.csv")
+    tr = load_trace(full)
+    assert tr.meta["expert_bytes"] == [5, 6] and not any("header" in c for c in tr.meta["caveats"])
 
 
 # ---------------------------------------------------------------- native .npz
@@ -508,7 +575,8 @@ def test_the_default_state_limit_refuses_4096_layers_of_32767_experts():
     assert MAX_STATE_BYTES == 2 << 30
     with pytest.raises(ConfigError, match="needs about 13,958,217,728 bytes of buffer state for 4096 layers"):
         check_state_memory(tr)
-    check_state_memory(Trace(np.broadcast_to(np.arange(8, dtype=np.int16), (2, 48, 8)), num_experts=128))   # Qwen3-30B-A3B's shape
+    qwen_shape = np.broadcast_to(np.arange(8, dtype=np.int16), (2, 48, 8))   # Qwen3-30B-A3B's 48 x 128
+    check_state_memory(Trace(qwen_shape, num_experts=128))
 
 
 # ---------------------------------------------------------------- memory while reading
