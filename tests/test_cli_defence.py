@@ -3,13 +3,14 @@ file (exit 2, `--debug` for the traceback); a report over good and bad traces st
 ones and exits 1; written files follow the umask; a failed write leaves no temporary file."""
 
 import errno
+import json
 import os
 import stat
 
 import numpy as np
 import pytest
 
-from stmoe import synthetic_trace
+from stmoe import Trace, synthetic_trace
 from stmoe.cli import main
 from stmoe.errors import StmoeError
 from stmoe.readers import catalog
@@ -62,6 +63,22 @@ def test_report_studies_the_good_and_lists_the_bad(monkeypatch, tmp_path, capsys
 
 def test_report_all_good_exits_0(tmp_path, small, capsys):
     assert main(["report", str(small), "--out", str(tmp_path / "out")]) == 0
+
+
+def test_two_traces_of_one_name_keep_their_own_figures(tmp_path, capsys):
+    # both are named synthetic-seed0: the second trace's figures overwrote the first's
+    paths = []
+    for folder, tokens in (("a", 64), ("b", 80)):
+        (tmp_path / folder).mkdir()
+        trace = synthetic_trace(tokens, 3, 8, 2, num_sequences=2, prompt_tokens=8, seed=0)
+        paths.append(str(trace.save(tmp_path / folder / "t.npz")))
+    assert main(["report", *paths, "--out", str(tmp_path / "out")]) == 0
+    figures = tmp_path / "out" / "figures"
+    first, second = figures / "synthetic-seed0-recall.svg", figures / "synthetic-seed0-2-recall.svg"
+    assert first.read_bytes() != second.read_bytes()
+    assert len(list(figures.glob("synthetic-seed0-2-*"))) * 2 == len(list(figures.iterdir()))
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "64 tokens" in page and "80 tokens" in page
 
 
 def test_empty_out_is_refused(small, capsys):
@@ -164,6 +181,20 @@ def test_explore_on_a_full_disk_names_the_results_folder(tmp_path, capsys, monke
                                                    "(Error writing bytes to file. Detail: [errno 28] No space left"), err
 
 
+def test_a_one_expert_trace_is_not_told_about_a_profile_nobody_gave(tmp_path, capsys):
+    # every token routes expert 0, so the split's halves look alike token by token: the default
+    # split was refused as "profile: ... holds 100% of the scored tokens"
+    path = Trace(np.zeros((40, 2, 1), np.int16), num_experts=1, sequence=np.repeat([0, 1], 20)).save(tmp_path / "one.npz")
+    assert main(["simulate", str(path), "--hidden", "64", "--ffn", "32", "--system", "st-moe", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(r["system"], r["hit_rate"]) for r in out["results"]] == [("st-moe", 1.0)]
+    assert any(n.startswith(f"profile: the first half of {path}'s sequences (20 tokens)") for n in out["notes"])
+    # the very same tokens given as the profile are still refused
+    assert main(["predict", str(path), "--profile", str(path)]) == 2
+    assert capsys.readouterr().err == (f"stmoe: error: profile: {path} holds 100% of the scored tokens of {path}; "
+                                       "give a profile of other tokens of the same model\n")
+
+
 def test_progress_goes_to_stderr_once_a_command_is_slow(capsys):
     from stmoe.cli.output import Progress
     quiet, slow = Progress(quiet_for=60), Progress(quiet_for=0)
@@ -178,9 +209,11 @@ def test_commands_report_progress(monkeypatch, capsys):
     assert main(["predict", "qwen3-30b-a3b", "--predictor", "st-moe", "--predictor", "oracle"]) == 0
     assert main(["simulate", "qwen3-30b-a3b", "--system", "st-moe"]) == 0
     assert main(["analyze", "qwen3-30b-a3b", "--permutations", "3"]) == 0
+    assert main(["simulate", "qwen3-30b-a3b", "--system", "lru-cache", "--sweep", "link_bandwidth=1e9,2e9"]) == 0
     err = capsys.readouterr().err
     for stage in ("scoring st-moe (1 of 2)", "scoring oracle (2 of 2)", "simulating on-demand",
-                  "simulating st-moe (1 of 1)", "cross-layer affinity: 47 layer pairs, 3 shuffles within sequences"):
+                  "simulating st-moe (1 of 1)", "cross-layer affinity: 47 layer pairs, 3 shuffles within sequences",
+                  "link_bandwidth = 1e+09 (1 of 2)", "link_bandwidth = 2e+09 (2 of 2)"):
         assert stage in err, err
 
 
