@@ -195,6 +195,26 @@ def test_a_one_expert_trace_is_not_told_about_a_profile_nobody_gave(tmp_path, ca
                                        "give a profile of other tokens of the same model\n")
 
 
+def test_a_profile_from_differently_trained_weights_is_refused(capsys):
+    # same model name and shape: the control's routing profiled st-moe for the trained model silently
+    from stmoe.predictors.base import check_compatible
+    assert main(["simulate", "tiny-moe-code", "--system", "st-moe", "--profile", "tiny-moe-untrained"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "stmoe: error: profile: tiny-moe-untrained and tiny-moe-code were routed by differently trained weights "
+        "(meta.training.steps 0 and "), err
+    check_compatible(catalog.load_trace("tiny-moe-prose"), catalog.load_trace("tiny-moe-code"))  # one training
+
+    def routed(training):
+        ids = synthetic_trace(16, 2, 4, 1, seed=0).expert_ids
+        return Trace(ids, num_experts=4, meta={"training": training})
+
+    with pytest.raises(StmoeError, match=r"meta.training.final_heldout_loss 1.5 and 2.5\); a profile must"):
+        check_compatible(routed({"steps": 9, "final_heldout_loss": 1.5}), routed({"steps": 9, "final_heldout_loss": 2.5}))
+    check_compatible(routed({"steps": 9, "final_heldout_loss": 1.5}), routed({"steps": 9, "final_heldout_loss": 1.5}))
+    check_compatible(synthetic_trace(16, 2, 4, 1, seed=1), routed({"steps": 9}))   # nothing recorded: shape only
+
+
 def test_progress_goes_to_stderr_once_a_command_is_slow(capsys):
     from stmoe.cli.output import Progress
     quiet, slow = Progress(quiet_for=60), Progress(quiet_for=0)

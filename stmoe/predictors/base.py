@@ -67,11 +67,29 @@ def check_lookahead(lookahead, num_layers: int) -> int:
 
 
 def check_compatible(profile: Trace, trace: Trace, what: str = "profile") -> None:
-    """A table profiled on one model's routing cannot score another's."""
+    """A table profiled on one model's routing cannot score another's: the shapes must agree,
+    and so must the training both traces record (``meta["training"]``: steps and final
+    held-out loss), since one architecture trained differently routes differently (the bundled
+    untrained control against the trained model). Traces that record no training (a recorded
+    hub model) are compared by shape only; text of other domains from the same weights is fine."""
     if (profile.num_layers, profile.num_experts) != (trace.num_layers, trace.num_experts):
         raise ConfigError(f"{what}: {profile.label} has {profile.num_layers} layers x "
                           f"{profile.num_experts} experts but {trace.label} has "
                           f"{trace.num_layers} x {trace.num_experts}")
+    mine, theirs = _training(profile), _training(trace)
+    if mine is not None and theirs is not None and mine != theirs:
+        key = "steps" if mine["steps"] != theirs["steps"] else "final_heldout_loss"
+        raise ConfigError(f"{what}: {profile.label} and {trace.label} were routed by differently trained "
+                          f"weights (meta.training.{key} {mine[key]!r} and {theirs[key]!r}); a profile must "
+                          "come from the same weights")
+
+
+def _training(trace: Trace) -> dict | None:
+    """What identifies the weights a trace was routed by, when its meta records their training."""
+    training = trace.meta.get("training")
+    if not isinstance(training, dict):
+        return None
+    return {k: training.get(k) for k in ("steps", "final_heldout_loss")}
 
 
 def _token_keys(trace: Trace) -> np.ndarray:
