@@ -547,6 +547,20 @@ def test_tables_over_the_memory_limit_are_refused_before_allocating(monkeypatch,
     assert main(["predict", str(wide), "--predictor", "popularity"]) == 0
 
 
+@pytest.mark.parametrize("predictor,estimate", [("popularity", "32,768"), ("history", "32,768"),
+                                                 ("random", "819,200")])
+def test_per_expert_state_of_predictors_without_pair_tables_is_estimated_too(monkeypatch, capsys, wide,
+                                                                          predictor, estimate):
+    # popularity's and history's counts (32 bytes per layer and expert), random's keys (16 per
+    # scored token, layer and expert): 4,096 layers x 32,767 experts ran out of memory unannounced
+    monkeypatch.setattr("stmoe.predictors.base.MAX_TABLE_BYTES", 30_000)
+    assert main(["predict", str(wide), "--predictor", predictor]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert (f"{wide}: predictor {predictor!r} needs about {estimate} bytes for 2 layers x 512 experts (tables "
+            "grow as layers x experts), over the 30,000-byte limit (raise STMOE_MAX_TABLE_BYTES") in err, err
+    assert main(["predict", str(wide), "--predictor", "oracle"]) == 0
+
+
 def test_the_default_table_limit_refuses_32767_experts():
     from stmoe.predictors.base import MAX_TABLE_BYTES, check_table_memory
     ids = np.arange(8, dtype=np.int16).reshape(1, 1, 8) * 4000

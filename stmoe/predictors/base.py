@@ -39,8 +39,9 @@ def check_table_memory(trace: Trace, what: str, bytes_per_pair: float, extra: fl
     L, E = trace.num_layers, trace.num_experts
     estimate = int(L * E * E * bytes_per_pair + extra)
     if estimate > MAX_TABLE_BYTES:
+        growth = "layers x experts^2" if bytes_per_pair else "layers x experts"
         raise ConfigError(f"{trace.label}: {what} needs about {estimate:,} bytes for {L} layer{'s' * (L != 1)} x "
-                          f"{E} experts (tables grow as layers x experts^2), over the "
+                          f"{E} experts (tables grow as {growth}), over the "
                           f"{MAX_TABLE_BYTES:,}-byte limit (raise STMOE_MAX_TABLE_BYTES to run it)")
 
 
