@@ -60,14 +60,15 @@ def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "ora
     hw0 = preset(hardware)
     dims = dims or model_dims(trace)
     names = ["on-demand"] + [s for s in systems if s != "on-demand"]
+    # every value's machine first: a bad value is refused before any simulation runs
+    machines = [hw0 if parameter in ("lookahead", "budget", "prefetch_share") else hw0.with_(**{parameter: float(v)})
+                for v in values]
     rows = []
-    for i, v in enumerate(values, 1):
+    for i, (v, hw) in enumerate(zip(values, machines), 1):
         progress(f"{parameter} = {v:g} ({i} of {len(values)})")
-        hw, kw = hw0, dict(simulate_kw)
+        kw = dict(simulate_kw)
         if parameter in ("lookahead", "budget"):
             kw[parameter] = int(v)
-        elif parameter != "prefetch_share":
-            hw = hw0.with_(**{parameter: float(v)})
         base = None
         for name in names:
             sysm = get_system(name)
