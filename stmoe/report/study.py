@@ -76,15 +76,14 @@ def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
             out.setdefault("sensitivity", {})[name] = asdict(result)
         if simulated.weights is not None:   # adap-gating, one of the paper's baselines, needs them
             progress(f"{trace.label}: searching where the paper's gains would hold")
-            rows = search_conditions(simulated, PAPER_GRID, dims=dims)
+            rows, _ = search_conditions(simulated, PAPER_GRID, dims=dims, profile=profile)
             out["paper_conditions"] = {
                 "grid": {k: list(v) for k, v in PAPER_GRID.items()}, "targets": {k: list(v) for k, v in PAPER_GAINS.items()},
                 "summary": {k: {"points": v["points"], "of": v["of"], "needs": v["needs"]}
                             for k, v in conditions_summary(rows, PAPER_GRID).items()},
-                "notes": own_notes + [f"st-moe predicted online on the {simulated.num_tokens} simulated "
-                                      "tokens (no profile); the baselines on the machine named by "
-                                      "baseline_hardware, st-moe on the accelerator with the grid's "
-                                      "buffer and attention bandwidth"]}
+                "notes": [*own_notes, *split_notes, predicted,
+                          ("the baselines on the machine named by baseline_hardware, st-moe on the "
+                           "accelerator with the grid's buffer and attention bandwidth")]}
         if own is not None and own.model != REFERENCE_MODEL:
             progress(f"{trace.label}: simulating systems with {REFERENCE_MODEL}-sized experts")
             rows, notes = compare_systems(simulated, "accelerator", dims=reference_dims(trace),
