@@ -60,6 +60,7 @@ def search_conditions(trace: Trace, grid: dict, *, hardware="accelerator", dims=
             raise ConfigError(f"cannot vary {n!r}; valid: {', '.join(sorted(fields | set(SPECIAL)))}")
     if trace.weights is None:
         raise ConfigError(f"adap-gating needs gate weights, and trace {trace.label} has none")
+    whole = trace    # the model sizes (its mean context, say) are read from all of it, as the CLI does
     profile, trace, notes = split_for_comparison(trace, profile)
     given_dims = dims
     cached: dict = {}
@@ -73,7 +74,7 @@ def search_conditions(trace: Trace, grid: dict, *, hardware="accelerator", dims=
             cached[k] = (t, predict(t.select(phase="decode"), "st-moe", profile=top_k_trace(profile, k)))
         t, pred = cached[k]
         dims = given_dims if given_dims is not None and context is None else dims_for(
-            t, **({"context": context} if context is not None else {}))[0]
+            top_k_trace(whole, k), **({"context": context} if context is not None else {}))[0]
         hw = hw0.with_(**{n: (v if n == "dataflow" else float(v)) for n, v in point.items() if n in fields})
         base_hw = point.get("baseline_hardware")
         base_hw = hw if base_hw is None else preset(base_hw)

@@ -30,7 +30,8 @@ queue (`_count_unused_prefetches`); so does a prefetched expert evicted before i
 The link is one FIFO queue: latency + bytes / bandwidth per expert, demand fetches jumping the
 queue of not-yet-started prefetches (they wait for the prefetch on the wire, unless phase 2
 pre-empted it). Each part takes the slower of its arithmetic and reading its weights: the
-arithmetic is the PE array's fold cycles by dataflow, one token per step (`stmoe.sim.systolic`;
+arithmetic is the PE array's fold cycles by dataflow for the tokens of a step (one, or up to
+`simulate`'s batch of sequences decoding in lockstep; `stmoe.sim.systolic`;
 attention over the KV cache at peak MACs), or MACs / peak on hardware without a dataflow;
 experts are read from the buffer at local bandwidth (`expert_compute_time`), attention and
 router weights, the KV cache and the LM head at the hardware's dense bandwidth, over a path of
@@ -852,7 +853,7 @@ def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *
     same = {"system": sysm.name, "hardware": hw, "dims": dims, "num_layers": sel.num_layers,
             "changes_routing": sysm.changes_routing, "batch": batch}
     step_width = np.ones(len(unit), np.int64) if width is None else width
-    result = summarise(stats, widths=np.bincount(step_width), notes=[*plan.notes, *batch_notes, compute_note(hw, dims)],
+    result = summarise(stats, widths=np.bincount(step_width), notes=[*plan.notes, *batch_notes, compute_note(hw, dims, batch)],
                        token_requests=None if token_requests is None else float(token_requests.sum()), **same)
     # energy per unit from the same accounting as the whole run's: summarise each unit's share
     most = int(step_width.max(initial=1)) + 1
