@@ -31,8 +31,10 @@ SIGNIFICANCE_PERMUTATIONS = 999  # shuffles in the spatial-affinity significance
 # Where the paper's gains would hold: the accelerator's buffer and attention bandwidth from the
 # preset's value to the largest the sensitivity ranges consider, the baselines on the same
 # machine or on the GPU (as offloading papers run them), and one or 8 sequences decoded in
-# lockstep (a batch needs that many simulated sequences; larger ones cost the bundled traces,
-# with 24 simulated sequences, about 12 s more each per trace: measured, not added).
+# lockstep (`paper_grid` keeps the batches the simulated half has sequences for). Each batch
+# value costs a bundled trace about 12 s (measured: its 18 points at batch 8 in 12.9 s, batch 16
+# in 11.7 s, on tiny-moe-code on a loaded machine); 32 is more sequences than the bundled
+# traces' simulated halves hold (24).
 PAPER_GRID = {"buffer_bytes": [64 * 2 ** 20, 2 ** 30, 8 * 2 ** 30],
               "dense_bandwidth": [256e9, 1e12, 4e12],
               "baseline_hardware": ["accelerator", "gpu-pcie"],

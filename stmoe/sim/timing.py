@@ -1,8 +1,9 @@
 """Event-driven timing and energy of MoE decoding with an expert buffer and one fetch link.
 
-`run_kernel` walks the tokens (`_run_phases`); the first token of a sequence first queues the
-prefetches for its first `lookahead` layers, which no earlier token could issue
-(`_issue_sequence_start`). Then per MoE layer, one helper per phase:
+`run_kernel` walks the steps (`_run_phases`): one token each, or with `simulate`'s batch the
+j-th tokens of B sequences decoding in lockstep, routed to the union of their experts
+(`stmoe.sim.batching`). The first step of a sequence (of a group) first queues the prefetches
+for its first `lookahead` layers, which no earlier step could issue (`_issue_sequence_start`). Then per MoE layer, one helper per phase:
 
 1. attention and router compute, while the link starts the queued prefetches it reaches
    by their end (`_start_due_prefetches`);
