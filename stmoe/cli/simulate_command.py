@@ -1,7 +1,8 @@
-"""`stmoe simulate TRACE [--hardware PRESET] [--system NAME ...] [--baseline SYSTEM@PRESET] [--batch B] [--json]`:
-latency, energy, hit rate, stalls and link use of each system on a trace (decode tokens),
-relative to on-demand (and to a baseline on any machine); `--sweep PARAM=V1,V2,...` varies one
-knob instead; `--batch B` decodes B sequences in lockstep. Model sizes: `--model`, `--hidden/--ffn`, `--dtype` win over what the trace records."""
+"""`stmoe simulate TRACE [--hardware PRESET] [--system NAME ...] [--baseline SYSTEM@PRESET] [--batch B]
+[--json]`: latency, energy, hit rate, stalls and link use of each system on a trace (decode
+tokens), relative to on-demand (and to a baseline on any machine); `--sweep PARAM=V1,V2,...`
+varies one knob instead; `--batch B` decodes B sequences in lockstep. Model sizes: `--model`,
+`--hidden/--ffn`, `--dtype` win over what the trace records."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 `run_kernel` walks the steps (`_run_phases`): one token each, or with `simulate`'s batch the
 j-th tokens of B sequences decoding in lockstep, routed to the union of their experts
 (`stmoe.sim.batching`). The first step of a sequence (of a group) first queues the prefetches
-for its first `lookahead` layers, which no earlier step could issue (`_issue_sequence_start`). Then per MoE layer, one helper per phase:
+for its first `lookahead` layers, which no earlier step could issue (`_issue_sequence_start`).
+Then per MoE layer, one helper per phase:
 
 1. attention and router compute, while the link starts the queued prefetches it reaches
    by their end (`_start_due_prefetches`);
@@ -854,7 +855,8 @@ def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *
     same = {"system": sysm.name, "hardware": hw, "dims": dims, "num_layers": sel.num_layers,
             "changes_routing": sysm.changes_routing, "batch": batch}
     step_width = np.ones(len(unit), np.int64) if width is None else width
-    result = summarise(stats, widths=np.bincount(step_width), notes=[*plan.notes, *batch_notes, compute_note(hw, dims, batch)],
+    result = summarise(stats, widths=np.bincount(step_width),
+                       notes=[*plan.notes, *batch_notes, compute_note(hw, dims, batch)],
                        token_requests=None if token_requests is None else float(token_requests.sum()), **same)
     # energy per unit from the same accounting as the whole run's: summarise each unit's share
     most = int(step_width.max(initial=1)) + 1
