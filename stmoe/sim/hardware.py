@@ -56,7 +56,8 @@ SRAM_MM2_PER_MIB = 2 ** 23 * SRAM_BITCELL_UM2 * 1e-6 / SRAM_ARRAY_EFFICIENCY
 # I_off_p = I_off_n) and through the access transistor half the time (Wmemcella / 2), plus gate
 # leakage of one inverter's pair, (Wmemcellnmos + Wmemcellpmos) / 2; widths in feature sizes F are
 # 2.08, 1.23, 1.31 at every node (dat lines 53-55):
-#   per MiB = 2^23 cells x Vdd x F [um] x (I_off(T) x 3.965 + I_g_on x 1.655)  [A/um x F]
+#   per MiB = 2^23 cells x Vdd x F x (I_off(T) x 3.965 + I_g_on x 1.655)
+# with F the node in um, the currents in A per um of width, 3.965 and 1.655 widths in F.
 # Design choice (ours): the cells are CACTI's "itrs-lstp" (low standby power) devices at 360 K (the
 # operating temperature of CACTI's sample configs): the flavour meant for arrays whose leakage
 # matters. CACTI's sample configs use "itrs-hp" logic devices, ~0.1 uA a cell, with which 64 MiB
