@@ -43,7 +43,7 @@ from pathlib import Path
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
 from stmoe.sim.comparison import dims_for
-from stmoe.sim.explore_spec import HARDWARE_PARAMETERS, MAX_POINTS, Spec, read_spec, run_point, trace_digest
+from stmoe.sim.explore_spec import HARDWARE_PARAMETERS, MAX_POINTS, Spec, read_spec, run_digest, run_point
 from stmoe.sim.hardware import buffer_area_mm2
 from stmoe.sim.systems import get_system, predictions_note
 from stmoe.sim.timing import decode_tokens
@@ -146,11 +146,13 @@ def _on_demand(trace, point: dict, dims, digest: str, result=None):
     return _ON_DEMAND[key]
 
 
-def run_batch(trace, points: list[dict], profile=None, digest: str | None = None) -> list[dict]:
-    """The rows of a batch of points on one trace (`profile`: st-moe's, or None). `digest`
-    names the trace and profile in the worker's kept predictions and on-demand results."""
-    digest = digest or trace_digest(trace)
-    dims, dims_notes = dims_for(trace)
+def run_batch(trace, points: list[dict], profile=None, digest: str | None = None,
+              model: str | None = None) -> list[dict]:
+    """The rows of a batch of points on one trace (`profile`: st-moe's, or None; `model`: the
+    registry model whose sizes time it, when the spec gives one). `digest` names the trace,
+    profile and model in the worker's kept predictions and on-demand results."""
+    digest = digest or run_digest(trace, profile, model)
+    dims, dims_notes = dims_for(trace, model=model)
     rows = []
     for p in points:
         pred, notes = None, list(dims_notes)
@@ -442,7 +444,8 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
         profiles = {n: p for n, p in spec.profiles.items() if n in used and p is not None}
         profiles = client.scatter(profiles, broadcast=True, hash=False) if profiles else {}
         futures = [client.submit(run_batch, traces[b[0]["trace"]], b, profiles.get(b[0]["trace"]),
-                                 spec.digests[b[0]["trace"]], pure=False) for b in batches(todo, size)]
+                                 spec.digests[b[0]["trace"]], spec.models.get(b[0]["trace"]), pure=False)
+                   for b in batches(todo, size)]
         start = time.monotonic()
         for _, rows in _require("distributed").as_completed(futures, with_results=True):
             write_part(out, rows)
