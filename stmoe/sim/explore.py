@@ -128,23 +128,22 @@ def _keep(cache: OrderedDict, key, value, full) -> None:
         cache.popitem(last=False)
 
 
-def _predictions(trace, point: dict, profile, digest: str):
+def _predictions(decode, point: dict, profile, digest: str):
     key = (digest, point["predictor"], point["budget"], point["lookahead"])
     if key not in _PREDICTIONS:
-        decode = decode_tokens(trace, "decode")[0]
         pred = predict(decode, point["predictor"], budget=point["budget"], lookahead=point["lookahead"],
                        profile=profile)
         _keep(_PREDICTIONS, key, pred, lambda c: sum(a.nbytes for a in c.values()) > PREDICTIONS_KEPT_BYTES)
     return _PREDICTIONS[key]
 
 
-def _on_demand(trace, point: dict, dims, digest: str, result=None):
+def _on_demand(decode, point: dict, dims, digest: str, result=None):
     """On-demand on the point's tokens and machine: `result` when the point is on-demand itself."""
     key = (digest, point["preset"], *(point[k] for k in HARDWARE_PARAMETERS))
     if key not in _ON_DEMAND:
         if result is None:
             ref = dict(point, system=REFERENCE, lookahead=None, budget=None, predictor=None)
-            result = run_point(trace, ref, dims)
+            result = run_point(decode, ref, dims, phase=None)
         _keep(_ON_DEMAND, key, result, lambda c: len(c) > ON_DEMAND_KEPT)
     return _ON_DEMAND[key]
 
@@ -156,14 +155,16 @@ def run_batch(trace, points: list[dict], profile=None, digest: str | None = None
     profile and model in the worker's kept predictions and on-demand results."""
     digest = digest or run_digest(trace, profile, model)
     dims, dims_notes = dims_for(trace, model=model)
+    # the simulated tokens, selected once: simulate would select them again for every point
+    decode = decode_tokens(trace, "decode")[0]
     rows = []
     for p in points:
         pred, notes = None, list(dims_notes)
         if get_system(p["system"]).tunable_predictor:
-            pred = _predictions(trace, p, profile, digest)
+            pred = _predictions(decode, p, profile, digest)
             notes.append(predictions_note(p["predictor"], p["budget"], p["lookahead"], profile))
-        r = run_point(trace, p, dims, pred, profile)
-        reference = _on_demand(trace, p, dims, digest, r if p["system"] == REFERENCE else None)
+        r = run_point(decode, p, dims, pred, profile, phase=None)
+        reference = _on_demand(decode, p, dims, digest, r if p["system"] == REFERENCE else None)
         rows.append(point_row(p, r, reference, dims, notes))
     return rows
 

@@ -521,9 +521,10 @@ def _first(trace):
     return decode.select(tokens=np.arange(decode.num_tokens) < TRIAL_TOKENS)
 
 
-def run_point(trace, point: dict, dims, predictions=None, profile=None):
+def run_point(trace, point: dict, dims, predictions=None, profile=None, phase: str | None = "decode"):
     """The `SimulationResult` of one point on its (simulated) trace; `predictions`: the
-    predictor's output for it, when the caller computed it already."""
+    predictor's output for it, when the caller computed it already; `phase`: simulate's (None
+    for a trace of decode tokens already selected)."""
     hw = preset(point["preset"], **{k: point[k] for k in HARDWARE_PARAMETERS if point[k] is not None})
     knobs = {}
     if get_system(point["system"]).prefetch == "predictor":
@@ -531,7 +532,7 @@ def run_point(trace, point: dict, dims, predictions=None, profile=None):
                      profile=profile)
     elif point["lookahead"] is not None:
         knobs = dict(lookahead=point["lookahead"])
-    return simulate(trace, hw, point["system"], dims=dims, predictions=predictions, **knobs)
+    return simulate(trace, hw, point["system"], dims=dims, predictions=predictions, phase=phase, **knobs)
 
 
 def _point(tname: str, trace, preset_name: str, system: str, setting: dict, profile: str | None) -> dict:
