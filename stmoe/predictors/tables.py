@@ -56,7 +56,8 @@ class TablePredictor(Predictor):
             int(kn.get("history_length", 0)), float(kn.get("history_decay", 1.0)), budget,
             start, trace.num_tokens if stop is None else stop, predict, update,
             trace.phase, hedge is not None, *(_NO_HEDGE if hedge is None else hedge),
-            int(History.KNOBS["history_length"]), float(History.KNOBS["history_decay"]), int(kn.get("seed", 0)))
+            int(History.KNOBS["history_length"]), float(History.KNOBS["history_decay"]), int(kn.get("seed", 0)),
+            int(kn.get("hedge_round", 1)))
 
     def _empty_tables(self, L: int, E: int):
         weights = np.asarray(self._weights()[0]).reshape(-1, 5)
@@ -206,7 +207,8 @@ class STMoE(History):
     # public Qwen3-30B-A3B and Granite traces and on synthetic ones; per-layer tuning overfits
     # short profiles.
     KNOBS = {**History.KNOBS, "history_length": 1, "combine": "log-odds", "spatial_weight": 1.0,
-             "transition_weight": 0.5, "history_weight": 0.0, "tune": "global", "tune_tokens": 256, "hedge": True, "seed": 0}
+             "transition_weight": 0.5, "history_weight": 0.0, "tune": "global", "tune_tokens": 256, "hedge": True,
+             "hedge_round": 8, "seed": 0}
     COMBINE = {"log-odds": LOG, "linear": LINEAR}
     TUNE = ("per-layer", "global", "none")
     FIRST_RETUNE = 64  # without a profile, first tuned on the trace's first 64 tokens
@@ -222,6 +224,7 @@ class STMoE(History):
             self._knob_range(name, 0.0, 100.0)
         self._knob_range("tune_tokens", 1, 10**9, integer=True)
         self._knob_range("seed", 0, 2**63 - 1, integer=True)
+        self._knob_range("hedge_round", 1, 4096, integer=True)
         if not isinstance(self.knobs["hedge"], (bool, np.bool_)):
             raise ConfigError(f"predictor 'st-moe': knob hedge must be True or False, "
                               f"got {self.knobs['hedge']!r}")
