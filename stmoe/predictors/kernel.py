@@ -38,10 +38,12 @@ With `hedge` on (st-moe's default), that combination is one member of a pool (`P
 the four single tables, each ranked exactly as its own predictor ranks it (popularity,
 previous-token, history at `pool_hist_len` / `pool_hist_decay`, cct). Each cell stages the
 top m of one member, drawn from AdaHedge weights (de Rooij, van Erven, Grunwald & Koolen,
-"Follow the leader if you can, hedge if you must", JMLR 15, 2014), one set per phase, updated
-once per token with every member's share of that token's routed experts missed; a token's
-draws read only tokens routed before it is issued. The guarantee and the draw's randomness:
-`stmoe.predictors.tables.STMoE`.
+"Follow the leader if you can, hedge if you must", JMLR 15, 2014), one set per phase, held
+over a round of `round_tokens` tokens and updated after it with every member's share of the
+routed experts it missed on one sampled cell per layer; elsewhere only the drawn member is
+ranked, which is what makes rounds cheaper than scoring every member on every cell. A
+token's draws read only tokens routed before it is issued. The guarantee, the draws' and
+the samples' randomness: `stmoe.predictors.tables.STMoE`.
 """
 
 from __future__ import annotations
