@@ -187,8 +187,8 @@ class STMoE(History):
     drawn member is ranked: that is the saving (predicting on `benchmarks/bench_simulate.py`
     took 0.83 s of CPU with every member scored on every token, 0.57 s with r = 8, against
     0.38 s for hedge=False), and it cost at most 0.0013 of decode recall on the shipped
-    traces (measured, 0.0013 on qwen3-30b-a3b's 128 decode tokens, 0.0001 or nothing on the
-    bundled ones). hedge_round=1 scores every member on every token (exactly the hedge before
+    traces (measured: 0.0013 on qwen3-30b-a3b's 128 decode tokens, 0.0011 on granite's 152,
+    nothing on the bundled ones). hedge_round=1 scores every member on every token (exactly the hedge before
     rounds). Causal: a round's weights read only rounds routed before its first token is
     issued (with lookahead 1 all rounds before it; else two copies take alternate rounds, see
     `_new_hedge`). With a profile, the weights are warmed on its last `tune_tokens` (at most
