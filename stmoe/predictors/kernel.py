@@ -103,7 +103,7 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     scored = np.full((n_copies, n_phases, L), -1, np.int64)
     share = np.zeros((n_copies, n_phases))
     w_round = np.empty((n_copies, n_phases, n_pool))
-    in_phase = np.empty(round_tokens, np.int64)
+    in_phase = np.empty(min(round_tokens, stop - start), np.int64)  # a round's tokens within the call
     loss = np.empty(n_pool)
     ranked = np.full(min(budget + ids.shape[2], E), -1, np.int16)  # popularity's top m + k
     rank_vals = np.empty(ranked.shape[0])
@@ -203,7 +203,8 @@ def _round_plan(scored, share, w_round, in_phase, hedge_loss, hedge_gap, phase, 
     that phase (`share`, n / r) and, per layer, the token whose cell scores the members
     (`scored`, -1 when the round has none of that phase): drawn uniformly from the round's
     tokens of that phase by a hash of (seed, b, L + phases l + phase), inputs the cells' draws
-    (layer < L) never hash, so the two are independent. `in_phase`: scratch of r."""
+    (layer < L) never hash, so the two are independent. `in_phase`: scratch for a round's
+    tokens in lo..hi-1."""
     n_copies, n_phases = hedge_loss.shape[0], hedge_loss.shape[1]
     first = (lo // (n_copies * round_tokens)) * n_copies
     for c in range(n_copies):

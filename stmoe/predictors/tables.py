@@ -188,8 +188,7 @@ class STMoE(History):
     took 0.83 s of CPU with every member scored on every token, 0.57 s with r = 8, against
     0.38 s for hedge=False), and it cost at most 0.0013 of decode recall on the shipped
     traces (measured: 0.0013 on qwen3-30b-a3b's 128 decode tokens, 0.0011 on granite's 152,
-    nothing on the bundled ones). hedge_round=1 scores every member on every token (exactly the hedge before
-    rounds). Causal: a round's weights read only rounds routed before its first token is
+    nothing on the bundled ones). hedge_round=1 scores every member on every token. Causal: a round's weights read only rounds routed before its first token is
     issued (with lookahead 1 all rounds before it; else two copies take alternate rounds, see
     `_new_hedge`). With a profile, the weights are warmed on its last `tune_tokens` (at most
     half), where the tuner scores the grid, at the weights it chose; without one they start
@@ -245,7 +244,7 @@ class STMoE(History):
             self._knob_range(name, 0.0, 100.0)
         self._knob_range("tune_tokens", 1, 10**9, integer=True)
         self._knob_range("seed", 0, 2**63 - 1, integer=True)
-        self._knob_range("hedge_round", 1, 4096, integer=True)
+        self._knob_range("hedge_round", 1, 10**9, integer=True)
         if not isinstance(self.knobs["hedge"], (bool, np.bool_)):
             raise ConfigError(f"predictor 'st-moe': knob hedge must be True or False, "
                               f"got {self.knobs['hedge']!r}")
