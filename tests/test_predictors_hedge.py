@@ -17,15 +17,24 @@ SINGLE = ("popularity", "previous-token", "history", "cct")
 DELTA = 1e-3  # the chance, over the draws, that the measured recall misses the bound
 
 
-def tolerance(tokens: int, layers: int, warm_tokens: int = 0) -> float:
+def tolerance(tokens: int, layers: int, warm_tokens: int = 0, runs: int = 1) -> float:
     """How far below the best single table st-moe's recall may fall on `tokens` scored tokens
-    of full cells: AdaHedge's worst-case regret over the warm-up and scored rounds (de Rooij et
-    al., JMLR 2014, Theorem 8, relaxed to sqrt(T ln N) + (16/3) ln N + 2), plus the warm-up
-    rounds' own loss (at most 1 each), per scored token, plus the draws' Azuma-Hoeffding
-    deviation at confidence 1 - DELTA."""
-    n, rounds = len(POOL), tokens + warm_tokens
-    regret = math.sqrt(rounds * math.log(n)) + 16 / 3 * math.log(n) + 2 + warm_tokens
-    return regret / tokens + math.sqrt(2 * math.log(1 / DELTA) / (tokens * layers))
+    of full cells, in `runs` runs of consecutive decode tokens: AdaHedge's worst-case regret
+    over the warm-up and scored rounds of `hedge_round` tokens (de Rooij et al., JMLR 2014,
+    Theorem 8, relaxed to sqrt(R ln N) + (16/3) ln N + 2, times the round's tokens), plus the
+    warm-up rounds' own loss (at most 1 a token), per scored token, plus the draws'
+    Azuma-Hoeffding deviation and the two sampled-loss deviations (the hedge's and the best
+    member's), each at confidence 1 - DELTA (see `stmoe.predictors.tables.STMoE`)."""
+    n, r = len(POOL), make("st-moe").knobs["hedge_round"]
+    rounds = (tokens + warm_tokens) / r + 2 * runs
+    regret = r * (math.sqrt(rounds * math.log(n)) + 16 / 3 * math.log(n) + 2) + warm_tokens
+    sampled = 2 * r * math.sqrt(rounds * math.log(1 / DELTA) / (2 * layers))
+    return (regret + sampled) / tokens + math.sqrt(2 * math.log(1 / DELTA) / (tokens * layers))
+
+
+def decode_runs(trace: Trace) -> int:
+    """Runs of consecutive decode tokens (each may cut one more round)."""
+    return int(np.count_nonzero(np.diff(np.r_[0, (trace.phase == 1).astype(int)]) == 1))
 
 
 def prefill_then_decode(trace: Trace) -> tuple[Trace, Trace]:
@@ -51,7 +60,7 @@ def test_profiled_on_prefill_scored_on_decode(name):
     assert (profile.phase == 0).all() and (scored.phase == 1).all()
     r = decode_recalls(scored, profile)
     # The profile has no decode token: the decode weights start uniform on the scored tokens.
-    tol = tolerance(scored.num_tokens, scored.num_layers)
+    tol = tolerance(scored.num_tokens, scored.num_layers, runs=decode_runs(scored))
     assert r["st-moe"] >= max(r[n] for n in SINGLE) - tol, (r, tol)
 
 
@@ -61,18 +70,19 @@ def test_cross_domain(scored_name, profile_name):
     scored, profile = load_trace(scored_name), load_trace(profile_name)
     r = decode_recalls(scored, profile)
     warm = min(make("st-moe").knobs["tune_tokens"], profile.num_tokens // 2)
-    tol = tolerance(int((scored.phase == 1).sum()), scored.num_layers, warm_tokens=warm)
-    assert tol < 0.05  # enough tokens for the bound to say something
+    tol = tolerance(int((scored.phase == 1).sum()), scored.num_layers, warm_tokens=warm, runs=decode_runs(scored))
+    assert tol < 0.1  # enough tokens for the bound to say something (0.076 at the default 8-token rounds)
     assert r["st-moe"] >= max(r[n] for n in SINGLE) - tol, (r, tol)
 
 
-def test_converges_to_the_perfect_member():
+@pytest.mark.parametrize("hedge_round", [1, 8])
+def test_converges_to_the_perfect_member(hedge_round):
     """cct is perfect on layers 1.. once it has seen f; the combination, fixed to the history
     of random routing, is no better than chance (2 of 8) there. The hedge must end on cct's
     predictions."""
     tr = functional_trace(T=600)
     bad = {"tune": "none", "spatial_weight": 0.0, "transition_weight": 0.0, "history_weight": 2.0}
-    hedged = make("st-moe", hedge=True, **bad).fit(None)
+    hedged = make("st-moe", hedge=True, hedge_round=hedge_round, **bad).fit(None)
     pred = hedged.predict_trace(tr, 2)
     combination = predict(tr, "st-moe", hedge=False, **bad)
     cct = predict(tr, "cct")
@@ -89,11 +99,14 @@ def test_converges_to_the_perfect_member():
 
 @pytest.mark.parametrize("lookahead", [1, 2])
 @pytest.mark.parametrize("budget", [2, 5])
-def test_every_cell_stages_one_members_prediction(lookahead, budget):
-    """Each member is ranked exactly as its own predictor ranks it."""
+@pytest.mark.parametrize("hedge_round", [1, 8])
+def test_every_cell_stages_one_members_prediction(lookahead, budget, hedge_round):
+    """Each member is ranked exactly as its own predictor ranks it, whether every member is
+    ranked in the cell (scoring it) or the drawn one alone."""
     tr = synthetic_trace(300, 5, 16, 3, num_sequences=3, seed=3)
     profile = synthetic_trace(200, 5, 16, 3, num_sequences=2, seed=4)
-    hedged = predict(tr, "st-moe", hedge=True, profile=profile, budget=budget, lookahead=lookahead)
+    hedged = predict(tr, "st-moe", hedge=True, hedge_round=hedge_round, profile=profile, budget=budget,
+                     lookahead=lookahead)
     members = [predict(tr, "st-moe", hedge=False, profile=profile, budget=budget, lookahead=lookahead)] + \
         [predict(tr, name, profile=profile, budget=budget, lookahead=lookahead) for name in SINGLE]
     same = np.stack([(hedged == m).all(axis=2) for m in members])
@@ -127,7 +140,17 @@ def test_hedge_draws_are_seeded():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("name", ["tiny-moe-untrained", "qwen3-30b-a3b"])
+def test_rounds_cost_little_recall(name):
+    """Scoring the members on one sampled token per layer of each 8-token round (the default)
+    instead of on every token: decode recall within 0.005 (measured: 0.0000 and 0.0013)."""
+    res = evaluate(load_trace(name), ["st-moe", make("st-moe", hedge_round=1)], phases="decode")
+    sampled, every = (row["recall"] for row in res.rows)
+    assert abs(sampled - every) <= 0.005, (sampled, every)
+
+
 @pytest.mark.parametrize("knobs, match", [({"hedge": "yes"}, "hedge must be True or False"),
+                                          ({"hedge_round": 0}, "hedge_round must be"),
                                           ({"seed": -1}, "seed must be an integer"),
                                           ({"seed": 0.5}, "seed must be an integer")])
 def test_bad_hedge_knobs(knobs, match):
@@ -145,7 +168,8 @@ def test_never_below_its_best_member_on_the_shipped_traces(name):
     res = evaluate(trace, ["st-moe", *SINGLE], phases="decode")
     r = {row["predictor"]: row for row in res.rows}
     cells = r["st-moe"]["cells"]
-    tol = tolerance(cells // trace.num_layers, trace.num_layers)
+    # each half is scored on its own (a call, which cuts rounds): two more runs
+    tol = tolerance(cells // trace.num_layers, trace.num_layers, runs=decode_runs(trace) + 2)
     assert r["st-moe"]["recall"] >= max(r[n]["recall"] for n in SINGLE) - tol, (r, tol)
     if name == "tiny-moe-untrained":   # measured: the hedge keeps level with history here
         assert r["st-moe"]["recall"] >= r["history"]["recall"] - 0.005

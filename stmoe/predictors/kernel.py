@@ -38,10 +38,12 @@ With `hedge` on (st-moe's default), that combination is one member of a pool (`P
 the four single tables, each ranked exactly as its own predictor ranks it (popularity,
 previous-token, history at `pool_hist_len` / `pool_hist_decay`, cct). Each cell stages the
 top m of one member, drawn from AdaHedge weights (de Rooij, van Erven, Grunwald & Koolen,
-"Follow the leader if you can, hedge if you must", JMLR 15, 2014), one set per phase, updated
-once per token with every member's share of that token's routed experts missed; a token's
-draws read only tokens routed before it is issued. The guarantee and the draw's randomness:
-`stmoe.predictors.tables.STMoE`.
+"Follow the leader if you can, hedge if you must", JMLR 15, 2014), one set per phase, held
+over a round of `round_tokens` tokens and updated after it with every member's share of the
+routed experts it missed on one sampled cell per layer; elsewhere only the drawn member is
+ranked, which is what makes rounds cheaper than scoring every member on every cell. A
+token's draws read only tokens routed before it is issued. The guarantee, the draws' and
+the samples' randomness: `stmoe.predictors.tables.STMoE`.
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ import numba
 import numpy as np
 
 _RENORMALISE_AT = 1e30  # well inside float32, the pair tables' type (half the memory traffic)
-_HEDGE_BLOCK = 512  # tokens whose members are ranked before the hedge draws for them
 LINEAR, LOG, PRODUCT = 0, 1, 2
 TIE_BREAK = 1e-3  # a popularity term too small to reorder the main signal, only to rank ties and fill
 # The hedged pool, in the order of the hedge state's last axis.
@@ -61,7 +62,7 @@ COMBINATION, POPULARITY, PREVIOUS, HISTORY, CCT = range(len(POOL))
 @numba.njit(cache=True)
 def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode, alpha, beta,
                decay, hist_len, hist_decay, budget, start, stop, predict, update,
-               phase, hedge, hedge_loss, hedge_gap, pool_hist_len, pool_hist_decay, seed):
+               phase, hedge, hedge_loss, hedge_gap, pool_hist_len, pool_hist_decay, seed, round_tokens):
     """Predict (if `predict`) and update (if `update`) over tokens start..stop-1 of `ids`
     [T, L, k] (earlier tokens are context: history, previous token, issuing cells).
 
@@ -71,10 +72,13 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     A pair table of shape [L, 1, 1] is not kept (neither used nor updated).
     `weights[l]` = (w_prior, w_spatial, w_transition, w_history, w_previous) of layer l.
     With `hedge` (and `predict`), each cell stages one `POOL` member's prediction, drawn with
-    the AdaHedge weights of copy t % C and phase[t] from `hedge_loss[C, 2, member]`
+    the AdaHedge weights of copy b % C and phase[t] from `hedge_loss[C, 2, member]`
     (cumulative losses) and `hedge_gap[C, 2]` (cumulative mixability gaps), both updated in
-    place; the draw's uniform number is a hash of (seed, t, l), so it is the same whatever
-    the call's range. A cross table must then be kept (the cct member reads it).
+    place once per round: a round b is the tokens b r .. b r + r - 1 (r = `round_tokens`, cut
+    by the call's range), its weights fixed, its losses scored on one token per (phase,
+    layer) drawn from it (`_round_plan`). The draw's uniform number is a hash of (seed, t, l),
+    so it is the same whatever the call's range. A cross table must then be kept (the cct
+    member reads it).
     Returns the predictions [stop - start, L, budget] int16 (all -1 when not `predict`).
     """
     L = ids.shape[1]
@@ -89,11 +93,18 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     score = np.empty(E)
     top_vals = np.empty(budget)
     pool = hedge and predict
-    # Hedged, the members of a block of tokens are ranked first (layer-major), then the
-    # hedge draws for those tokens in time order (token-major), each token's weights
-    # learned from every layer of the tokens before it.
-    block = min(_HEDGE_BLOCK, stop - start) if pool else stop - start
-    tops = np.full((block if pool else 0, L, len(POOL), budget), -1, np.int16)
+    n_pool, n_copies, n_phases = len(POOL), hedge_loss.shape[0], hedge_loss.shape[1]
+    # Hedged, tokens go in groups of C rounds (copy 0 .. C-1): every round's weights then come
+    # from rounds before the group, so the group's cells are ranked layer-major with their
+    # members drawn, and the hedge updated after it.
+    group = n_copies * round_tokens
+    cell_tops = np.full((n_pool, budget), -1, np.int16)
+    scored_tops = np.full((n_copies if pool else 0, n_phases, L, n_pool, budget), -1, np.int16)
+    scored = np.full((n_copies, n_phases, L), -1, np.int64)
+    share = np.zeros((n_copies, n_phases))
+    w_round = np.empty((n_copies, n_phases, n_pool))
+    in_phase = np.empty(min(round_tokens, stop - start), np.int64)  # a round's tokens within the call
+    loss = np.empty(n_pool)
     ranked = np.full(min(budget + ids.shape[2], E), -1, np.int16)  # popularity's top m + k
     rank_vals = np.empty(ranked.shape[0])
     member_score = np.empty(E)
@@ -106,6 +117,7 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     touched = np.zeros(E, np.bool_)
     cand = np.empty(E, np.int64)
     cand_vals = np.empty(E)
+    routed = np.zeros(E, np.bool_)
     pop_sum = np.empty(L)
     cross_sum = np.zeros((L, E))
     trans_sum = np.zeros((L, E))
@@ -118,13 +130,14 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
             _sort_by_count(order[l], where[l], pop[l])
     lo = start
     while lo < stop:
-        hi = min(lo + block, stop)
+        hi = min((lo // group + 1) * group, stop) if pool else stop
+        if pool:
+            _round_plan(scored, share, w_round, in_phase, hedge_loss, hedge_gap, phase, lo, hi, round_tokens, L,
+                        seed)
         # Layer-major: the tables of target layer l change only with routing into layer l, so
         # running all tokens for one layer before the next gives the same result as
         # token-major order, while that layer's tables stay in cache.
         for l in range(L):
-            w_prior, w_sp, w_tr, w_h, w_prev = weights[l, 0], weights[l, 1], weights[l, 2], weights[l, 3], \
-                weights[l, 4]
             sl = src_layer[l]
             pop_l = pop[l]
             cross_l = cross[l]
@@ -135,25 +148,28 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
                 inv = 1.0 / scale[l]
                 if predict:
                     _prior(p, pop_l, pop_sum[l], inv, beta)
+                    have_sp = False
+                    member = COMBINATION
                     if pool:
-                        _single_tables(tops[t - lo, l], ranked, rank_vals, member_score, H, S, p, pop_l,
-                                       order[l], h_raw, touched, cand, cand_vals, cross_l, cross_sum[l], ids,
-                                       prev, pt, st, sl, l, inv, alpha, pool_hist_len, pool_hist_decay, top_vals)
-                    _prior_term(score, p, logp, w_prior, mode)
-                    ref = logp if mode == LOG else p
-                    if use_sp and w_sp != 0.0:
-                        if not pool:  # else S holds it already
-                            _mixture(S, p, cross_l, cross_sum[l], ids, st, sl, inv, alpha)
-                        _combine(score, S, ref, w_sp, mode)
-                    if use_tr and w_tr != 0.0:
-                        _mixture(Q, p, trans_l, trans_sum[l], ids, pt, l, inv, alpha)
-                        _combine(score, Q, ref, w_tr, mode)
-                    if w_h != 0.0:
-                        _history(H, p, ids, prev, pt, l, hist_len, hist_decay, alpha, mode)
-                        _combine(score, H, ref, w_h, mode)
-                    if w_prev != 0.0 and pt >= 0:
-                        _previous_token_bonus(score, ids, pt, l, w_prev)
-                    _top(score, tops[t - lo, l, COMBINATION] if pool else out[t - start, l], top_vals)
+                        c = (t // round_tokens) % n_copies
+                        member = _draw(w_round[c, phase[t]], _uniform(seed, t, l))
+                        full = scored[c, phase[t], l] == t  # every member ranked, to score them
+                        if full or member != COMBINATION:
+                            have_sp = _single_tables(cell_tops, -1 if full else member, ranked, rank_vals,
+                                                     member_score, H, S, p, pop_l, order[l], h_raw, touched, cand,
+                                                     cand_vals, cross_l, cross_sum[l], ids, prev, pt, st, sl, l,
+                                                     inv, alpha, pool_hist_len, pool_hist_decay, top_vals)
+                        if full or member == COMBINATION:
+                            _combination(cell_tops[COMBINATION], score, S, Q, H, p, logp, have_sp, use_sp,
+                                         use_tr, weights[l], mode, trans_l, trans_sum[l], cross_l, cross_sum[l],
+                                         ids, prev, pt, st, sl, l, inv, alpha, hist_len, hist_decay, top_vals)
+                        out[t - start, l] = cell_tops[member]
+                        if full:
+                            scored_tops[c, phase[t], l] = cell_tops
+                    else:
+                        _combination(out[t - start, l], score, S, Q, H, p, logp, False, use_sp, use_tr,
+                                     weights[l], mode, trans_l, trans_sum[l], cross_l, cross_sum[l], ids, prev, pt,
+                                     st, sl, l, inv, alpha, hist_len, hist_decay, top_vals)
                 if update:
                     pop_sum[l] = _update_tables(pop_l, pop_sum[l], cross_l, cross_sum[l], trans_l, trans_sum[l],
                                                 use_sp, use_tr, ids, t, l, st, sl, pt, scale[l])
@@ -167,7 +183,11 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
                         if pool:  # dividing may make distinct counts equal
                             _sort_by_count(order[l], where[l], pop_l)
         if pool:
-            _hedge_block(out, tops, ids, phase, lo, hi, start, hedge_loss, hedge_gap, seed, np.zeros(E, np.bool_))
+            for c in range(n_copies):
+                for ph in range(n_phases):
+                    if share[c, ph] > 0.0 and _round_losses(loss, scored_tops[c, ph], scored[c, ph], routed, ids,
+                                                            share[c, ph]):
+                        hedge_gap[c, ph] += _hedge_update(w_round[c, ph], hedge_loss[c, ph], hedge_gap[c, ph], loss)
         lo = hi
     for l in range(L):
         if scale[l] != 1.0:
@@ -176,46 +196,86 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
 
 
 @numba.njit(cache=True, inline="always")
-def _hedge_block(out, tops, ids, phase, lo, hi, start, hedge_loss, hedge_gap, seed, routed):
-    """Tokens lo..hi-1 in time order: draw each cell's member from the weights of (copy
-    t % C, phase[t]), then, the token routed, add every member's loss on it to that copy.
-    `routed`: an all-False scratch mask over the experts."""
-    n_pool = tops.shape[2]
-    w = np.empty(n_pool)
-    loss = np.empty(n_pool)
-    for t in range(lo, hi):
-        c = t % hedge_loss.shape[0]
-        ph = phase[t]
-        hedge_weights(w, hedge_loss[c, ph], hedge_gap[c, ph])
-        for l in range(ids.shape[1]):
-            out[t - start, l] = tops[t - lo, l, _draw(w, _uniform(seed, t, l))]
-        if _token_losses(loss, tops[t - lo], routed, ids, t):
-            hedge_gap[c, ph] += _hedge_update(w, hedge_loss[c, ph], hedge_gap[c, ph], loss)
+def _round_plan(scored, share, w_round, in_phase, hedge_loss, hedge_gap, phase, lo, hi, round_tokens, L, seed):
+    """For the group of rounds holding tokens lo..hi-1 (round b = tokens b r .. b r + r - 1,
+    r = `round_tokens`, copy b % C; the group's first round a multiple of C): per (copy,
+    phase), the round's AdaHedge weights `w_round`, its share of a full round's tokens of
+    that phase (`share`, n / r) and, per layer, the token whose cell scores the members
+    (`scored`, -1 when the round has none of that phase): drawn uniformly from the round's
+    tokens of that phase by a hash of (seed, b, L + phases l + phase), inputs the cells' draws
+    (layer < L) never hash, so the two are independent. `in_phase`: scratch for a round's
+    tokens in lo..hi-1."""
+    n_copies, n_phases = hedge_loss.shape[0], hedge_loss.shape[1]
+    first = (lo // (n_copies * round_tokens)) * n_copies
+    for c in range(n_copies):
+        b = first + c
+        a, z = max(b * round_tokens, lo), min((b + 1) * round_tokens, hi)
+        for ph in range(n_phases):
+            hedge_weights(w_round[c, ph], hedge_loss[c, ph], hedge_gap[c, ph])
+            n = 0
+            for t in range(a, z):
+                if phase[t] == ph:
+                    in_phase[n] = t
+                    n += 1
+            share[c, ph] = n / round_tokens
+            for l in range(L):
+                scored[c, ph, l] = in_phase[int(_uniform(seed, b, L + n_phases * l + ph) * n)] if n > 0 else -1
 
 
 @numba.njit(cache=True, inline="always")
-def _single_tables(tops, ranked, rank_vals, member_score, H, S, p, pop_l, order, h_raw, touched, cand, cand_vals,
-                   cross_l, cross_sum, ids, prev, pt, st, sl, l, inv, alpha, hist_len, hist_decay, top_vals):
-    """tops[member] for the four single-table members, each ranked as its predictor ranks it
-    (the LINEAR scores of `tables.py`); leaves the spatial mixture in S. Popularity's top
-    m + k (`ranked`, scratch) also gives previous-token's: below the previous token's experts
-    (bonus > 1) every score is TIE_BREAK * p, so the rest of its ranking is popularity's.
-    `order`: the layer's experts by count (`_sort_by_count`), which gives popularity's and
-    history's rankings without scanning every expert, unless rounding tied two counts' scores
-    (then the full scan decides, as the predictors do)."""
+def _single_tables(tops, which, ranked, rank_vals, member_score, H, S, p, pop_l, order, h_raw, touched, cand,
+                   cand_vals, cross_l, cross_sum, ids, prev, pt, st, sl, l, inv, alpha, hist_len, hist_decay,
+                   top_vals):
+    """tops[member] for single-table member `which` (-1: all four), each ranked as its
+    predictor ranks it (the LINEAR scores of `tables.py`); True when the spatial mixture was
+    left in S. Popularity's top m + k (`ranked`, scratch) also gives previous-token's: below
+    the previous token's experts (bonus > 1) every score is TIE_BREAK * p, so the rest of its
+    ranking is popularity's. `order`: the layer's experts by count (`_sort_by_count`), which
+    gives popularity's and history's rankings without scanning every expert, unless rounding
+    tied two counts' scores (then the full scan decides, as the predictors do)."""
     m = tops.shape[1]
-    if not _popularity_top(ranked, order, pop_l, p):
-        _top(p, ranked, rank_vals)
-    tops[POPULARITY] = ranked[:m]
-    _previous_token_top(tops[PREVIOUS], ranked, ids, pt, l)
-    if not _history_top(tops[HISTORY], h_raw, touched, cand, cand_vals, order, pop_l, p, ids, prev, pt, l,
-                        hist_len, hist_decay, top_vals):
+    every = which < 0
+    if every or which == POPULARITY or which == PREVIOUS:
+        if not _popularity_top(ranked, order, pop_l, p):
+            _top(p, ranked, rank_vals)
+        if which != PREVIOUS:
+            tops[POPULARITY] = ranked[:m]
+        if which != POPULARITY:
+            _previous_token_top(tops[PREVIOUS], ranked, ids, pt, l)
+    if (every or which == HISTORY) and not _history_top(tops[HISTORY], h_raw, touched, cand, cand_vals, order,
+                                                        pop_l, p, ids, prev, pt, l, hist_len, hist_decay, top_vals):
         _history(H, p, ids, prev, pt, l, hist_len, hist_decay, alpha, LINEAR)
         for j in range(p.shape[0]):
             member_score[j] = TIE_BREAK * p[j] + H[j]
         _top(member_score, tops[HISTORY], top_vals)
-    _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
-    _top(S, tops[CCT], top_vals)
+    if every or which == CCT:
+        _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
+        _top(S, tops[CCT], top_vals)
+        return True
+    return False
+
+
+@numba.njit(cache=True, inline="always")
+def _combination(dest, score, S, Q, H, p, logp, have_sp, use_sp, use_tr, w, mode, trans_l, trans_sum, cross_l,
+                 cross_sum, ids, prev, pt, st, sl, l, inv, alpha, hist_len, hist_decay, top_vals):
+    """dest = the top of the weighted combination, weights w = (w_prior, w_spatial,
+    w_transition, w_history, w_previous); the spatial mixture is taken from S when
+    `have_sp`. S, Q, H are overwritten."""
+    _prior_term(score, p, logp, w[0], mode)
+    ref = logp if mode == LOG else p
+    if use_sp and w[1] != 0.0:
+        if not have_sp:
+            _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
+        _combine(score, S, ref, w[1], mode)
+    if use_tr and w[2] != 0.0:
+        _mixture(Q, p, trans_l, trans_sum, ids, pt, l, inv, alpha)
+        _combine(score, Q, ref, w[2], mode)
+    if w[3] != 0.0:
+        _history(H, p, ids, prev, pt, l, hist_len, hist_decay, alpha, mode)
+        _combine(score, H, ref, w[3], mode)
+    if w[4] != 0.0 and pt >= 0:
+        _previous_token_bonus(score, ids, pt, l, w[4])
+    _top(score, dest, top_vals)
 
 
 @numba.njit(cache=True, inline="always")
@@ -420,14 +480,16 @@ def _hedge_update(w, cum_loss, gap, loss):
 
 
 @numba.njit(cache=True, inline="always")
-def _token_losses(loss, tops, routed, ids, t):
-    """loss[i] = the share of token t's routed slots that member i's predictions tops[l, i]
-    missed, |R(t, l) - P_i(t, l)| summed over layers / (L k), in [0, 1]; False (no losses)
-    when the token routed nothing. `routed` is an all-False scratch mask, left so."""
+def _round_losses(loss, tops, scored, routed, ids, share):
+    """loss[i] = share * the share of the routed slots of the scored cells (scored[l], l)
+    that member i's predictions tops[l, i] missed, summed over layers / (L k), in [0, 1];
+    False (no losses) when those cells routed nothing. `routed` is an all-False scratch mask,
+    left so."""
     L, k = ids.shape[1], ids.shape[2]
     loss[:] = 0.0
     n = 0
     for l in range(L):
+        t = scored[l]
         for s in range(k):
             j = ids[t, l, s]
             if j >= 0:
@@ -449,6 +511,7 @@ def _token_losses(loss, tops, routed, ids, t):
     if n == 0:
         return False
     loss /= L * k
+    loss *= share
     return True
 
 
