@@ -7,6 +7,7 @@ import stmoe
 from stmoe.book import expert_buffer as eb
 from stmoe.book import hardware_tuning as ht
 from stmoe.book import held_out as ho
+from stmoe.errors import ConfigError
 from stmoe.sim.buffer import BufferSpec, request_stream
 from stmoe.predictors import predict
 from stmoe.sim.timing import simulate
@@ -65,6 +66,21 @@ def test_split_outcomes_add_up_and_match_the_simulator():
     assert st["useful_prefetches"] > 0
     sweep = eb.share_sweep(data, 48, [0.1, 0.5])
     assert [r["share"] for r in sweep] == [0.1, 0.5] and sweep[0]["hit_rate"] != sweep[1]["hit_rate"]
+
+
+def test_split_grid_is_split_outcomes_at_every_point():
+    data = small_held_out()
+    grid = eb.split_grid(data, [48, 64], [0.0, 0.5], hardware="gpu-pcie")
+    assert [(r["capacity"], r["series"], r["share"]) for r in grid] == [
+        (c, s, sh) for c in (48, 64) for s, sh in (("cache only (LRU)", None), ("hot-set (50% pinned)", None),
+                                                   ("st-moe", 0.0), ("st-moe", 0.5))]
+    cache, hot, st = eb.split_outcomes(data, 64, 0.5, hardware="gpu-pcie")
+    at = {(r["capacity"], r["series"], r["share"]): r for r in grid}
+    assert at[64, "st-moe", 0.5]["latency_per_token_s"] == st["latency_per_token_s"]
+    assert at[64, "cache only (LRU)", None]["hit_rate"] == cache["hit_rate"]
+    assert at[64, "hot-set (50% pinned)", None]["latency_per_token_s"] == hot["latency_per_token_s"]
+    with pytest.raises(ConfigError, match="at least one staging share"):
+        eb.split_grid(data, [48], [])
 
 
 def _row(bw, system, lat, util):

@@ -93,6 +93,24 @@ def share_sweep(data: HeldOut, capacity: float, shares, *, hardware="accelerator
     return [_st_moe_outcome(data, hw, capacity, s, lookahead) for s in shares]
 
 
+def split_grid(data: HeldOut, capacities, shares, *, hardware="accelerator", lookahead: int = 1) -> list[dict]:
+    """`split_outcomes` at every capacity and st-moe at every staging share, simulated once (the
+    split explorer looks rows up): per capacity, the cache-only and hot-set rows (no staging
+    share: their `share` is None) and one st-moe row per share. Each row gains `series`: the
+    system without its share ("cache only (LRU)", "hot-set (50% pinned)", "st-moe")."""
+    shares = [float(s) for s in shares]
+    if not shares:
+        raise ConfigError("split_grid needs at least one staging share")
+    hw = preset(hardware)
+    rows = []
+    for c in capacities:
+        cache, hot, first = split_outcomes(data, c, shares[0], hardware=hw, lookahead=lookahead)
+        rows += [{**cache, "share": None, "series": cache["system"]}, {**hot, "share": None, "series": hot["system"]}]
+        rows += [{**r, "series": "st-moe"} for r in [first, *share_sweep(data, c, shares[1:], hardware=hw,
+                                                                           lookahead=lookahead)]]
+    return rows
+
+
 def _st_moe_outcome(data: HeldOut, hw, capacity: float, share: float, lookahead: int) -> dict:
     spec = BufferSpec(capacity, "experts", prefetch_share=share, policy="predictive")
     return _outcome(data, hw, f"st-moe, {share:.0%} staging", "st-moe", spec, capacity, share, lookahead,
