@@ -159,6 +159,8 @@ def test_hot_set_curve_is_the_hot_set_systems_buffer():
     assert eb.hit_rate_at(rows, "hot-set", 16) > eb.hit_rate_at(rows, "lru", 16)
     with pytest.raises(stmoe.ConfigError, match="not per layer"):
         eb.replacement_curves(data.scored, sizes=[16], profile=data.profile, per_layer=True)
+
+
 def test_gain_over_the_cache_carries_a_paired_interval():
     data = small_held_out()
     g = ho.gain(data, "gpu-pcie", "st-moe", "lru-cache")
@@ -170,3 +172,7 @@ def test_gain_over_the_cache_carries_a_paired_interval():
     assert "over 4 sequences" in g["intervals"]
     same = ho.gain(data, "gpu-pcie", "lru-cache", "lru-cache")
     assert same["speedup_ci_low"] == same["speedup_ci_high"] == pytest.approx(1.0)
+    # the hot set pins the experts the profile used most
+    hot = simulate(data.scored, "gpu-pcie", "hot-set", dims=data.dims, profile=data.profile)
+    assert ho.gain(data, "gpu-pcie", "st-moe", "hot-set")["speedup"] == \
+        pytest.approx(hot.latency_per_token_s / st.latency_per_token_s)

@@ -80,7 +80,8 @@ def gain(data: HeldOut, hardware, system: str = "st-moe", baseline: str = "lru-c
     runs = {}
     for name in (baseline, system):
         pred = data.predictions_for(lookahead) if get_system(name).prefetch == "predictor" else None
-        runs[name] = simulate(data.scored, hardware, name, predictions=pred, dims=data.dims, lookahead=lookahead)
+        runs[name] = simulate(data.scored, hardware, name, predictions=pred, dims=data.dims, lookahead=lookahead,
+                              profile=data.profile)   # hot-set counts its experts on the profile
     b, s = runs[baseline].per_unit, runs[system].per_unit
     return {"system": system, "baseline": baseline,
             "speedup": runs[baseline].latency_per_token_s / runs[system].latency_per_token_s,
