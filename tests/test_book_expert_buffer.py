@@ -10,6 +10,7 @@ from stmoe.book import held_out as ho
 from stmoe.errors import ConfigError
 from stmoe.sim.buffer import BufferSpec, request_stream
 from stmoe.predictors import predict
+from stmoe.sim.systems import SYSTEMS
 from stmoe.sim.timing import simulate
 from tests.prefetch_data import small_held_out, small_trace
 
@@ -66,6 +67,16 @@ def test_split_outcomes_add_up_and_match_the_simulator():
     assert st["useful_prefetches"] > 0
     sweep = eb.share_sweep(data, 48, [0.1, 0.5])
     assert [r["share"] for r in sweep] == [0.1, 0.5] and sweep[0]["hit_rate"] != sweep[1]["hit_rate"]
+
+
+def test_gain_at_capacity_is_the_ratio_of_the_split_outcomes_latencies():
+    data = small_held_out()
+    assert SYSTEMS["st-moe"].staging_share == 0.0   # so split_outcomes at share 0 is st-moe's default
+    cache, hot, st = eb.split_outcomes(data, 48, 0.0, hardware="gpu-pcie")
+    for baseline, row in (("lru-cache", cache), ("hot-set", hot)):
+        g = eb.gain_at_capacity(data, 48, baseline, hardware="gpu-pcie")
+        assert g["speedup"] == pytest.approx(row["latency_per_token_s"] / st["latency_per_token_s"])
+        assert g["speedup_ci_low"] <= g["speedup"] <= g["speedup_ci_high"]
 
 
 def test_split_grid_is_split_outcomes_at_every_point():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stmoe.book.held_out import HeldOut
+from stmoe.book.held_out import HeldOut, gain
 from stmoe.errors import ConfigError
 from stmoe.sim.buffer import BufferSpec, replay, request_stream
 from stmoe.sim.hardware import preset
@@ -91,6 +91,17 @@ def share_sweep(data: HeldOut, capacity: float, shares, *, hardware="accelerator
     """st-moe's outcomes as its staging share varies at a fixed capacity (`split_outcomes`' last row)."""
     hw = preset(hardware)
     return [_st_moe_outcome(data, hw, capacity, s, lookahead) for s in shares]
+
+
+def gain_at_capacity(data: HeldOut, capacity: float, baseline: str = "lru-cache", *, system: str = "st-moe",
+                     hardware="accelerator", lookahead: int = 1) -> dict:
+    """`system`'s speedup and energy efficiency over `baseline` with a buffer of `capacity` experts
+    (slots sized for the largest expert, as `split_outcomes` counts them; each system with its
+    own defaults: st-moe its staging share, the hot set its pinned share), with the paired
+    bootstrap intervals of `stmoe.book.held_out.gain`."""
+    hw = preset(hardware)
+    sized = hw.with_(buffer_bytes=float(capacity) * float(np.max(data.dims.expert_bytes)))
+    return gain(data, sized, system, baseline, lookahead=lookahead)
 
 
 def split_grid(data: HeldOut, capacities, shares, *, hardware="accelerator", lookahead: int = 1) -> list[dict]:
