@@ -67,6 +67,11 @@ def test_split_outcomes_add_up_and_match_the_simulator():
     assert st["useful_prefetches"] > 0
     sweep = eb.share_sweep(data, 48, [0.1, 0.5])
     assert [r["share"] for r in sweep] == [0.1, 0.5] and sweep[0]["hit_rate"] != sweep[1]["hit_rate"]
+    # a share against another, paired over the same sequences
+    g = eb.gain_between(sweep[0], sweep[1])
+    assert g["speedup"] == pytest.approx(sweep[1]["latency_per_token_s"] / sweep[0]["latency_per_token_s"])
+    assert g["speedup_ci_low"] <= g["speedup"] <= g["speedup_ci_high"]
+    assert eb.gain_between(st, st)["speedup_ci_low"] == pytest.approx(1.0)
 
 
 def test_gain_at_capacity_is_the_ratio_of_the_split_outcomes_latencies():

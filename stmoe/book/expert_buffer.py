@@ -15,7 +15,7 @@ from stmoe.errors import ConfigError
 from stmoe.sim.buffer import BufferSpec, replay, request_stream
 from stmoe.sim.hardware import preset
 from stmoe.sim.systems import HOT_SET_SHARE, hot_set
-from stmoe.sim.timing import simulate
+from stmoe.sim.timing import UnitTotals, simulate
 from stmoe.trace import Trace
 
 # the buffer's policies that need no prediction (stmoe.sim.buffer.POLICIES has them all)
@@ -79,7 +79,8 @@ def split_outcomes(data: HeldOut, capacity: float, share: float, *, hardware="ac
     hot set (the profile's most used experts pinned in HOT_SET_SHARE of it, the rest LRU), and
     st-moe's held-out predictions staged in a `share` of it (prediction-aware cache in the
     rest; 0 puts them in the cache). One dict per system, st-moe last:
-    `SimulationResult.row()` with `system` relabelled, `capacity`, `share` and `miss_rate`."""
+    `SimulationResult.row()` with `system` relabelled, `capacity`, `share`, `miss_rate` and the
+    run's `per_unit` totals (`UnitTotals.as_dict()`, for `gain_between`)."""
     hw = preset(hardware)
     cache = BufferSpec(capacity, "experts", prefetch_share=0.0)
     return [_outcome(data, hw, "cache only (LRU)", "lru-cache", cache, capacity, 0.0, lookahead),
@@ -102,6 +103,15 @@ def gain_at_capacity(data: HeldOut, capacity: float, baseline: str = "lru-cache"
     hw = preset(hardware)
     sized = hw.with_(buffer_bytes=float(capacity) * float(np.max(data.dims.expert_bytes)))
     return gain(data, sized, system, baseline, lookahead=lookahead)
+
+
+def gain_between(row: dict, base: dict) -> dict:
+    """{speedup, energy_efficiency} of `row` over `base`, two rows of `split_outcomes`,
+    `share_sweep` or `split_grid` over the same tokens (a staging share against another, say),
+    each with its paired bootstrap interval (`UnitTotals.gain_intervals`)."""
+    return {"speedup": base["latency_per_token_s"] / row["latency_per_token_s"],
+            "energy_efficiency": base["energy_per_token_j"] / row["energy_per_token_j"],
+            **UnitTotals.from_dict(row["per_unit"]).gain_intervals(UnitTotals.from_dict(base["per_unit"]))}
 
 
 def split_grid(data: HeldOut, capacities, shares, *, hardware="accelerator", lookahead: int = 1) -> list[dict]:
@@ -132,6 +142,6 @@ def _outcome(data: HeldOut, hw, label: str, system: str, spec: BufferSpec, capac
              lookahead: int, predictions=None) -> dict:
     r = simulate(data.scored, hw, system, predictions=predictions, buffer=spec, dims=data.dims,
                  lookahead=lookahead, profile=data.profile)
-    row = {**r.row(), "system": label, "capacity": capacity, "share": share}
+    row = {**r.row(), "system": label, "capacity": capacity, "share": share, "per_unit": r.per_unit.as_dict()}
     row["miss_rate"] = 1.0 - row["hit_rate"] - row["late_prefetch_rate"]
     return row
