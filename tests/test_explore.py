@@ -360,3 +360,74 @@ def test_a_negative_seed_and_an_empty_out_are_one_line(tmp_path, capsys):
     assert main(["explore", str(spec), "--out", " "]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--out: an empty folder name" in err
+
+
+def test_a_non_square_pe_array_is_checked_whole_and_sets_macs_per_cycle(tmp_path):
+    path = tmp_path / "pe.toml"
+    path.write_text(f'traces = ["{TRACE}"]\npresets = ["accelerator"]\nsystems = ["on-demand"]\n[parameters]\n'
+                    "pe_rows = [64, 128]\npe_cols = [128, 256]\n")
+    spec = read_spec(path)
+    assert sorted((p["pe_rows"], p["pe_cols"], p["macs_per_cycle"]) for p in spec.points) == [
+        (64, 128, 8192), (64, 256, 16384), (128, 128, 16384), (128, 256, 32768)]
+    assert any("macs_per_cycle is its pe_rows x pe_cols" in n for n in spec.notes)
+    p = spec.points[0]
+    row = run_batch(load_trace(TRACE), [p])[0]
+    hw = preset("accelerator", pe_rows=p["pe_rows"], pe_cols=p["pe_cols"], macs_per_cycle=p["macs_per_cycle"])
+    assert row["latency_per_token_s"] == simulate(load_trace(TRACE), hw, "on-demand").latency_per_token_s
+    # with macs_per_cycle given too, a combination that does not multiply out is named
+    path.write_text(path.read_text() + "macs_per_cycle = [16384]\n")
+    with pytest.raises(ConfigError, match=r"parameters: pe_rows=64, pe_cols=128, macs_per_cycle=16384 with preset "
+                                          r"'accelerator': .*must equal macs_per_cycle"):
+        read_spec(path)
+
+
+def _trace_of_unknown_model(folder):
+    trace = load_trace(TRACE)
+    meta = {k: v for k, v in trace.meta.items() if k not in ("model_config", "model_path")} | {"model": "mystery-moe"}
+    return type(trace)(trace.expert_ids, num_experts=trace.num_experts, weights=trace.weights, phase=trace.phase,
+                       sequence=trace.sequence, meta=meta).save(folder / "mystery.npz")
+
+
+def test_a_trace_of_an_unknown_model_needs_the_specs_model(tmp_path):
+    _trace_of_unknown_model(tmp_path)
+    path = tmp_path / "m.toml"
+    head = 'traces = ["mystery.npz"]\n'
+    rest = 'presets = ["accelerator"]\nsystems = ["on-demand"]\n[parameters]\nbuffer_bytes = [2147483648]\n'
+    path.write_text(head + rest)
+    with pytest.raises(ConfigError) as exc:
+        read_spec(path)
+    assert "\n" not in str(exc.value) and "--model" not in str(exc.value)
+    assert 'are unknown: give model = "NAME" in the spec' in str(exc.value) and "qwen3-30b-a3b" in str(exc.value)
+    keys = {}
+    for model in ('"qwen3-30b-a3b"', '{ "mystery.npz" = "qwen3-30b-a3b" }', '"mixtral-8x7b"'):
+        path.write_text(head + f"model = {model}\n" + rest)
+        spec = read_spec(path)
+        keys[model] = spec.points[0]["key"]
+        row = run_batch(spec.traces["mystery.npz"], spec.points, model=spec.models["mystery.npz"])[0]
+        assert row["model_dims"].startswith(f"the registry's {spec.models['mystery.npz']}")
+    assert len(set(keys.values())) == 2 and keys['"qwen3-30b-a3b"'] == keys['{ "mystery.npz" = "qwen3-30b-a3b" }']
+    for bad, message in (('"mystery-9"', "model: unknown model 'mystery-9'"),
+                         ('{ "other.npz" = "qwen3-30b-a3b" }', "model.other.npz: not one of the spec's traces")):
+        path.write_text(head + f"model = {bad}\n" + rest)
+        with pytest.raises(ConfigError, match=message):
+            read_spec(path)
+
+
+def test_trace_paths_are_the_specs_and_special_files_are_named(tmp_path, monkeypatch):
+    import os
+
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    os.mkfifo(folder / "fifo.npz")
+    (folder / "zero.npz").symlink_to("/dev/zero")
+    (folder / "dir.npz").mkdir()
+    _trace_of_unknown_model(tmp_path)   # beside the current folder, not the spec
+    monkeypatch.chdir(tmp_path)
+    for name, message in (("fifo.npz", "is a named pipe"), ("zero.npz", "is a character device"),
+                          ("dir.npz", "is a directory"),
+                          ("mystery.npz", "'mystery.npz' is neither a stmoe trace name nor a file beside the spec")):
+        path = folder / "t.toml"
+        path.write_text(f'traces = ["{name}"]\npresets = ["accelerator"]\nsystems = ["on-demand"]\n')
+        with pytest.raises(ConfigError) as exc:
+            read_spec(path)
+        assert message in str(exc.value) and str(folder / name) in str(exc.value), str(exc.value)

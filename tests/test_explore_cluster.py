@@ -100,9 +100,11 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(cluster, tmp_path, c
     assert "40 of 40 points already in" in printed and "Pareto front over latency, energy and buffer area" in printed
 
 
-def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+@pytest.mark.parametrize("when", ["while the cluster starts", "mid-run"])
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, when):
     """Ctrl-C reaches every process of the terminal's group (here: a session of its own); the
-    workers print nothing, the run says in one line what is finished and how to resume."""
+    workers print nothing, the run says in one line what is finished and how to resume, whether
+    the cluster was still starting (the output folder's lock is taken just before) or running."""
     import re
 
     path = tmp_path / "grid.toml"
@@ -115,20 +117,25 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
-        while not list(out.glob("part-*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
+        ready = (lambda: (out / ".explore.lock").exists()) if when == "while the cluster starts" else \
+            (lambda: list(out.glob("part-*.parquet")))
+        while not ready() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
         assert proc.poll() is None, "the run ended before it could be interrupted"
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        printed, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     lines = [line for line in err.splitlines() if not re.fullmatch(r"\d+/100 points, .* left\s*", line)]
-    finished = len(read_results(out))
+    finished = len(read_results(out)) if list(out.glob("part-*.parquet")) else 0
     assert lines == [f"stmoe: interrupted: {finished} of 100 points finished in {out}; run again with the "
                      "same spec and output folder to resume (finished points are skipped)"], err
-    assert 0 < finished < 100
+    if when == "mid-run":
+        assert 0 < finished < 100
+    else:   # interrupted before the cluster was up: it never announced its dashboard
+        assert finished == 0 and "dashboard:" not in printed, printed
     deadline = time.monotonic() + 20     # and no worker outlives the run
     while time.monotonic() < deadline:
         try:

@@ -20,9 +20,10 @@ each worker simulates on-demand once per trace and machine setting (batches keep
 points together, on-demand first) and keeps it, as it keeps each predictor setting's
 predictions, for the batches that follow.
 
-Ctrl-C: the workers of the local cluster ignore SIGINT (a Dask preload, `dask_setup`); the
-client closes the cluster quietly and raises `ExploreInterrupted`, whose message says how many
-points are finished and how to resume.
+Ctrl-C: the workers of the local cluster ignore SIGINT (forked from a fork server that ignores
+it, `_starting`, and a Dask preload, `dask_setup`); the client closes the cluster quietly and
+raises `ExploreInterrupted`, whose message says how many points are finished and how to
+resume, also when the Ctrl-C came while the cluster was starting.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from pathlib import Path
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
 from stmoe.sim.comparison import dims_for
-from stmoe.sim.explore_spec import HARDWARE_PARAMETERS, MAX_POINTS, Spec, read_spec, run_point, trace_digest
+from stmoe.sim.explore_spec import HARDWARE_PARAMETERS, MAX_POINTS, Spec, read_spec, run_digest, run_point
 from stmoe.sim.hardware import buffer_area_mm2
 from stmoe.sim.systems import get_system, predictions_note
 from stmoe.sim.timing import decode_tokens
@@ -68,6 +69,8 @@ LOCAL_CLUSTER_CONFIG = {
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
     "distributed.worker.memory.monitor-interval": "1s",
+    # workers forked from a fork server that ignores SIGINT (`_starting`)
+    "distributed.worker.multiprocessing-method": "forkserver",
 }
 REFERENCE = "on-demand"
 
@@ -125,40 +128,43 @@ def _keep(cache: OrderedDict, key, value, full) -> None:
         cache.popitem(last=False)
 
 
-def _predictions(trace, point: dict, profile, digest: str):
+def _predictions(decode, point: dict, profile, digest: str):
     key = (digest, point["predictor"], point["budget"], point["lookahead"])
     if key not in _PREDICTIONS:
-        decode = decode_tokens(trace, "decode")[0]
         pred = predict(decode, point["predictor"], budget=point["budget"], lookahead=point["lookahead"],
                        profile=profile)
         _keep(_PREDICTIONS, key, pred, lambda c: sum(a.nbytes for a in c.values()) > PREDICTIONS_KEPT_BYTES)
     return _PREDICTIONS[key]
 
 
-def _on_demand(trace, point: dict, dims, digest: str, result=None):
+def _on_demand(decode, point: dict, dims, digest: str, result=None):
     """On-demand on the point's tokens and machine: `result` when the point is on-demand itself."""
     key = (digest, point["preset"], *(point[k] for k in HARDWARE_PARAMETERS))
     if key not in _ON_DEMAND:
         if result is None:
             ref = dict(point, system=REFERENCE, lookahead=None, budget=None, predictor=None)
-            result = run_point(trace, ref, dims)
+            result = run_point(decode, ref, dims, phase=None)
         _keep(_ON_DEMAND, key, result, lambda c: len(c) > ON_DEMAND_KEPT)
     return _ON_DEMAND[key]
 
 
-def run_batch(trace, points: list[dict], profile=None, digest: str | None = None) -> list[dict]:
-    """The rows of a batch of points on one trace (`profile`: st-moe's, or None). `digest`
-    names the trace and profile in the worker's kept predictions and on-demand results."""
-    digest = digest or trace_digest(trace)
-    dims, dims_notes = dims_for(trace)
+def run_batch(trace, points: list[dict], profile=None, digest: str | None = None,
+              model: str | None = None) -> list[dict]:
+    """The rows of a batch of points on one trace (`profile`: st-moe's, or None; `model`: the
+    registry model whose sizes time it, when the spec gives one). `digest` names the trace,
+    profile and model in the worker's kept predictions and on-demand results."""
+    digest = digest or run_digest(trace, profile, model)
+    dims, dims_notes = dims_for(trace, model=model)
+    # the simulated tokens, selected once: simulate would select them again for every point
+    decode = decode_tokens(trace, "decode")[0]
     rows = []
     for p in points:
         pred, notes = None, list(dims_notes)
         if get_system(p["system"]).tunable_predictor:
-            pred = _predictions(trace, p, profile, digest)
+            pred = _predictions(decode, p, profile, digest)
             notes.append(predictions_note(p["predictor"], p["budget"], p["lookahead"], profile))
-        r = run_point(trace, p, dims, pred, profile)
-        reference = _on_demand(trace, p, dims, digest, r if p["system"] == REFERENCE else None)
+        r = run_point(decode, p, dims, pred, profile, phase=None)
+        reference = _on_demand(decode, p, dims, digest, r if p["system"] == REFERENCE else None)
         rows.append(point_row(p, r, reference, dims, notes))
     return rows
 
@@ -321,10 +327,14 @@ def dask_setup(worker) -> None:
     process of the terminal's group; the client alone answers it (closing the cluster), so no
     worker prints a traceback of its own. The worker's task log stays quiet below errors: a
     batch cancelled by that close is expected, and a batch that fails reaches the client as
-    its exception, which the run reports."""
+    its exception, which the run reports. The scheduler lives in the client's process, so a
+    heartbeat that cannot reach it is a worker being closed with it (after a Ctrl-C, the
+    scheduler may close first): not said."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+    logging.getLogger("distributed.worker").addFilter(
+        lambda record: not record.getMessage().startswith("Failed to communicate with scheduler during heartbeat"))
 
 
 def check_workers(workers) -> None:
@@ -333,38 +343,55 @@ def check_workers(workers) -> None:
         raise ConfigError(f"workers: a whole number from 1 to {top} (4 per core), got {workers!r}")
 
 
-def _connect(scheduler: str | None, workers: int | None):
-    """(client, cluster or None): the scheduler at `scheduler`, or a local cluster."""
-    distributed = _require("distributed")
-    if scheduler is not None:
-        try:
-            return distributed.Client(scheduler, timeout="5s"), None
-        except (OSError, TimeoutError, ValueError) as exc:   # ValueError: a malformed address
-            raise ConfigError(f"scheduler {scheduler!r} is unreachable ({exc.__class__.__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})") from None
-    with _sigint_blocked(), _require("dask").config.set(LOCAL_CLUSTER_CONFIG):
-        cluster = distributed.LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                           processes=True, dashboard_address=":0", preload=[__name__])
-    return distributed.Client(cluster), cluster
+def _remote(scheduler: str):
+    """A client of the scheduler at `scheduler`."""
+    try:
+        return _require("distributed").Client(scheduler, timeout="5s")
+    except (OSError, TimeoutError, ValueError) as exc:   # ValueError: a malformed address
+        raise ConfigError(f"scheduler {scheduler!r} is unreachable ({exc.__class__.__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})") from None
+
+
+def _local_cluster(workers: int | None):
+    with _require("dask").config.set(LOCAL_CLUSTER_CONFIG):
+        return _require("distributed").LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                                    processes=True, dashboard_address=":0", preload=[__name__])
 
 
 @contextlib.contextmanager
-def _sigint_blocked():
-    """While the local cluster starts, SIGINT is ignored, so that the worker processes it
-    spawns inherit the ignored signal (a Ctrl-C cannot break them mid-import into tracebacks;
-    the preload `dask_setup` keeps a worker restarted later from it), and blocked in this
-    thread, so that a Ctrl-C meanwhile waits (Linux queues a blocked signal even when ignored)
-    and stops the run once the cluster is up."""
+def _starting():
+    """While the local cluster starts, a Ctrl-C is noted and raised as KeyboardInterrupt once
+    the cluster is assigned (so that the caller closes it), and the workers never see it. They
+    fork from multiprocessing's fork server (`LOCAL_CLUSTER_CONFIG`), which is started here
+    with SIGINT ignored: the server keeps the ignored signal (Python installs its handler only
+    over the default) and gives it to every worker it forks, so that no worker breaks
+    mid-import into a traceback. Only that start, milliseconds, ignores a Ctrl-C: ignoring it
+    for the whole start-up would lose it, since Linux gives a process's signal to any thread
+    that does not block it (numpy's BLAS threads, Dask's event loop), and an ignored one is
+    dropped there."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    import multiprocessing.forkserver
+
+    # before the Ctrl-C is ignored, since imports take seconds: the server's preloaded modules
+    # (Dask imports them here to list them), and distributed before the settings, whose end
+    # would drop the defaults it adds
+    mp_context = _require("distributed.utils").get_mp_context
+    with _require("dask").config.set(LOCAL_CLUSTER_CONFIG):
+        mp_context()
+    pressed = []
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, handler)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, handler)   # signal() runs a pending handler first
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def dashboard_link(client) -> str | None:
@@ -374,10 +401,12 @@ def dashboard_link(client) -> str | None:
 
 
 class _Quiet:
-    """While we close a cluster we started: Dask's loggers in this process are silent (a
-    worker that a loaded machine keeps from stopping within 4 s is killed, with a warning that
-    tells the user nothing; a worker stopped mid-batch after Ctrl-C is expected), and after a
-    Ctrl-C, a second one is ignored, so that it cannot break the shutdown into tracebacks."""
+    """While we close a cluster we started: Dask's loggers in this process, and those of
+    tornado, its event loop, are silent (a worker that a loaded machine keeps from stopping
+    within 4 s is killed, with a warning that tells the user nothing; a worker stopped
+    mid-batch after Ctrl-C is expected, and so is the result it was sending failing), and
+    after a Ctrl-C, a second one is ignored, so that it cannot break the shutdown into
+    tracebacks."""
 
     def __init__(self, interrupted: bool):
         self.sigint = interrupted and threading.current_thread() is threading.main_thread()
@@ -385,12 +414,14 @@ class _Quiet:
     def __enter__(self):
         if self.sigint:
             self.handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        self.logger = logging.getLogger("distributed")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.CRITICAL + 1)
+        self.loggers = [logging.getLogger(name) for name in ("distributed", "tornado", "tornado.application")]
+        self.levels = [logger.level for logger in self.loggers]
+        for logger in self.loggers:
+            logger.setLevel(logging.CRITICAL + 1)
 
     def __exit__(self, *exc):
-        self.logger.setLevel(self.level)
+        for logger, level in zip(self.loggers, self.levels):
+            logger.setLevel(level)
         if self.sigint:
             signal.signal(signal.SIGINT, self.handler)
 
@@ -425,8 +456,12 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
     lock = OutputLock(out)
     own, cluster, futures, interrupted = client is None, None, [], False
     try:
-        if own:
-            client, cluster = _connect(scheduler, workers)
+        if own and scheduler is not None:
+            client = _remote(scheduler)
+        elif own:
+            with _starting():
+                cluster = _local_cluster(workers)
+            client = _require("distributed").Client(cluster)
         done_keys = finished_keys(out)   # again, under the lock: an earlier run may have added some
         todo = [p for p in spec.points if p["key"] not in done_keys]
         run.skipped = len(spec.points) - len(todo)
@@ -442,7 +477,8 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
         profiles = {n: p for n, p in spec.profiles.items() if n in used and p is not None}
         profiles = client.scatter(profiles, broadcast=True, hash=False) if profiles else {}
         futures = [client.submit(run_batch, traces[b[0]["trace"]], b, profiles.get(b[0]["trace"]),
-                                 spec.digests[b[0]["trace"]], pure=False) for b in batches(todo, size)]
+                                 spec.digests[b[0]["trace"]], spec.models.get(b[0]["trace"]), pure=False)
+                   for b in batches(todo, size)]
         start = time.monotonic()
         for _, rows in _require("distributed").as_completed(futures, with_results=True):
             write_part(out, rows)

@@ -5,6 +5,7 @@ range; the points are every system on every trace and preset crossed with the pr
 parameters' values, plus optional seeded random samples drawn from the same lists and ranges::
 
     traces = ["tiny-moe-code"]            # names (stmoe datasets) or files, relative to the spec
+    model = "qwen3-30b-a3b"               # optional: the sizes of the traces' model (see below)
     presets = ["accelerator"]
     systems = ["on-demand", "lru-cache", "st-moe"]
 
@@ -19,6 +20,12 @@ parameters' values, plus optional seeded random samples drawn from the same list
 
     [profiles]                            # optional: what st-moe's tables are profiled on
     "tiny-moe-code" = "split"             # or another trace (a name or a file)
+
+Trace files are found relative to the spec's folder only (an absolute path stays absolute); a
+name that is no file there is a stmoe dataset name. A trace whose model sizes are unknown (a
+model the registry does not know and whose recorder stored no shape) needs `model`: a
+`stmoe.sim.models` registry name for every trace, or a table of trace = name (`[model]`), as
+`stmoe simulate --model` gives it; the model is part of each point's key.
 
 Range points are rounded: whole numbers for `lookahead`, `budget`, `buffer_bytes` and
 `macs_per_cycle`, 12 significant digits for the others (numpy's spacing leaves float noise,
@@ -37,7 +44,9 @@ bytes) is one line here; and a spec of more than `max_points` points (default 10
 before its grid is built.
 
 Parameters: any numeric `Hardware` field (an override of the preset), `lookahead`, `budget`
-and `predictor`. A system that does not use a knob (on-demand has no predictor) gets it as
+and `predictor`. The PE array's `pe_rows`, `pe_cols` and `macs_per_cycle` are checked together,
+every combination the grid holds (rows x cols must equal macs_per_cycle); a point with pe_rows
+or pe_cols and no macs_per_cycle of its own has macs_per_cycle = rows x cols (said in the notes). A system that does not use a knob (on-demand has no predictor) gets it as
 None, and the points that then coincide are run once; the run says how many collapsed.
 
 Each point has a key: the sha256 of the simulated trace's content (and its profile's), the
@@ -50,6 +59,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -60,9 +70,10 @@ from stmoe.errors import ConfigError, StmoeError, one_line
 from stmoe.files import read_regular
 from stmoe.predictors import PREDICTORS
 from stmoe.predictors.base import check_compatible, check_disjoint
-from stmoe.readers.catalog import load_trace
+from stmoe.readers.catalog import PUBLIC, bundled, load_trace
 from stmoe.sim.comparison import dims_for
-from stmoe.sim.hardware import Hardware, preset
+from stmoe.sim.hardware import SIZE_FLAGS, Hardware, preset
+from stmoe.sim.models import MODELS, find_model
 from stmoe.sim.systems import get_system, missing_input
 from stmoe.sim.timing import decode_tokens, simulate
 from stmoe.splits import split
@@ -72,12 +83,13 @@ HARDWARE_PARAMETERS = tuple(f.name for f in fields(Hardware) if f.name not in ("
 PARAMETERS = HARDWARE_PARAMETERS + ("lookahead", "budget", "predictor")
 INTEGER_PARAMETERS = ("lookahead", "budget")
 WHOLE_PARAMETERS = ("buffer_bytes", "macs_per_cycle")   # counts: a range's points are whole numbers
+ARRAY_PARAMETERS = ("pe_rows", "pe_cols", "macs_per_cycle")   # valid only together: rows x cols = macs
 SIGNIFICANT_DIGITS = 12
 SPEC_MAX_BYTES = 1 << 20
 MAX_POINTS = 10 ** 6        # a point's dict is ~2 KB before any work: 10^6 points are ~2 GB
 TRIAL_TOKENS = 8            # decode tokens each parameter value is tried on before the run
 SPLIT = "split"
-SPEC_FIELDS = ("traces", "presets", "systems", "parameters", "samples", "profiles")
+SPEC_FIELDS = ("traces", "model", "presets", "systems", "parameters", "samples", "profiles")
 SAMPLE_FIELDS = ("count", "seed")
 RANGE_FIELDS = ("start", "stop", "num", "scale")
 DEFAULTS = {"lookahead": 1, "predictor": "st-moe"}   # budget: the trace's k
@@ -93,6 +105,7 @@ class Spec:
     digests: dict               # trace name -> trace_digest of what is simulated (and its profile)
     points: list[dict]
     profiles: dict = field(default_factory=dict)   # trace name -> profile Trace or None
+    models: dict = field(default_factory=dict)     # trace name -> registry model name or None
     collapsed: int = 0          # grid points identical to another once unused knobs are dropped
     notes: list = field(default_factory=list)
 
@@ -109,12 +122,15 @@ def trace_digest(trace) -> str:
     return h.hexdigest()
 
 
-def run_digest(trace, profile) -> str:
-    """The digest a point's key uses: the simulated trace's, and its profile's when it has one."""
+def run_digest(trace, profile, model: str | None = None) -> str:
+    """The digest a point's key uses: the simulated trace's, and its profile's and the spec's
+    model when it has them."""
     digest = trace_digest(trace)
-    if profile is None:
-        return digest
-    return hashlib.sha256(f"{digest}:{trace_digest(profile)}".encode()).hexdigest()
+    if profile is not None:
+        digest = hashlib.sha256(f"{digest}:{trace_digest(profile)}".encode()).hexdigest()
+    if model is not None:
+        digest = hashlib.sha256(f"{digest}:model={model}".encode()).hexdigest()
+    return digest
 
 
 def point_key(digest: str, point: dict) -> str:
@@ -197,7 +213,36 @@ def _grid_size(path, params: dict, runs: int, samples: int, max_points: int) -> 
     return total
 
 
-def _check_value(where: str, name: str, v, traces: dict, presets: list[str]) -> None:
+def machine(preset_name: str, setting: dict) -> Hardware:
+    """A point's machine: the preset with the setting's hardware values. pe_rows or pe_cols
+    without macs_per_cycle: the array has rows x cols PEs (the other side from the preset)."""
+    over = {k: float(v) for k, v in setting.items() if k in HARDWARE_PARAMETERS}
+    if over.keys() & {"pe_rows", "pe_cols"} and "macs_per_cycle" not in over:
+        base = preset(preset_name)
+        rows, cols = over.get("pe_rows", base.pe_rows), over.get("pe_cols", base.pe_cols)
+        if rows is not None and cols is not None:
+            over["macs_per_cycle"] = float(rows) * float(cols)
+    return preset(preset_name, **over)
+
+
+def _check_machine(where: str, setting: dict, presets: list[str]) -> None:
+    try:
+        for p in presets:
+            machine(p, setting)
+    except StmoeError as exc:
+        given = ", ".join(f"{k}={v!r}" for k, v in setting.items())
+        raise ConfigError(f"{where}: {given} with preset {p!r}: {exc}") from None
+
+
+def _check_arrays(where: str, grid: dict, presets: list[str]) -> None:
+    """Every combination of the PE array's values in the grid (`ARRAY_PARAMETERS`): a valid
+    pe_rows needs its pe_cols, and rows x cols must equal macs_per_cycle."""
+    names = [n for n in ARRAY_PARAMETERS if n in grid]
+    for combo in itertools.product(*(grid[n] for n in names)):
+        _check_machine(where, dict(zip(names, combo)), presets)
+
+
+def _check_value(where: str, name: str, v, traces: dict, dims: dict, presets: list[str]) -> None:
     if name == "predictor":
         if v not in PREDICTORS:
             raise ConfigError(f"{where}: unknown predictor {v!r}; valid: {', '.join(PREDICTORS)}")
@@ -212,15 +257,17 @@ def _check_value(where: str, name: str, v, traces: dict, presets: list[str]) -> 
             if not 1 <= v <= top:
                 raise ConfigError(f"{where}: {v!r} is out of range 1..{top} for trace {tname!r}")
         return
+    if name in ARRAY_PARAMETERS:   # checked with the others of the array (`_check_arrays`)
+        return
     for p in presets:
         try:
             hw = preset(p, **{name: float(v)})
         except StmoeError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         if name == "buffer_bytes":
-            for tname, t in traces.items():
+            for tname in traces:
                 try:
-                    hw.check_fits(dims_for(t)[0].expert_bytes)
+                    hw.check_fits(dims[tname].expert_bytes)
                 except StmoeError as exc:
                     raise ConfigError(f"{where}: {v!r} on trace {tname!r}: {exc}") from None
 
@@ -265,11 +312,56 @@ def read_spec(path, *, max_points: int = MAX_POINTS) -> Spec:
 
 
 def _load(path: Path, where: str, name: str):
+    """A trace file relative to the spec's folder (whatever it is: a pipe or a folder is refused
+    as such by the reader), else a stmoe dataset name; never a path relative to the current one."""
     local = path.parent / name
     try:
-        return load_trace(local if local.is_file() else name)
+        present = os.path.lexists(local)
+    except (OSError, ValueError):   # a name the system cannot take: the reader says which
+        present = True
+    if not present and name not in bundled() and name not in PUBLIC:
+        raise ConfigError(f"{path}: {where}: {name!r} is neither a stmoe trace name nor a file beside the "
+                          f"spec ({local} does not exist; trace paths are relative to the spec's folder)")
+    try:
+        return load_trace(local if present else name)
     except StmoeError as exc:
         raise ConfigError(f"{path}: {where}: {exc}") from None
+
+
+def _models(path: Path, names: list[str], given) -> dict:
+    """trace name -> the registry name of the model the spec gives it, or None."""
+    if given is None:
+        return dict.fromkeys(names)
+    if isinstance(given, str):
+        given = dict.fromkeys(names, given)
+    if not isinstance(given, dict):
+        raise ConfigError(f"{path}: model: a model name for every trace, or a table of trace = model name, "
+                          f"got {given!r}")
+    models = {}
+    for tname, name in given.items():
+        if tname not in names:
+            raise ConfigError(f"{path}: model.{tname}: not one of the spec's traces ({', '.join(names)})")
+        cfg = find_model(name) if isinstance(name, str) else None
+        if cfg is None:
+            raise ConfigError(f"{path}: model: unknown model {name!r} for trace {tname!r}; known: {', '.join(MODELS)}")
+        models[tname] = cfg.name
+    return {n: models.get(n) for n in names}
+
+
+def _dims(path: Path, traces: dict, models: dict) -> dict:
+    """trace name -> the ModelDims its points are timed with."""
+    out = {}
+    for n, t in traces.items():
+        try:
+            out[n] = dims_for(t, model=models[n])[0]
+        except StmoeError as exc:
+            # the flags a command line would give, as a spec gives them
+            spec_way = (f'model = "NAME" in the spec (for every trace) or a [model] table of trace = "NAME" '
+                        f"(one of: {', '.join(MODELS)})")
+            what = "traces" if models[n] is None else f"model.{n}"
+            raise ConfigError(f"{path}: {what}: {str(exc).replace(SIZE_FLAGS.format(', '.join(MODELS)), spec_way)}") \
+                from None
+    return out
 
 
 def _traces(path: Path, names: list[str], given) -> tuple[dict, dict, dict]:
@@ -332,6 +424,8 @@ def parse_spec(raw: dict, path=Path("<spec>"), *, max_points: int = MAX_POINTS) 
     _grid_size(path, params, len(names) * len(presets) * len(systems), count, max_points)
 
     traces, profiles, profile_names = _traces(path, names, raw.get("profiles", {}))
+    models = _models(path, names, raw.get("model"))
+    dims = _dims(path, traces, models)
     for system in systems:
         for n, t in traces.items():
             missing = missing_input(system, t, profiles.get(n))
@@ -347,19 +441,24 @@ def parse_spec(raw: dict, path=Path("<spec>"), *, max_points: int = MAX_POINTS) 
         where = f"{path}: parameters.{name}"
         grid[name] = _values(where, name, given, notes)
         for v in grid[name]:
-            _check_value(where, name, v, traces, presets)
-    _try_values(path, grid, traces, profiles, profile_names, presets, systems)
+            _check_value(where, name, v, traces, dims, presets)
+    _check_arrays(f"{path}: parameters", grid, presets)
+    if grid.keys() & {"pe_rows", "pe_cols"} and "macs_per_cycle" not in grid:
+        notes.append("parameters: each point's macs_per_cycle is its pe_rows x pe_cols (the PE array's size)")
+    _try_values(path, grid, traces, dims, profiles, profile_names, presets, systems)
 
     settings = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
     rng = np.random.default_rng(seed)
     for _ in range(count):
         drawn = {n: _sample(rng, n, params[n], grid[n]) for n in grid}
         for n, v in drawn.items():
-            _check_value(f"{path}: samples: parameters.{n}", n, v, traces, presets)
+            _check_value(f"{path}: samples: parameters.{n}", n, v, traces, dims, presets)
+        _check_machine(f"{path}: samples: parameters", {n: v for n, v in drawn.items() if n in ARRAY_PARAMETERS},
+                       presets)
         settings.append(drawn)
 
-    digests = {n: run_digest(traces[n], profiles[n]) for n in traces}
-    plain = {n: trace_digest(traces[n]) for n in traces}
+    digests = {n: run_digest(traces[n], profiles[n], models[n]) for n in traces}
+    plain = {n: run_digest(traces[n], None, models[n]) for n in traces}
     points, seen, collapsed = [], set(), 0
     for tname, p, s, setting in itertools.product(traces, presets, systems, settings):
         point = _point(tname, traces[tname], p, s, setting, profile_names.get(tname))
@@ -377,28 +476,43 @@ def parse_spec(raw: dict, path=Path("<spec>"), *, max_points: int = MAX_POINTS) 
             notes.append(f"profiles.{n}: split (stmoe.splits.split): st-moe profiled on "
                          f"{profiles[n].num_tokens} tokens, every system simulated on the other "
                          f"{traces[n].num_tokens}")
-    return Spec(str(path), traces, digests, points, profiles=profiles, collapsed=collapsed, notes=notes)
+    return Spec(str(path), traces, digests, points, profiles=profiles, models=models, collapsed=collapsed,
+                notes=notes)
 
 
-def _try_values(path, grid: dict, traces: dict, profiles: dict, profile_names: dict, presets, systems) -> None:
+def _tried(grid: dict) -> list[dict]:
+    """The settings `_try_values` runs: each parameter's smallest and largest value alone (each
+    predictor), and for the PE array, which is valid only whole, the combinations that hold
+    each of its parameters' smallest and largest values."""
+    tried = [{n: v} for n, values in grid.items() if n not in ARRAY_PARAMETERS
+             for v in (values if n == "predictor" else dict.fromkeys([min(values), max(values)]))]
+    names = [n for n in ARRAY_PARAMETERS if n in grid]
+    combos = [dict(zip(names, c)) for c in itertools.product(*(grid[n] for n in names))] if names else []
+    for n in names:
+        for end in dict.fromkeys([min(grid[n]), max(grid[n])]):
+            combo = next(c for c in combos if c[n] == end)
+            if combo not in tried:
+                tried.append(combo)
+    return tried or [{}]
+
+
+def _try_values(path, grid: dict, traces: dict, dims: dict, profiles: dict, profile_names: dict, presets,
+                systems) -> None:
     """Run the smallest and the largest value of each parameter (and each predictor) on a few
     decode tokens of each trace, with each preset and system and the other parameters at
     their defaults: a value that would fail on a worker fails here, in one line, before the
     run. Values in between, and samples (drawn between a range's ends), pass if both ends do."""
-    tried = {n: (v if n == "predictor" else list(dict.fromkeys([min(v), max(v)]))) for n, v in grid.items()}
     for tname, trace in traces.items():
         few, prof = _first(trace), None if profiles[tname] is None else _first(profiles[tname])
-        dims, _ = dims_for(trace)
         for p, s in itertools.product(presets, systems):
-            for name, values in (tried or {None: [None]}).items():
-                for v in values:
-                    point = _point(tname, trace, p, s, {} if name is None else {name: v}, profile_names.get(tname))
-                    try:
-                        run_point(few, point, dims, profile=prof)
-                    except Exception as exc:   # whatever would fail on a worker: one line, now
-                        what = f"parameters.{name}: {v!r}" if name else "the presets' defaults"
-                        raise ConfigError(f"{path}: {what} fails with preset {p!r}, system {s!r} on trace "
-                                          f"{tname!r}: {one_line(exc)}") from None
+            for setting in _tried(grid):
+                point = _point(tname, trace, p, s, setting, profile_names.get(tname))
+                try:
+                    run_point(few, point, dims[tname], profile=prof)
+                except Exception as exc:   # whatever would fail on a worker: one line, now
+                    what = ", ".join(f"parameters.{n}: {v!r}" for n, v in setting.items()) or "the presets' defaults"
+                    raise ConfigError(f"{path}: {what} fails with preset {p!r}, system {s!r} on trace "
+                                      f"{tname!r}: {one_line(exc)}") from None
 
 
 def _first(trace):
@@ -407,9 +521,10 @@ def _first(trace):
     return decode.select(tokens=np.arange(decode.num_tokens) < TRIAL_TOKENS)
 
 
-def run_point(trace, point: dict, dims, predictions=None, profile=None):
+def run_point(trace, point: dict, dims, predictions=None, profile=None, phase: str | None = "decode"):
     """The `SimulationResult` of one point on its (simulated) trace; `predictions`: the
-    predictor's output for it, when the caller computed it already."""
+    predictor's output for it, when the caller computed it already; `phase`: simulate's (None
+    for a trace of decode tokens already selected)."""
     hw = preset(point["preset"], **{k: point[k] for k in HARDWARE_PARAMETERS if point[k] is not None})
     knobs = {}
     if get_system(point["system"]).prefetch == "predictor":
@@ -417,7 +532,7 @@ def run_point(trace, point: dict, dims, predictions=None, profile=None):
                      profile=profile)
     elif point["lookahead"] is not None:
         knobs = dict(lookahead=point["lookahead"])
-    return simulate(trace, hw, point["system"], dims=dims, predictions=predictions, **knobs)
+    return simulate(trace, hw, point["system"], dims=dims, predictions=predictions, phase=phase, **knobs)
 
 
 def _point(tname: str, trace, preset_name: str, system: str, setting: dict, profile: str | None) -> dict:
@@ -426,7 +541,7 @@ def _point(tname: str, trace, preset_name: str, system: str, setting: dict, prof
     knobs |= {k: v for k, v in setting.items() if k in knobs}
     # the resolved machine, not only the overrides: a preset constant changed in the code
     # changes the key, so its old results are not reused
-    hw = preset(preset_name, **{k: float(v) for k, v in setting.items() if k in HARDWARE_PARAMETERS})
+    hw = machine(preset_name, setting)
     # "split" changes what every system simulates; a profile trace only what a predictor learns
     profile = profile if profile == SPLIT or "predictor" in used else None
     return {"trace": tname, "preset": preset_name, "system": system, "profile": profile,
