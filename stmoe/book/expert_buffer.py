@@ -26,7 +26,7 @@ CAPACITY_FRACTIONS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 def capacities(trace: Trace, fractions=CAPACITY_FRACTIONS) -> list[int]:
     """Buffer capacities in experts, as fractions of all L x E experts (at least one)."""
     total = trace.num_layers * trace.num_experts
-    return sorted({max(int(round(f * total)), 1) for f in fractions})
+    return sorted({max(round(f * total), 1) for f in fractions})
 
 
 def replacement_curves(trace: Trace, sizes=None, policies=DEMAND_POLICIES, phase: str = "decode", *,

@@ -40,7 +40,7 @@ class HeldOut:
                                                   profile=self.profile, lookahead=lookahead)
         return self.predictions[lookahead]
 
-    def subset(self, num_sequences: int) -> "HeldOut":
+    def subset(self, num_sequences: int) -> HeldOut:
         """The first `num_sequences` scored sequences, with the predictions cut to match (the
         predictor is causal, so a prefix of sequences gets the same predictions)."""
         seqs = self.scored.sequence_ids()[:num_sequences]
