@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 RUN_TIMEOUT_MS = 240_000
+# A collapsed solution's input is replaced by a placeholder whose own empty prompt (class
+# jp-Placeholder-prompt jp-InputPrompt) never shows an execution count: leave it out.
+PROMPTS = ".jp-CodeCell .jp-InputPrompt:not(.jp-Placeholder-prompt)"
 
 
 def open_and_run_all(page, lab, notebook: str) -> None:
@@ -17,15 +20,15 @@ def open_and_run_all(page, lab, notebook: str) -> None:
     page.locator(".lm-MenuBar-itemLabel", has_text="Edit").first.click()
     page.locator(".lm-Menu-itemLabel:text-is('Clear Outputs of All Cells')").click()
     page.wait_for_function(
-        """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
-                 .every(p => !/\\[\\d+\\]/.test(p.textContent))""", timeout=30_000)
+        """sel => [...document.querySelectorAll(sel)]
+                 .every(p => !/\\[\\d+\\]/.test(p.textContent))""", arg=PROMPTS, timeout=30_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel:text-is('Run All Cells')").click()
     page.wait_for_function(
-        """() => {
-            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+        """sel => {
+            const prompts = [...document.querySelectorAll(sel)];
             return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-        }""", timeout=RUN_TIMEOUT_MS)
+        }""", arg=PROMPTS, timeout=RUN_TIMEOUT_MS)
 
 
 def readout_texts(page) -> list[str]:

@@ -28,6 +28,18 @@ def test_fitting_gap_scores_the_same_table_in_and_out_of_sample(trace):
     assert rows[0]["gap"] == pytest.approx(rows[0]["in_sample"] - rows[0]["held_out"])
 
 
+def test_each_score_has_its_interval_over_the_tokens_it_was_taken_on(trace):
+    one, six = fitting_gap(trace, profile_sizes=[1, 6])
+    for row in (one, six):
+        for f in ("in_sample", "held_out"):
+            assert row[f"{f}_ci_low"] < row[f] < row[f"{f}_ci_high"]
+    assert "over 6 sequences" in one["held_out_units"] and "over 6 sequences" in six["in_sample_units"]
+    # one profile sequence is resampled in blocks of its tokens; its 20 prompt tokens route no
+    # decode cell, so their block has nothing to resample and is said to be left out
+    assert "blocks of 8 consecutive tokens" in one["in_sample_units"]
+    assert "without routed decode cells left out" in one["in_sample_units"]
+
+
 def test_one_sequence_trace_is_split_in_time(trace):
     single = trace.select(sequences=[trace.sequence_ids()[0]])
     rows = fitting_gap(single, profile_sizes=[60, 100])

@@ -7,8 +7,10 @@ import stmoe
 from stmoe.book import expert_buffer as eb
 from stmoe.book import hardware_tuning as ht
 from stmoe.book import held_out as ho
+from stmoe.errors import ConfigError
 from stmoe.sim.buffer import BufferSpec, request_stream
 from stmoe.predictors import predict
+from stmoe.sim.systems import SYSTEMS
 from stmoe.sim.timing import simulate
 from tests.prefetch_data import small_held_out, small_trace
 
@@ -65,6 +67,36 @@ def test_split_outcomes_add_up_and_match_the_simulator():
     assert st["useful_prefetches"] > 0
     sweep = eb.share_sweep(data, 48, [0.1, 0.5])
     assert [r["share"] for r in sweep] == [0.1, 0.5] and sweep[0]["hit_rate"] != sweep[1]["hit_rate"]
+    # a share against another, paired over the same sequences
+    g = eb.gain_between(sweep[0], sweep[1])
+    assert g["speedup"] == pytest.approx(sweep[1]["latency_per_token_s"] / sweep[0]["latency_per_token_s"])
+    assert g["speedup_ci_low"] <= g["speedup"] <= g["speedup_ci_high"]
+    assert eb.gain_between(st, st)["speedup_ci_low"] == pytest.approx(1.0)
+
+
+def test_gain_at_capacity_is_the_ratio_of_the_split_outcomes_latencies():
+    data = small_held_out()
+    assert SYSTEMS["st-moe"].staging_share == 0.0   # so split_outcomes at share 0 is st-moe's default
+    cache, hot, st = eb.split_outcomes(data, 48, 0.0, hardware="gpu-pcie")
+    for baseline, row in (("lru-cache", cache), ("hot-set", hot)):
+        g = eb.gain_at_capacity(data, 48, baseline, hardware="gpu-pcie")
+        assert g["speedup"] == pytest.approx(row["latency_per_token_s"] / st["latency_per_token_s"])
+        assert g["speedup_ci_low"] <= g["speedup"] <= g["speedup_ci_high"]
+
+
+def test_split_grid_is_split_outcomes_at_every_point():
+    data = small_held_out()
+    grid = eb.split_grid(data, [48, 64], [0.0, 0.5], hardware="gpu-pcie")
+    assert [(r["capacity"], r["series"], r["share"]) for r in grid] == [
+        (c, s, sh) for c in (48, 64) for s, sh in (("cache only (LRU)", None), ("hot-set (50% pinned)", None),
+                                                   ("st-moe", 0.0), ("st-moe", 0.5))]
+    cache, hot, st = eb.split_outcomes(data, 64, 0.5, hardware="gpu-pcie")
+    at = {(r["capacity"], r["series"], r["share"]): r for r in grid}
+    assert at[64, "st-moe", 0.5]["latency_per_token_s"] == st["latency_per_token_s"]
+    assert at[64, "cache only (LRU)", None]["hit_rate"] == cache["hit_rate"]
+    assert at[64, "hot-set (50% pinned)", None]["latency_per_token_s"] == hot["latency_per_token_s"]
+    with pytest.raises(ConfigError, match="at least one staging share"):
+        eb.split_grid(data, [48], [])
 
 
 def _row(bw, system, lat, util):
@@ -143,6 +175,8 @@ def test_hot_set_curve_is_the_hot_set_systems_buffer():
     assert eb.hit_rate_at(rows, "hot-set", 16) > eb.hit_rate_at(rows, "lru", 16)
     with pytest.raises(stmoe.ConfigError, match="not per layer"):
         eb.replacement_curves(data.scored, sizes=[16], profile=data.profile, per_layer=True)
+
+
 def test_gain_over_the_cache_carries_a_paired_interval():
     data = small_held_out()
     g = ho.gain(data, "gpu-pcie", "st-moe", "lru-cache")
@@ -154,3 +188,7 @@ def test_gain_over_the_cache_carries_a_paired_interval():
     assert "over 4 sequences" in g["intervals"]
     same = ho.gain(data, "gpu-pcie", "lru-cache", "lru-cache")
     assert same["speedup_ci_low"] == same["speedup_ci_high"] == pytest.approx(1.0)
+    # the hot set pins the experts the profile used most
+    hot = simulate(data.scored, "gpu-pcie", "hot-set", dims=data.dims, profile=data.profile)
+    assert ho.gain(data, "gpu-pcie", "st-moe", "hot-set")["speedup"] == \
+        pytest.approx(hot.latency_per_token_s / st.latency_per_token_s)

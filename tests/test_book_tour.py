@@ -8,7 +8,7 @@ from stmoe.errors import ConfigError
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.comparison import reference_dims
 from stmoe.sim.hardware import model_dims, preset
-from stmoe.sim.timing import simulate
+from stmoe.sim.timing import layer_costs, simulate
 from stmoe.splits import split_leading
 
 
@@ -17,13 +17,33 @@ def test_layer_budget_on_qwen(qwen):
     dims = model_dims(tr)
     pcie, acc = layer_budget(tr, "gpu-pcie"), layer_budget(tr, "accelerator")
     hw = preset("gpu-pcie")
-    per_expert = hw.link_latency + dims.expert_bytes.mean() / hw.link_bandwidth
-    assert pcie["load_layer_s"] == pytest.approx(6 * per_expert)
+    # six copies back to back; the link's fixed latency overlaps them, so it is paid once
+    assert pcie["load_layer_s"] == pytest.approx(hw.link_latency + 6 * dims.expert_bytes.mean() / hw.link_bandwidth)
     # over PCIe loading a layer's experts takes far longer than computing it
     assert pcie["load_to_compute"] > 10 * acc["load_to_compute"]
     # as the buffer counts its slots: each sized for the largest expert
     assert pcie["buffer_share"] == experts_held(hw.buffer_bytes, dims.expert_bytes) / (48 * 128)
     assert pcie["buffer_share"] < hw.buffer_bytes / (dims.expert_bytes.sum() * 128)
+
+
+def test_layer_budget_load_is_what_the_simulator_waits_for():
+    """On-demand keeps no expert from one layer to the next, and over PCIe one copy takes longer
+    than one expert's compute, so each layer of each token waits for its k copies and then
+    computes the last: the simulator's stalls plus expert compute per layer are the load time
+    plus one expert's compute, exactly."""
+    tr = stmoe.synthetic_trace(40, 4, 16, 3, seed=2)
+    dims = reference_dims(tr)
+    hw = preset("gpu-pcie")
+    _, _, t_exp, _, xfer, _ = layer_costs(hw, dims)
+    assert (xfer > t_exp).all()   # the case's premise: the link, not compute, sets the pace
+    r = simulate(tr, hw, "on-demand", dims=dims, phase=None)
+    assert r.hit_rate == 0.0
+    waited = (r.time_breakdown_s["stalls"] + r.time_breakdown_s["experts"]) / tr.num_layers
+    b = layer_budget(tr, hw, dims)
+    assert b["load_layer_s"] + t_exp.mean() == pytest.approx(waited, rel=1e-9)
+    # the latency charged once per copy, in series, would overstate the wait by (k - 1) latencies
+    in_series = tr.top_k * (hw.link_latency + xfer.mean())
+    assert in_series - (waited - t_exp.mean()) == pytest.approx((tr.top_k - 1) * hw.link_latency)
 
 
 def test_grid_rows_are_what_the_timing_model_gives():

@@ -32,13 +32,20 @@ def test_outcome_and_share_charts():
     assert got[(0.4, "stall share")] == pytest.approx(sweep[1]["stall_share"])
 
 
-def test_split_chart_has_the_key_numbers_in_its_title():
-    rows = eb.split_outcomes(small_held_out(), 64, 0.1)
-    chart = split_chart(rows)
+def test_split_chart_is_the_latency_curve_with_a_marker_at_the_share():
+    data = small_held_out()
+    grid = eb.split_grid(data, [48, 64], [0.0, 0.1, 0.3])
+    chart = split_chart(grid, 64, 0.1, "the title")
     spec = chart.to_dict()
-    assert f"hit rate {rows[-1]['hit_rate']:.2f}" in spec["title"]
-    assert spec["usermeta"]["embedOptions"]["renderer"] == "svg"
-    wasted = [p for p in spec["hconcat"] if p["encoding"]["x"]["title"] == "wasted MB per token"][0]
-    got = {v["system"]: v["value"] for v in wasted["data"]["values"]}
-    assert got[rows[-1]["system"]] == pytest.approx(rows[-1]["wasted_bytes"] / rows[-1]["tokens"] / 1e6)
-    assert "hit rate" in render_svg(chart)
+    assert spec["title"] == "the title" and spec["usermeta"]["embedOptions"]["renderer"] == "svg"
+    lines, rule, points = spec["layer"]
+    st = {r["share"]: r["latency_per_token_s"] * 1e6 for r in grid if r["capacity"] == 64 and r["series"] == "st-moe"}
+    curve = {v["share"]: v["latency_us"] for v in lines["data"]["values"] if v["series"] == "st-moe"}
+    assert curve == pytest.approx(st)
+    # the cache baselines stage nothing: one latency, drawn flat over every share of the curve
+    cache = next(r for r in grid if r["capacity"] == 64 and r["series"] == "cache only (LRU)")
+    flat = [v["latency_us"] for v in lines["data"]["values"] if v["series"] == "cache only (LRU)"]
+    assert flat == pytest.approx([cache["latency_per_token_s"] * 1e6] * 3)
+    assert rule["mark"]["type"] == "rule"
+    assert {v["share"] for v in points["data"]["values"]} == {0.1} and len(points["data"]["values"]) == 3
+    assert "staging share" in render_svg(chart)

@@ -68,7 +68,10 @@ def every_chart():
             [{"policy": p, "capacity": c, "hit_rate": 0.5} for p in ("lru", "belady") for c in (8, 16)], "t"),
         "outcome": expert_buffer.outcome_chart(_split_rows(), "t"),
         "share": expert_buffer.share_chart(_split_rows()[1:], "t"),
-        "split": expert_buffer.split_chart(_split_rows()),
+        "split": expert_buffer.split_chart(
+            [{**r, "series": "st-moe" if r["system"].startswith("st-moe") else r["system"],
+              "share": None if r["system"].startswith("cache") else r["share"], "latency_per_token_s": 1e-4}
+             for r in _split_rows()], 48, 0.25, "t"),
         "sweep": hardware_tuning.sweep_chart(_machine_rows(("lru-cache", "st-moe")), "link_utilisation", "t"),
         "knee": hardware_tuning.knee_chart(gains, knee, "t"),
         "tuning": hardware_tuning.tuning_chart(_machine_rows(("st-moe", "on-demand", "lru-cache"))[::2], "t"),
@@ -138,12 +141,12 @@ def test_a_system_keeps_its_colour_from_chart_to_chart(specs):
     st_moe = theme.SYSTEM_COLORS["st-moe"]
     for name in ("tour", "tuning", "sweep", "knee"):
         assert colour_scales(specs[name])["system"]["st-moe"] == st_moe, name
-    assert colour_scales(specs["split"])["system"]["st-moe, 25% staging"] == st_moe
+    assert colour_scales(specs["split"])["series"]["st-moe"] == st_moe
+    assert colour_scales(specs["split"])["series"]["cache only (LRU)"] == theme.SYSTEM_COLORS["lru-cache"]
     assert colour_scales(specs["recall curves"])["series"]["st-moe"] == st_moe
     assert colour_scales(specs["recall bars"])["predictor"]["st-moe"] == st_moe
     lru = theme.SYSTEM_COLORS["lru-cache"]
     assert colour_scales(specs["tuning"])["system"]["lru-cache"] == lru
-    assert colour_scales(specs["split"])["system"]["cache only (LRU)"] == lru
 
 
 def test_every_colour_encoding_has_an_explicit_scale_over_its_data(specs):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stmoe.bootstrap import describe, interval_fields, ratio_interval, resampling_units
 from stmoe.errors import ConfigError
 from stmoe.predictors import check_budget, make
 from stmoe.predictors.base import cell_hits
@@ -26,6 +27,23 @@ def recall_on(trace: Trace, pred: np.ndarray, phase: str = "decode") -> float:
     return float((hits * keep).sum() / (routed * keep).sum())
 
 
+def recall_with_interval(trace: Trace, pred: np.ndarray, field: str, phase: str = "decode") -> dict:
+    """{field: `recall_on`'s recall, field_ci_low, field_ci_high: its 95% bootstrap interval over
+    the trace's sequences (blocks of tokens for a one-sequence trace; `stmoe.bootstrap`), field_units:
+    what was resampled}."""
+    hits, routed, _ = cell_hits(pred, trace.expert_ids)
+    keep = (trace.phase == phase_code(phase))[:, None]
+    unit, units = resampling_units(trace.sequence)
+    h = np.bincount(unit, weights=(hits * keep).sum(axis=1))
+    r = np.bincount(unit, weights=(routed * keep).sum(axis=1))
+    if r.sum() == 0:
+        raise ConfigError(f"phase: {trace.label} has no routed {phase} cells to score")
+    scored = r > 0     # a unit with no routed cells of the phase has nothing to resample
+    left_out = f" ({int((~scored).sum())} without routed {phase} cells left out)" if not scored.all() else ""
+    return {field: float(h.sum() / r.sum()), **interval_fields(field, ratio_interval(h[scored], r[scored])),
+            f"{field}_units": describe(units + left_out)}
+
+
 def _prefix(trace: Trace, n: int) -> Trace:
     """The first n sequences of a trace (the first n tokens of a one-sequence trace)."""
     seqs = trace.sequence_ids()
@@ -39,7 +57,9 @@ def fitting_gap(trace: Trace, predictor: str = "cct", *, budget: int | None = No
     """Rows {profile_sequences or profile_tokens, in_sample, held_out, gap}: a static table
     profiled on the first half of the sequences (or tokens), or on its first n sequences
     (tokens) for each n in `profile_sizes`, scored on that profile (in-sample) and on the
-    second half (held-out)."""
+    second half (held-out). Each score also has its interval (`recall_with_interval`:
+    in_sample_ci_low, ..., held_out_ci_high, and the *_units they resampled); the two are
+    drawn on different tokens, so each says how far its own score could move."""
     profile, scored = split(trace)
     m = check_budget(trace.top_k if budget is None else budget, trace.num_experts)
     one_sequence = len(trace.sequence_ids()) < 2
@@ -54,8 +74,8 @@ def fitting_gap(trace: Trace, predictor: str = "cct", *, budget: int | None = No
     for n in sizes:
         part = _prefix(profile, int(n))
         table = make(predictor, online=False).fit(part)
-        inside = recall_on(part, table.predict_trace(part, m), phase)
-        outside = recall_on(scored, table.predict_trace(scored, m), phase)
-        rows.append({unit: int(n), "tokens": part.num_tokens, "in_sample": inside, "held_out": outside,
-                     "gap": inside - outside})
+        inside = recall_with_interval(part, table.predict_trace(part, m), "in_sample", phase)
+        outside = recall_with_interval(scored, table.predict_trace(scored, m), "held_out", phase)
+        rows.append({unit: int(n), "tokens": part.num_tokens, **inside, **outside,
+                     "gap": inside["in_sample"] - outside["held_out"]})
     return rows

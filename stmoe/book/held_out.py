@@ -40,7 +40,7 @@ class HeldOut:
                                                   profile=self.profile, lookahead=lookahead)
         return self.predictions[lookahead]
 
-    def subset(self, num_sequences: int) -> "HeldOut":
+    def subset(self, num_sequences: int) -> HeldOut:
         """The first `num_sequences` scored sequences, with the predictions cut to match (the
         predictor is causal, so a prefix of sequences gets the same predictions)."""
         seqs = self.scored.sequence_ids()[:num_sequences]
@@ -80,7 +80,8 @@ def gain(data: HeldOut, hardware, system: str = "st-moe", baseline: str = "lru-c
     runs = {}
     for name in (baseline, system):
         pred = data.predictions_for(lookahead) if get_system(name).prefetch == "predictor" else None
-        runs[name] = simulate(data.scored, hardware, name, predictions=pred, dims=data.dims, lookahead=lookahead)
+        runs[name] = simulate(data.scored, hardware, name, predictions=pred, dims=data.dims, lookahead=lookahead,
+                              profile=data.profile)   # hot-set counts its experts on the profile
     b, s = runs[baseline], runs[system]
     return {"system": system, "baseline": baseline,
             "speedup": b.latency_per_token_s / s.latency_per_token_s,

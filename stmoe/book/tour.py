@@ -1,7 +1,8 @@
 """Why expert loads stall decoding, in two computations the tour notebook is built on.
 
 `layer_budget`: per hardware preset, the bytes of one expert, the time the link needs to bring the
-k experts of one layer, and the time the layer's compute takes once they are there. When the
+k experts of one layer (as the timing model's link does: copies back to back, the link's fixed
+latency overlapped, so paid once), and the time the layer's compute takes once they are there. When the
 first is larger than the second, a token that finds its experts missing waits on the link.
 
 `latency_grid`: latency per decode token of several systems over a grid of link bandwidths and
@@ -31,7 +32,9 @@ TOUR_SYSTEMS = ("on-demand", "lru-cache", "hot-set", "speculative-gate", "st-moe
 def layer_budget(trace: Trace, hardware: Hardware | str, dims: ModelDims | None = None) -> dict:
     """Load time against compute time for one MoE layer of one decode token (means over layers).
 
-    load_layer_s: k experts over the link, one after another (latency + bytes / bandwidth each);
+    load_layer_s: k experts over an idle link, as `stmoe.sim.timing` fetches them on demand: the
+    copies go back to back (k x bytes / bandwidth) and each arrives the link's fixed latency after
+    its bytes are sent, so the latency overlaps the next copies and is paid once, by the last;
     compute_layer_s: attention and router with the layer's KV-cache reads, then k experts read from
     fast memory (as `stmoe.sim.timing.layer_costs` times them); buffer_share: the fraction of all the model's experts the buffer can hold.
     """
@@ -39,7 +42,7 @@ def layer_budget(trace: Trace, hardware: Hardware | str, dims: ModelDims | None 
     dims = dims or model_dims(trace)
     t_attn, t_kv, t_exp, _, t_link, _ = layer_costs(hw, dims)
     k = trace.top_k
-    load = k * (hw.link_latency + float(np.mean(t_link)))
+    load = hw.link_latency + k * float(np.mean(t_link))
     compute = float(np.mean(t_attn + t_kv + k * t_exp))
     all_bytes = float(np.sum(dims.expert_bytes)) * trace.num_experts
     return {"hardware": hw.name, "expert_bytes": float(np.mean(dims.expert_bytes)),

@@ -62,25 +62,38 @@ def share_chart(rows: list[dict], title: str):
     ).properties(title=title, width=420, height=220)
 
 
-def split_chart(rows: list[dict]):
-    """The split explorer's figure: hit rate, stall share and wasted MB per token for the
-    cache-only buffer and st-moe at the chosen split; the key numbers in the title."""
+def split_rows(grid: list[dict], capacity: int) -> list[dict]:
+    """The rows of `stmoe.book.expert_buffer.split_grid` at one capacity, in chart units, the
+    cache baselines repeated at each of st-moe's shares so that they draw as flat lines."""
+    here = [r for r in grid if r["capacity"] == capacity]
+    shares = [r["share"] for r in here if r["series"] == "st-moe"]
+    out = []
+    for r in here:
+        for share in ([r["share"]] if r["share"] is not None else shares):
+            out.append({"series": r["series"], "stages": r["share"] is not None, "share": share, "latency_us": r["latency_per_token_s"] * 1e6,
+                        "hit_rate": r["hit_rate"], "late_prefetch_rate": r["late_prefetch_rate"]})
+    return out
+
+
+def split_chart(grid: list[dict], capacity: int, share: float, title: str):
+    """The split explorer's figure at one capacity: latency per token against the staging share,
+    st-moe's as a curve and the cache-only buffer's and the hot set's (they stage nothing) as
+    flat dashed lines, with a rule and markers at `share`."""
     import altair as alt
 
-    st = rows[-1]
-    per_token = {r["system"]: r["wasted_bytes"] / r["tokens"] / 1e6 for r in rows}
-    data = [{"system": r["system"], "measure": m, "value": float(v)} for r in rows
-            for m, v in (("hit rate", r["hit_rate"]), ("stall share", r["stall_share"]),
-                         ("wasted MB per token", per_token[r["system"]]))]
-    panels = []
-    for m in ("hit rate", "stall share", "wasted MB per token"):
-        scale = alt.Scale(domain=[0, 1]) if m != "wasted MB per token" else alt.Scale(zero=True)
-        panels.append(alt.Chart(rows_data([d for d in data if d["measure"] == m])).mark_bar().encode(
-            x=alt.X("value:Q", title=m, scale=scale),
-            y=alt.Y("system:N", title=None, sort=[r["system"] for r in rows]),
-            color=theme.color("system:N", [r["system"] for r in rows], legend=False),
-            tooltip=["system:N", alt.Tooltip("value:Q", format=".3f")],
-        ).properties(width=170, height=60))
-    title = (f"capacity {st['capacity']:g} experts, staging {st['share']:.0%}: hit rate {st['hit_rate']:.2f}, "
-             f"stall share {st['stall_share']:.2f}, wasted {per_token[st['system']]:.2f} MB/token")
-    return alt.hconcat(*panels).properties(title=title, usermeta=theme.SVG_RENDERER)
+    rows = split_rows(grid, capacity)
+    series = list(dict.fromkeys(r["series"] for r in rows))
+    color = theme.color("series:N", series, title=None)
+    # solid for the curve, dashed for the baselines that stage nothing
+    dash = alt.StrokeDash("stages:N", legend=None, scale=alt.Scale(domain=[True, False], range=[[1, 0], [6, 3]]))
+    x = alt.X("share:Q", title="staging share of the buffer", axis=alt.Axis(format="%"))
+    lines = alt.Chart(rows_data(rows)).mark_line().encode(
+        x=x, y=alt.Y("latency_us:Q", title="latency per decode token (µs)", scale=alt.Scale(zero=False)),
+        color=color, strokeDash=dash)
+    here = [r for r in rows if abs(r["share"] - share) < 1e-9]
+    points = alt.Chart(rows_data(here)).mark_point(filled=True, size=80).encode(
+        x=x, y="latency_us:Q", color=color,
+        tooltip=["series:N", alt.Tooltip("latency_us:Q", format=".1f"), alt.Tooltip("hit_rate:Q", format=".3f"),
+                 alt.Tooltip("late_prefetch_rate:Q", format=".3f")])
+    return alt.layer(lines, theme.rule([{"share": share}], x=x), points).properties(
+        title=title, width=460, height=260, usermeta=theme.SVG_RENDERER)
