@@ -3,7 +3,7 @@
 ST-MoE (Zhao, Bunescu, Louri, Karanth, Wang, arXiv 2606.15453, 2026) reports, as given in
 public summaries of the paper, 85% prediction accuracy and average speedups of 2.5x / 2.2x /
 1.5x and energy-efficiency gains of 2.5x / 1.8x / 2.0x over a GPU, Adap-Gating and Pre-gated
-MoE. Here the GPU is our on-demand system (each layer's experts fetched when the router asks).
+MoE. Which of our systems plays each baseline is our assumption (`PAPER_GAINS`, `ALTERNATIVES`).
 
 `compare(trace, preset)` simulates the systems with st-moe's tables profiled on one half of the
 trace's sequences and everything timed on the other half (never fit and score on the same
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stmoe.book.hardware_tuning import assumption_sensitivity
+from stmoe.book.held_out import held_out
 from stmoe.bootstrap import interval_fields
 from stmoe.errors import ConfigError
 from stmoe.evaluation import evaluate
@@ -23,6 +25,7 @@ from stmoe.predictors import predict
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.comparison import compare_systems, dims_for
 from stmoe.sim.hardware import preset
+from stmoe.sim.sensitivity import Sensitivity
 from stmoe.sim.systems import CACHE_BASELINES, SYSTEMS, adap_gate, predictions_note, runnable
 from stmoe.splits import split
 from stmoe.trace import DECODE, Trace
@@ -118,7 +121,8 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
             max_scored_sequences: int | None = None) -> dict:
     """The computed numbers behind the gap between our gains and the paper's:
 
-    recall: st-moe's decode recall at m = k on the scored half (vs the paper's 85% accuracy);
+    recall: st-moe's decode recall at m = k on the scored half (vs the paper's 85% accuracy),
+    with its bootstrap interval (recall_ci_low, recall_ci_high);
     expert_bytes, buffer_experts, model_experts, resident_share: how much of the model the
     preset's buffer holds; link_utilisation / stall_share of on-demand and st-moe (how
     bandwidth-bound the baseline is); adap_kept: share of expert requests adap-gating keeps at
@@ -132,7 +136,8 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
     expert_bytes = float(np.max(dims.expert_bytes))
     buffer_experts, model_experts = buffer_share(trace, hw, dims)
     out = {
-        "trace": trace.label, "hardware": hw.name, "recall": rec["recall"], "paper_accuracy": PAPER_ACCURACY,
+        "trace": trace.label, "hardware": hw.name, "recall": rec["recall"],
+        **interval_fields("recall", (rec["recall_ci_low"], rec["recall_ci_high"])), "paper_accuracy": PAPER_ACCURACY,
         "budget": rec["budget"], "expert_bytes": expert_bytes, "buffer_experts": buffer_experts,
         "model_experts": model_experts, "resident_share": min(buffer_experts / model_experts, 1.0),
         "experts_per_token": trace.num_layers * trace.top_k,
@@ -150,3 +155,12 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
                 out[f"{name}_link_utilisation"] = float(by[name]["link_utilisation"])
                 out[f"{name}_stall_share"] = float(by[name]["stall_share"])
     return out
+
+
+def sensitivity(trace: Trace, hardware="accelerator", *, dims=None) -> Sensitivity:
+    """How far the headline (st-moe's speedup and energy efficiency over on-demand) moves when
+    each constant `hardware` marks ASSUMPTION is set to either end of its cited range, the others
+    kept (`stmoe.book.hardware_tuning.assumption_sensitivity`), on the held-out split `compare`
+    uses: st-moe profiled on one half of the sequences, the other half timed."""
+    dims = dims or dims_for(trace)[0]
+    return assumption_sensitivity(held_out(trace, dims=dims), hardware)

@@ -75,3 +75,27 @@ def tuning_chart(rows: list[dict], title: str):
             tooltip=["system:N", alt.Tooltip("value:Q", format=".3f")],
         ).properties(width=220, height=22 * len(rows)))
     return alt.hconcat(*panels).properties(title=title, usermeta=theme.SVG_RENDERER)
+
+
+def tuning_curve_chart(rows: list[dict], link_bandwidth: float, title: str):
+    """Latency and energy per token of each system against link bandwidth (GB/s, log x; rows of
+    a `bandwidth_rows` sweep on one machine), a rule and points at `link_bandwidth` (bytes/s)."""
+    import altair as alt
+
+    order = list(dict.fromkeys(r["system"] for r in rows))
+    x = alt.X("bandwidth:Q", scale=alt.Scale(type="log"), title="link bandwidth (GB/s)")
+    color = theme.color("system:N", order)
+    panels = []
+    for field in ("latency_per_token_s", "energy_per_token_j"):
+        label, factor = LABELS[field]
+        data = [{"bandwidth": r["value"] / 1e9, "system": r["system"], "value": float(r[field]) * factor}
+                for r in rows]
+        here = [d for d in data if abs(d["bandwidth"] - link_bandwidth / 1e9) < 1e-9]
+        lines = alt.Chart(rows_data(data)).mark_line().encode(
+            x=x, y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False)), color=color)
+        points = alt.Chart(rows_data(here)).mark_point(filled=True, size=70).encode(
+            x=x, y="value:Q", color=color,
+            tooltip=["system:N", "bandwidth:Q", alt.Tooltip("value:Q", title=label, format=".3f")])
+        rule = theme.rule([{"bandwidth": link_bandwidth / 1e9}], x=x)
+        panels.append(alt.layer(lines, rule, points).properties(width=300, height=220))
+    return alt.hconcat(*panels).properties(title=title, usermeta=theme.SVG_RENDERER)
