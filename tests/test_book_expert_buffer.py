@@ -154,3 +154,12 @@ def test_gain_over_the_cache_carries_a_paired_interval():
     assert "over 4 sequences" in g["intervals"]
     same = ho.gain(data, "gpu-pcie", "lru-cache", "lru-cache")
     assert same["speedup_ci_low"] == same["speedup_ci_high"] == pytest.approx(1.0)
+
+
+def test_gain_of_a_profiled_system_uses_the_profile():
+    data = small_held_out()
+    g = ho.gain(data, "gpu-pcie", "hot-set", "lru-cache")
+    cache = simulate(data.scored, "gpu-pcie", "lru-cache", dims=data.dims)
+    hot = simulate(data.scored, "gpu-pcie", "hot-set", dims=data.dims, profile=data.profile)
+    assert g["speedup"] == pytest.approx(cache.latency_per_token_s / hot.latency_per_token_s)
+    assert g["speedup_ci_low"] <= g["speedup"] <= g["speedup_ci_high"]

@@ -106,11 +106,3 @@ def test_reasons_give_the_recall_interval(trace, dims):
     assert why["recall_ci_low"] <= why["recall"] <= why["recall_ci_high"]
     assert why["recall_ci_low"] < why["recall_ci_high"]
 
-
-def test_sensitivity_is_the_headline_on_the_held_out_split(trace, dims):
-    sens = R.sensitivity(trace, "accelerator", dims=dims)
-    rows, _ = R.compare(trace, "accelerator", dims=dims, systems=("on-demand", "st-moe"))
-    st = next(r for r in rows if r["system"] == "st-moe")
-    assert sens.speedup == pytest.approx(st["speedup_vs_on_demand"])
-    assert sens.energy_efficiency == pytest.approx(st["energy_efficiency_vs_on_demand"])
-    assert {r["field"] for r in sens.rows} >= {"buffer_bytes", "static_w"}

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from stmoe.book.hardware_tuning import assumption_sensitivity
-from stmoe.book.held_out import held_out
 from stmoe.bootstrap import interval_fields
 from stmoe.errors import ConfigError
 from stmoe.evaluation import evaluate
@@ -25,7 +23,6 @@ from stmoe.predictors import predict
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.comparison import compare_systems, dims_for
 from stmoe.sim.hardware import preset
-from stmoe.sim.sensitivity import Sensitivity
 from stmoe.sim.systems import CACHE_BASELINES, SYSTEMS, adap_gate, predictions_note, runnable
 from stmoe.splits import split
 from stmoe.trace import DECODE, Trace
@@ -156,11 +153,3 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
                 out[f"{name}_stall_share"] = float(by[name]["stall_share"])
     return out
 
-
-def sensitivity(trace: Trace, hardware="accelerator", *, dims=None) -> Sensitivity:
-    """How far the headline (st-moe's speedup and energy efficiency over on-demand) moves when
-    each constant `hardware` marks ASSUMPTION is set to either end of its cited range, the others
-    kept (`stmoe.book.hardware_tuning.assumption_sensitivity`), on the held-out split `compare`
-    uses: st-moe profiled on one half of the sequences, the other half timed."""
-    dims = dims or dims_for(trace)[0]
-    return assumption_sensitivity(held_out(trace, dims=dims), hardware)
