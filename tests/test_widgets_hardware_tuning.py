@@ -3,6 +3,7 @@
 import pytest
 
 from stmoe.book import hardware_tuning as ht
+from stmoe.charts.hardware_tuning import LABELS
 from stmoe.widgets.hardware_tuning import EXPLORER_SYSTEMS, LINK_GBPS, tuning_explorer
 from tests.prefetch_data import small_held_out
 
@@ -18,14 +19,14 @@ def test_tuning_explorer_follows_its_sliders():
     lat = f"{st['latency_per_token_s'] * 1e6:.2f} µs"
     assert lat in ex.readout.value and "lookahead 2" in ex.readout.value and "32x32 PEs" in ex.readout.value
     assert ex.jchart.spec["title"].startswith(f"st-moe at 64 GB/s: {lat}/token")
-    energy = ex.jchart.spec["hconcat"][1]["layer"]
-    curve = {(v["system"], v["bandwidth"]): v["value"] for v in energy[0]["data"]["values"]}
+    label = LABELS["energy_per_token_j"][0]
+    values = [v for v in ex.jchart.spec["data"]["values"] if v["measure"] == label]
+    curve = {(v["system"], v["bandwidth"]): v["value"] for v in values}
     assert {b for _, b in curve} == {float(g) for g in LINK_GBPS}
     for r in rows:
         assert curve[r["system"], r["value"] / 1e9] == pytest.approx(r["energy_per_token_j"] * 1e6)
-    marked = {v["system"]: v["bandwidth"] for v in energy[2]["data"]["values"]}
+    marked = {v["system"]: v["bandwidth"] for v in values if v["here"]}
     assert set(marked) == set(EXPLORER_SYSTEMS) and set(marked.values()) == {64.0}
-
 
 def test_tuning_explorer_link_moves_the_marker_only():
     ex = tuning_explorer(small_held_out(), sequences=2)

@@ -77,25 +77,32 @@ def tuning_chart(rows: list[dict], title: str):
     return alt.hconcat(*panels).properties(title=title, usermeta=theme.SVG_RENDERER)
 
 
+
 def tuning_curve_chart(rows: list[dict], link_bandwidth: float, title: str):
-    """Latency and energy per token of each system against link bandwidth (GB/s, log x; rows of
-    a `bandwidth_rows` sweep on one machine), a rule and points at `link_bandwidth` (bytes/s)."""
+    """Latency and energy per token of each system (log y) against link bandwidth (GB/s, log x;
+    rows of a `bandwidth_rows` sweep on one machine), one panel each, with a rule and points at
+    `link_bandwidth` (bytes/s). One faceted layer over one data set: an explorer redraws it on
+    every move, and Altair's cost grows with the number of sub-charts."""
     import altair as alt
 
     order = list(dict.fromkeys(r["system"] for r in rows))
-    x = alt.X("bandwidth:Q", scale=alt.Scale(type="log"), title="link bandwidth (GB/s)")
+    panels = [LABELS[f][0] for f in CURVE_FIELDS]
+    data = [{"measure": LABELS[f][0], "bandwidth": r["value"] / 1e9, "system": r["system"],
+             "value": float(r[f]) * LABELS[f][1], "here": abs(r["value"] - link_bandwidth) < 1e-6 * link_bandwidth}
+            for f in CURVE_FIELDS for r in rows]
+    span = [min(d["bandwidth"] for d in data), max(d["bandwidth"] for d in data)]
+    x = alt.X("bandwidth:Q", scale=alt.Scale(type="log", domain=span, nice=False), title="link bandwidth (GB/s)")
+    y = alt.Y("value:Q", scale=alt.Scale(type="log", nice=False), title=None)
     color = theme.color("system:N", order)
-    panels = []
-    for field in ("latency_per_token_s", "energy_per_token_j"):
-        label, factor = LABELS[field]
-        data = [{"bandwidth": r["value"] / 1e9, "system": r["system"], "value": float(r[field]) * factor}
-                for r in rows]
-        here = [d for d in data if abs(d["bandwidth"] - link_bandwidth / 1e9) < 1e-9]
-        lines = alt.Chart(rows_data(data)).mark_line().encode(
-            x=x, y=alt.Y("value:Q", title=label, scale=alt.Scale(zero=False)), color=color)
-        points = alt.Chart(rows_data(here)).mark_point(filled=True, size=70).encode(
-            x=x, y="value:Q", color=color,
-            tooltip=["system:N", "bandwidth:Q", alt.Tooltip("value:Q", title=label, format=".3f")])
-        rule = theme.rule([{"bandwidth": link_bandwidth / 1e9}], x=x)
-        panels.append(alt.layer(lines, rule, points).properties(width=300, height=220))
-    return alt.hconcat(*panels).properties(title=title, usermeta=theme.SVG_RENDERER)
+    base = alt.Chart()
+    lines = base.mark_line().encode(x=x, y=y, color=color)
+    here = base.transform_filter("datum.here")
+    rule = here.mark_rule(color=theme.RULE_COLOR, strokeDash=theme.RULE_DASH).encode(x=x)
+    points = here.mark_point(filled=True, size=70).encode(
+        x=x, y=y, color=color, tooltip=["system:N", "bandwidth:Q", alt.Tooltip("value:Q", format=".3f")])
+    return alt.layer(lines, rule, points, data=rows_data(data)).properties(width=300, height=220).facet(
+        column=alt.Column("measure:N", sort=panels, title=None)).resolve_scale(y="independent").properties(
+        title=title, usermeta=theme.SVG_RENDERER)
+
+
+CURVE_FIELDS = ("latency_per_token_s", "energy_per_token_j")
