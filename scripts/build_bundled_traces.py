@@ -275,7 +275,7 @@ def record_domain(model, cfg: dict, tok, domain: str, docs, name: str, training:
                          meta={"name": name, "domain": domain, "source": source,
                                "license": ("PSF-2.0 (Python standard library)" if domain == "code"
                                            else "public domain (King James Version, 1611)"),
-                               "training": {**training, "heldout_loss": loss}})
+                               "training": {**training, "heldout_loss": round(loss, 4)}})
     return trace, loss
 
 

@@ -52,6 +52,21 @@ NATIVE_FORMAT = "stmoe-trace"
 NATIVE_VERSION = 1
 
 
+# The decimals a training record's figures are summarised to: those the build script records
+# losses at (scripts/build_bundled_traces.py). Traces built before it rounded carry float noise
+# (a final_loss_last50 of 3.2372300000000003).
+TRAINING_DECIMALS = 4
+
+
+def _rounded(value):
+    """`value` with every float in it (in nested dicts too) to TRAINING_DECIMALS decimals."""
+    if isinstance(value, float):
+        return round(value, TRAINING_DECIMALS)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
 def phase_code(phase: str | int) -> int:
     """Map 'prefill'/'decode' (or 0/1) to the stored code, with a clear error otherwise."""
     if isinstance(phase, str) and phase in _PHASE_CODES:
@@ -290,7 +305,8 @@ class Trace:
         return prev
 
     def summary(self) -> dict:
-        """What `stmoe info` prints: sizes, tokens per phase, optional fields, caveats."""
+        """What `stmoe info` prints: sizes, tokens per phase, optional fields, caveats, and the
+        training record without its curves (floats to TRAINING_DECIMALS decimals)."""
         n_prefill = int(np.sum(self.phase == PREFILL))
         return {
             "name": self.name,
@@ -314,7 +330,7 @@ class Trace:
             "license": self.meta.get("license"),
             "caveats": list(self.meta.get("caveats", [])),
             # how the recorded model was trained (bundled traces), without the loss curves
-            "training": ({k: v for k, v in self.meta["training"].items() if not k.endswith("_curve")}
+            "training": ({k: _rounded(v) for k, v in self.meta["training"].items() if not k.endswith("_curve")}
                          if isinstance(self.meta.get("training"), dict) else None),
         }
 

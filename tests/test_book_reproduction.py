@@ -5,6 +5,7 @@ import pytest
 
 import stmoe
 from stmoe.book import reproduction as R
+from stmoe.bootstrap import ratio_interval
 from stmoe.errors import ConfigError
 from stmoe.sim.hardware import model_dims, preset
 from stmoe.sim.timing import simulate
@@ -58,7 +59,11 @@ def test_gains_are_latency_and_energy_ratios(trace, dims):
     st = by["st-moe"]
     assert (g["on-demand", "speedup"]["measured_ci_low"], g["on-demand", "speedup"]["measured_ci_high"]) == \
         (st["speedup_vs_on_demand_ci_low"], st["speedup_vs_on_demand_ci_high"])
-    assert g["pre-gated", "speedup"]["measured_ci_low"] is None
+    # over any other baseline, the paired interval of the same helper
+    pre = g["pre-gated", "speedup"]
+    assert pre["measured_ci_low"] <= pre["measured"] <= pre["measured_ci_high"]
+    assert (pre["measured_ci_low"], pre["measured_ci_high"]) == ratio_interval(
+        by["pre-gated"]["per_unit"]["latency_s"], st["per_unit"]["latency_s"])
     with pytest.raises(ConfigError, match="st-moe"):
         R.gains([r for r in rows if r["system"] != "st-moe"])
 
@@ -90,12 +95,12 @@ def test_traces_without_weights_skip_adap_gating(trace, dims):
 
 
 def test_gains_over_an_alternative_mapping_use_the_mapped_paper_figure():
-    rows = [{"system": "st-moe", "latency_per_token_s": 2.0, "energy_per_token_j": 4.0},
-            {"system": "adap-gating", "latency_per_token_s": 3.0, "energy_per_token_j": 5.0},
-            {"system": "adapmoe", "latency_per_token_s": 1.0, "energy_per_token_j": 6.0}]
+    rows = [{"system": name, "latency_per_token_s": s, "energy_per_token_j": j,   # two alike units each
+             "per_unit": {"units": "2 sequences", "latency_s": [s, s], "energy_j": [j, j]}}
+            for name, s, j in (("st-moe", 2.0, 4.0), ("adap-gating", 3.0, 5.0), ("adapmoe", 1.0, 6.0))]
     assert [g["baseline"] for g in R.gains(rows)] == ["adap-gating"] * 2
     g = {(x["baseline"], x["measure"]): x for x in R.gains(rows, alternatives=True)}
-    assert g["adapmoe", "speedup"]["measured"] == 0.5
+    assert g["adapmoe", "speedup"]["measured"] == 0.5 == g["adapmoe", "speedup"]["measured_ci_high"]
     assert g["adapmoe", "energy efficiency"]["measured"] == 1.5
     assert g["adapmoe", "speedup"]["paper"] == R.PAPER_GAINS["adap-gating"][1]
     assert g["adapmoe", "speedup"]["paper_baseline"] == "Adap-Gating"

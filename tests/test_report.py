@@ -62,6 +62,12 @@ def test_report_contents(report_dir):
     st = acc["st-moe"]
     assert st["speedup_vs_on_demand_ci_low"] <= st["speedup_vs_on_demand"] <= st["speedup_vs_on_demand_ci_high"]
     assert f"{st['speedup_vs_on_demand']:.3f} [{st['speedup_vs_on_demand_ci_low']:.3f}, " in page
+    # what prediction adds over caching: st-moe over the fastest cache baseline, paired interval
+    cache = res["systems"]["accelerator"]["over_best_cache"]
+    assert cache["baseline"] in ("lru-cache", "hot-set")
+    assert cache["speedup_ci_low"] <= cache["speedup"] <= cache["speedup_ci_high"]
+    assert (f"({cache['baseline']}): {cache['speedup']:.3f} [{cache['speedup_ci_low']:.3f}, "
+            f"{cache['speedup_ci_high']:.3f}]x speedup") in page
     cct = next(r for r in res["prediction"]["rows"] if r["predictor"] == "cct")
     assert f"{cct['recall']:.3f} [{cct['recall_ci_low']:.3f}, {cct['recall_ci_high']:.3f}]" in page
     assert "bootstrap over 4 sequences" in page and "layer pairs significant after Holm" in page

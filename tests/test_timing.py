@@ -7,10 +7,10 @@ import pytest
 
 import stmoe
 from stmoe.errors import ConfigError
-from stmoe.sim.comparison import compare_systems, dims_for, reference_dims, split_for_comparison
+from stmoe.sim.comparison import compare_systems, dims_for, readable, reference_dims, split_for_comparison
 from stmoe.sim.hardware import model_dims
 from stmoe.sim.systems import ADAPTIVE_KEPT_FRACTION, SYSTEMS, calibrated_threshold, runnable, without_predictions
-from stmoe.sim.timing import simulate
+from stmoe.sim.timing import late_note, simulate
 from stmoe.splits import split_leading
 from stmoe.trace import Trace
 
@@ -286,3 +286,23 @@ def test_speedup_interval_narrows_with_more_sequences():
         row = simulate(tr, "gpu-pcie", "lru-cache", dims=dims).relative_to(base).row()
         widths.append(row["speedup_vs_on_demand_ci_high"] - row["speedup_vs_on_demand_ci_low"])
     assert widths[1] < widths[0] / 2
+
+
+def test_pre_gated_hits_nothing_when_its_prefetches_arrive_late_and_says_why():
+    """pre-gated prefetches exactly the next layer's experts and keeps only two layers'. On the
+    accelerator the link brings them during one layer: hits. On gpu-pcie it cannot: every
+    request finds its prefetch on the wire (late) or not yet started (cancelled and fetched on
+    demand: a miss), so the hit rate is 0 although every request was prefetched; the notes say so."""
+    tr = stmoe.load_trace("tiny-moe-code")
+    tr = tr.select(sequences=tr.sequence_ids()[:2])
+    dims, _ = dims_for(tr)
+    fast = simulate(tr, "accelerator", "pre-gated", dims=dims)
+    assert fast.hit_rate > 0.99 and not any("still on the link" in n for n in fast.notes)
+    slow = simulate(tr, "gpu-pcie", "pre-gated", dims=dims)
+    assert slow.prefetches_issued == slow.requests and slow.hit_rate == 0 and slow.late_prefetch_rate > 0
+    # each prefetch was used late or, not yet started, cancelled for a demand fetch (a miss)
+    assert slow.useful_prefetches == round(slow.late_prefetch_rate * slow.requests)
+    assert slow.cancelled_prefetches == slow.requests - slow.useful_prefetches and slow.wasted_prefetches == 0
+    assert late_note("pre-gated", 0.0, slow.late_prefetch_rate, slow.link_utilisation, slow.requests,
+                     slow.requests) in slow.notes
+    assert readable(slow.row())["late"] == slow.late_prefetch_rate

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stmoe.book import DEFAULT_TRACE
-from stmoe.bootstrap import describe, interval_fields, ratio_interval
+from stmoe.bootstrap import describe
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
 from stmoe.readers.catalog import load_trace
@@ -82,10 +82,8 @@ def gain(data: HeldOut, hardware, system: str = "st-moe", baseline: str = "lru-c
         pred = data.predictions_for(lookahead) if get_system(name).prefetch == "predictor" else None
         runs[name] = simulate(data.scored, hardware, name, predictions=pred, dims=data.dims, lookahead=lookahead,
                               profile=data.profile)
-    b, s = runs[baseline].per_unit, runs[system].per_unit
+    b, s = runs[baseline], runs[system]
     return {"system": system, "baseline": baseline,
-            "speedup": runs[baseline].latency_per_token_s / runs[system].latency_per_token_s,
-            **interval_fields("speedup", ratio_interval(b.latency_s, s.latency_s)),
-            "energy_efficiency": runs[baseline].energy_per_token_j / runs[system].energy_per_token_j,
-            **interval_fields("energy_efficiency", ratio_interval(b.energy_j, s.energy_j)),
-            "intervals": describe(b.units)}
+            "speedup": b.latency_per_token_s / s.latency_per_token_s,
+            "energy_efficiency": b.energy_per_token_j / s.energy_per_token_j,
+            **s.per_unit.gain_intervals(b.per_unit), "intervals": describe(b.per_unit.units)}

@@ -24,6 +24,7 @@ from stmoe.sim.buffer import experts_held
 from stmoe.sim.comparison import compare_systems, dims_for
 from stmoe.sim.hardware import preset
 from stmoe.sim.systems import CACHE_BASELINES, SYSTEMS, adap_gate, predictions_note, runnable
+from stmoe.sim.timing import UnitTotals
 from stmoe.splits import split
 from stmoe.trace import DECODE, Trace
 
@@ -72,28 +73,30 @@ def st_moe_predictions(trace: Trace, max_scored_sequences: int | None = None, *,
 
 def gains(rows: list[dict], system: str = "st-moe", *, alternatives: bool = False) -> list[dict]:
     """`system`'s speedup and energy efficiency over each baseline present in `rows` (rows of
-    `compare`), beside the paper's figure: one dict per (baseline, measure). Over on-demand the
-    measured gain carries the row's bootstrap interval (measured_ci_low, measured_ci_high);
-    over the other baselines these are None (the rows hold no paired interval between them).
+    `compare`), beside the paper's figure: one dict per (baseline, measure), the measured gain
+    with its paired bootstrap interval (measured_ci_low, measured_ci_high; `UnitTotals.gain_intervals`
+    over the rows' per-unit totals, as the rows' own intervals over on-demand are drawn).
     `alternatives`: also over each system of `ALTERNATIVES` present, beside the figure the paper
     reports for the baseline it may stand for."""
     by = {r["system"]: r for r in rows}
     if system not in by:
         raise ConfigError(f"system: {system!r} is not among the compared systems {sorted(by)}")
     ours = by[system]
+    units = UnitTotals.from_dict(ours["per_unit"])
     out = []
     for base in (*BASELINES, *(ALTERNATIVES if alternatives else ())):
         if base not in by:
             continue
         paper_name, speedup, efficiency = PAPER_GAINS[ALTERNATIVES.get(base, base)]
         b = by[base]
-        for measure, field, paper in (("speedup", "speedup_vs_on_demand", speedup),
-                                      ("energy efficiency", "energy_efficiency_vs_on_demand", efficiency)):
-            interval = (ours[f"{field}_ci_low"], ours[f"{field}_ci_high"]) if base == "on-demand" else None
-            measured = (b["latency_per_token_s"] / ours["latency_per_token_s"] if measure == "speedup"
-                        else b["energy_per_token_j"] / ours["energy_per_token_j"])
-            out.append({"baseline": base, "paper_baseline": paper_name, "measure": measure, "measured": measured,
-                        **interval_fields("measured", interval), "paper": paper})
+        ci = units.gain_intervals(UnitTotals.from_dict(b["per_unit"]))
+        for measure, field, total, paper in (("speedup", "speedup", "latency_per_token_s", speedup),
+                                             ("energy efficiency", "energy_efficiency", "energy_per_token_j",
+                                              efficiency)):
+            out.append({"baseline": base, "paper_baseline": paper_name, "measure": measure,
+                        "measured": b[total] / ours[total],
+                        **interval_fields("measured", (ci[f"{field}_ci_low"], ci[f"{field}_ci_high"])),
+                        "paper": paper})
     return out
 
 
@@ -152,4 +155,3 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
                 out[f"{name}_link_utilisation"] = float(by[name]["link_utilisation"])
                 out[f"{name}_stall_share"] = float(by[name]["stall_share"])
     return out
-

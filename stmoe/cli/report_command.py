@@ -8,10 +8,10 @@ from __future__ import annotations
 import sys
 import time
 
+from stmoe.bootstrap import with_interval
 from stmoe.cli.output import format_table
 from stmoe.errors import ConfigError
 from stmoe.report import default_traces, write_report
-from stmoe.sim.comparison import over_best_cache
 
 
 def register(sub) -> None:
@@ -42,13 +42,15 @@ def run(args) -> int:
                 label = "own sizes" if key == "accelerator" else "Qwen3-sized"
                 row[f"speedup ({label})"] = st.get("speedup_vs_on_demand")
                 row[f"energy eff. ({label})"] = st.get("energy_efficiency_vs_on_demand")
-                cache = over_best_cache(block["rows"])
+                cache = block["over_best_cache"]
                 if cache is not None:
-                    row[f"vs best cache ({label})"] = f"{cache['speedup']:.3f} / {cache['energy_efficiency']:.3f}"
+                    row[f"vs best cache ({label})"] = (f"{with_interval(cache, 'speedup')} / "
+                                                       f"{with_interval(cache, 'energy_efficiency')}")
         rows.append(row)
     print("st-moe on the accelerator preset: speedup and energy efficiency over on-demand, and "
           "speedup / energy efficiency over the fastest cache baseline on the same buffer (what "
-          "prediction adds over caching); recall at m = k on held-out tokens")
+          "prediction adds over caching, with 95% paired bootstrap intervals); recall at m = k on "
+          "held-out tokens")
     print(format_table(rows) if rows else "no trace could be studied")
     for f in summary["failed"]:
         print(f"failed: {f['trace']}: {f['error']}")

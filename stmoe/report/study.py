@@ -14,6 +14,7 @@ from stmoe.sim.comparison import (
     REFERENCE_MODEL,
     compare_systems,
     dims_for,
+    over_best_cache,
     reference_dims,
     reference_note,
     split_for_comparison,
@@ -66,7 +67,8 @@ def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
         for name in presets:
             progress(f"{trace.label}: simulating systems on {name}")
             rows, notes = compare_systems(simulated, name, dims=dims, predictions=predictions, profile=profile)
-            out["systems"][name] = {"rows": rows, "notes": own_notes + split_notes + notes + [predicted]}
+            out["systems"][name] = {"rows": rows, "over_best_cache": over_best_cache(rows),
+                                    "notes": own_notes + split_notes + notes + [predicted]}
             progress(f"{trace.label}: varying {name}'s assumed constants")
             result = sensitivity(simulated, name, predictions=predictions, dims=dims)
             result.notes[:0] = own_notes + split_notes
@@ -88,7 +90,7 @@ def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
             rows, notes = compare_systems(simulated, "accelerator", dims=reference_dims(trace),
                                           predictions=predictions, profile=profile)
             out["systems"][f"accelerator, {REFERENCE_MODEL}-sized experts"] = {
-                "rows": rows, "notes": [reference_note(trace) + ": what the same pattern costs at "
+                "rows": rows, "over_best_cache": over_best_cache(rows), "notes": [reference_note(trace) + ": what the same pattern costs at "
                                         "production scale"] + split_notes + notes + [predicted]}
     else:
         out["systems"] = {}

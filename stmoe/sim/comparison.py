@@ -11,7 +11,7 @@ from stmoe.predictors.base import check_compatible, check_disjoint
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.hardware import model_dims, preset
 from stmoe.sim.systems import CACHE_BASELINES, SYSTEMS, get_system, missing_input, runnable
-from stmoe.sim.timing import simulate
+from stmoe.sim.timing import UnitTotals, simulate
 from stmoe.splits import split
 from stmoe.trace import Trace
 
@@ -68,15 +68,20 @@ def split_for_comparison(trace: Trace, profile: Trace | None = None) -> tuple[Tr
 def over_best_cache(rows: list[dict], system: str = "st-moe") -> dict | None:
     """`system` against the fastest cache baseline of the same comparison (lru-cache, hot-set,
     speculative-gate: what the same buffer does without st-moe's predictor): {baseline, speedup,
-    energy_efficiency}, ratios of per-token latency and energy; None when either is missing."""
+    energy_efficiency, their _ci_low and _ci_high, intervals}, ratios of per-token latency and
+    energy, each with its paired bootstrap interval over the rows' `per_unit` totals (rows of
+    `compare_systems`; intervals says how they were drawn); None when either is missing."""
     by = {r["system"]: r for r in rows}
     caches = [by[n] for n in CACHE_BASELINES if n in by]
     if system not in by or not caches:
         return None
-    best = min(caches, key=lambda r: r["latency_per_token_s"])
-    return {"baseline": best["system"],
-            "speedup": best["latency_per_token_s"] / by[system]["latency_per_token_s"],
-            "energy_efficiency": best["energy_per_token_j"] / by[system]["energy_per_token_j"]}
+    best, ours = min(caches, key=lambda r: r["latency_per_token_s"]), by[system]
+    out = {"baseline": best["system"],
+           "speedup": best["latency_per_token_s"] / ours["latency_per_token_s"],
+           "energy_efficiency": best["energy_per_token_j"] / ours["energy_per_token_j"]}
+    base = UnitTotals.from_dict(best["per_unit"])
+    return (out | UnitTotals.from_dict(ours["per_unit"]).gain_intervals(base)
+            | {"intervals": describe(base.units)})
 
 
 def marked(row: dict) -> str:
@@ -87,7 +92,8 @@ def marked(row: dict) -> str:
 
 def readable(row: dict) -> dict:
     """A system's row in the units tables print (JSON keeps SI units); ratios with their 95%
-    interval where the row has one."""
+    interval where the row has one; "late" is the share of requests whose prefetch was still on
+    the link (neither a hit nor a miss: `SimulationResult` says how requests are counted)."""
     out = {"system": marked(row),
            "µs / token": row["latency_per_token_s"] * 1e6,
            "speedup [95% CI]": with_interval(row, "speedup_vs_on_demand"),
@@ -96,7 +102,7 @@ def readable(row: dict) -> dict:
     if row.get("baseline"):
         out |= {f"speedup vs {row['baseline']}": with_interval(row, "speedup_vs_baseline"),
                 f"energy eff. vs {row['baseline']}": with_interval(row, "energy_efficiency_vs_baseline")}
-    return out | {"hit rate": row["hit_rate"], "stall share": row["stall_share"],
+    return out | {"hit rate": row["hit_rate"], "late": row["late_prefetch_rate"], "stall share": row["stall_share"],
                   "link util.": row["link_utilisation"], "wasted MB": row["wasted_bytes"] / 1e6}
 
 
@@ -112,13 +118,14 @@ def parse_baseline(text: str) -> tuple[str, str]:
 
 def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predictions=None, baseline=None,
                     records: bool = False, progress: Callable[[str], None] = lambda msg: None, **knobs):
-    """(rows, notes): `SimulationResult.row()` of each system (`record()` if `records`), relative
-    to on-demand on the same machine and, given `baseline` (``SYSTEM@PRESET``), to that system on
-    that machine (same trace and model sizes); each ratio with its paired bootstrap interval
-    over the simulated sequences or blocks (a note says which). Of the default set (all SYSTEMS),
-    a system that cannot run (`runnable`: adaptive gating without gate weights, the stale-gate
-    systems without the trace's stale gate, hot-set without a profile) is skipped with a note;
-    one asked for by name is refused. predictions: the predictor's output over the trace's
+    """(rows, notes): `SimulationResult.row()` of each system (`record()` if `records`) with its
+    `per_unit` totals (`UnitTotals.as_dict()`: what a paired interval between two rows, such as
+    `over_best_cache`, is drawn from), relative to on-demand on the same machine and, given
+    `baseline` (``SYSTEM@PRESET``), to that system on that machine (same trace and model
+    sizes); each ratio with its paired bootstrap interval over the simulated sequences or blocks
+    (a note says which). Of the default set (all SYSTEMS), a system that cannot run (`runnable`:
+    adaptive gating without gate weights, the stale-gate systems without the trace's stale gate,
+    hot-set without a profile) is skipped with a note; one asked for by name is refused. predictions: the predictor's output over the trace's
     decode tokens, computed once by a caller comparing several machines; only the systems of the
     `predictor` knob (st-moe) use it."""
     hw = preset(hardware)
@@ -152,5 +159,5 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
         if other is not None:
             r.relative_to_baseline(other)
         notes += [n for n in r.notes if n not in notes]
-        results.append(r.record() if records else r.row())
+        results.append((r.record() if records else r.row()) | {"per_unit": r.per_unit.as_dict()})
     return results, notes

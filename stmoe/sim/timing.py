@@ -10,7 +10,9 @@ prefetches for its first `lookahead` layers, which no earlier token could issue
    one) that it did not choose is pre-empted, its bytes so far wasted
    (`_preempt_unrouted_prefetch`);
 3. each chosen expert is looked up in the buffer (hit, late prefetch, or miss), missing ones
-   are fetched on demand, ahead of any queued prefetch (`_serve_routed_experts`);
+   are fetched on demand, ahead of any queued prefetch (`_serve_routed_experts`); a prefetch
+   of a chosen expert that the link has not started yet is cancelled and fetched on demand
+   instead, a miss;
 4. queued prefetches for this layer that the router did not choose are cancelled, before a
    byte of them moved (`_cancel_unchosen_prefetches`);
 5. the predictor's experts for the layer `lookahead` layers ahead are queued on the link (this
@@ -455,6 +457,24 @@ class UnitTotals:
     latency_s: np.ndarray
     energy_j: np.ndarray
 
+    def as_dict(self) -> dict:
+        """The totals as plain lists (JSON), as comparison rows carry them."""
+        return {"units": self.units, "latency_s": self.latency_s.tolist(), "energy_j": self.energy_j.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> UnitTotals:
+        return cls(d["units"], np.asarray(d["latency_s"], np.float64), np.asarray(d["energy_j"], np.float64))
+
+    def gain_intervals(self, base: UnitTotals, suffix: str = "") -> dict:
+        """{speedup{suffix}_ci_low, _ci_high, energy_efficiency{suffix}_ci_low, _ci_high}: the
+        paired bootstrap intervals (`stmoe.bootstrap.ratio_interval`, both runs' units
+        resampled alike) of this run's speedup and energy efficiency over `base`, a run over
+        the same tokens and units."""
+        if len(self.latency_s) != len(base.latency_s):
+            raise ConfigError(f"intervals: the two runs have different units ({self.units}; {base.units})")
+        return (interval_fields(f"speedup{suffix}", ratio_interval(base.latency_s, self.latency_s))
+                | interval_fields(f"energy_efficiency{suffix}", ratio_interval(base.energy_j, self.energy_j)))
+
 
 @dataclass
 class SimulationResult:
@@ -466,7 +486,16 @@ class SimulationResult:
     time_breakdown_s the latency by phase (attention_router, kv_cache, lm_head, experts, stalls:
     waiting for expert weights). lm_head is the once-per-token work: the LM head, the token's
     embedding row and the model's non-MoE layers. Each sums to its total. dims:
-    `ModelDims.as_dict()`."""
+    `ModelDims.as_dict()`.
+
+    Each expert request has one of three outcomes, shares of `requests`: hit_rate, in the
+    buffer with its weights arrived; late_prefetch_rate, its prefetch still on the link (not a
+    hit: the layer waits for the rest of the transfer); and the rest (1 - both) misses, fetched
+    on demand: never prefetched, or prefetched but not yet started when the router chose it (the
+    prefetch is then cancelled, in cancelled_prefetches). So a system whose link cannot bring
+    the next layer's experts during one layer (pre-gated, which keeps no expert beyond two
+    layers, on gpu-pcie) hits nothing although every request was prefetched: `late_note` says
+    so in the notes."""
 
     system: str
     hardware: str
@@ -530,13 +559,8 @@ class SimulationResult:
         alike (paired), when both have per-unit totals."""
         if self.per_unit is None or base.per_unit is None:
             return self
-        if len(self.per_unit.latency_s) != len(base.per_unit.latency_s):
-            raise ConfigError(f"intervals: {self.system} and {base.system} ran over different units "
-                              f"({self.per_unit.units}; {base.per_unit.units})")
-        for name, num, den in ((f"speedup_{suffix}", base.per_unit.latency_s, self.per_unit.latency_s),
-                               (f"energy_efficiency_{suffix}", base.per_unit.energy_j, self.per_unit.energy_j)):
-            for f, v in interval_fields(name, ratio_interval(num, den)).items():
-                setattr(self, f, v)
+        for f, v in self.per_unit.gain_intervals(base.per_unit, f"_{suffix}").items():
+            setattr(self, f, v)
         return self
 
     def row(self) -> dict:
@@ -623,6 +647,19 @@ def layer_costs(hw: Hardware, dims: ModelDims):
             dims.expert_bytes.astype(np.float64))
 
 
+# A late share below this would not show in a hit rate printed to 3 decimals.
+LATE_NOTE_SHARE = 0.0005
+
+
+def late_note(system: str, hit: float, late: float, link_utilisation: float, issued: int, requests: int) -> str:
+    """What a late share of `LATE_NOTE_SHARE` or more does to the hit rate, in the one wording
+    results use."""
+    return (f"{system}: {late:.1%} of expert requests found their prefetch still on the link (late, not "
+            f"counted as hits: the layer waits for the rest of the transfer) and {1 - hit - late:.1%} were "
+            f"misses, fetched on demand (never prefetched, or prefetched but not yet started); "
+            f"{issued} prefetches issued for {requests} requests, the link busy {link_utilisation:.0%} of the time")
+
+
 def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: ModelDims, tokens: int,
               num_layers: int, changes_routing: bool, notes=()) -> SimulationResult:
     s = stats
@@ -651,14 +688,16 @@ def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: Model
     by_work["static"] = static
     times = {"attention_router": float(np.sum(t_attn)), "kv_cache": num_layers * t_kv, "lm_head": t_head,
              "experts": s[S_EXPERT] / tokens, "stalls": s[S_STALL] / tokens}
+    hit, late = (s[S_HIT] / uses, s[S_LATE] / uses) if uses else (0.0, 0.0)
+    link = min(s[S_LINK_BUSY] / total_time, 1.0) if total_time else 0.0
+    if late >= LATE_NOTE_SHARE:
+        notes = [*notes, late_note(system, hit, late, link, int(s[S_ISSUED]), int(uses))]
     return SimulationResult(
         system=system, hardware=hardware.name, changes_routing=changes_routing, tokens=tokens,
         requests=int(uses), latency_per_token_s=total_time / tokens,
         energy_per_token_j=sum(energy.values()),
-        hit_rate=s[S_HIT] / uses if uses else 0.0,
-        late_prefetch_rate=s[S_LATE] / uses if uses else 0.0,
-        stall_share=s[S_STALL] / total_time if total_time else 0.0,
-        link_utilisation=min(s[S_LINK_BUSY] / total_time, 1.0) if total_time else 0.0,
+        hit_rate=hit, late_prefetch_rate=late,
+        stall_share=s[S_STALL] / total_time if total_time else 0.0, link_utilisation=link,
         moved_bytes=moved, demand_bytes=s[S_DEMAND_BYTES], prefetch_bytes=s[S_PF_BYTES],
         useful_bytes=s[S_USEFUL_BYTES], wasted_bytes=s[S_WASTED_BYTES],
         prefetches_issued=int(s[S_ISSUED]), useful_prefetches=int(s[S_USEFUL]),
