@@ -52,22 +52,23 @@ def check_name(path, error=StmoeError) -> None:
         raise error(f"{os.fsdecode(path)!r}: a file name cannot hold a NUL byte")
 
 
-def open_regular(path: Path) -> BinaryIO:
-    """`path` opened for binary reading, or a TraceError if it is missing, a directory, empty or
-    not a regular file. Opening with O_NONBLOCK keeps a FIFO from blocking until fstat refuses it."""
+def open_regular(path: Path, what: str = "a trace file") -> BinaryIO:
+    """`path` opened for binary reading, or a TraceError if it is missing, a directory (not
+    `what`), empty or not a regular file. Opening with O_NONBLOCK keeps a FIFO from blocking
+    until fstat refuses it."""
     check_name(path, TraceError)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise TraceError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise TraceError(f"{path}: is a directory, not a trace file") from None
+        raise TraceError(f"{path}: is a directory, not {what}") from None
     except OSError as exc:
         raise TraceError(f"{path}: cannot open ({exc.strerror or exc})") from None
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            raise TraceError(f"{path}: is a directory, not a trace file")
+            raise TraceError(f"{path}: is a directory, not {what}")
         if not stat.S_ISREG(st.st_mode):
             raise TraceError(f"{path}: is {_kind(st.st_mode)}, not a regular file")
         if st.st_size == 0:
@@ -88,10 +89,10 @@ def _kind(mode: int) -> str:
     return "a special file"
 
 
-def read_regular(path: Path, limit: int | None = None) -> bytes:
+def read_regular(path: Path, limit: int | None = None, what: str = "a trace file") -> bytes:
     """The bytes of a regular file no larger than `limit` (default `MAX_TEXT_BYTES`), read in chunks."""
     limit = MAX_TEXT_BYTES if limit is None else limit
-    with open_regular(path) as fh:
+    with open_regular(path, what) as fh:
         size = os.fstat(fh.fileno()).st_size
         if size > limit:
             raise TraceError(f"{path}: {size} bytes is over the {limit}-byte limit for this format "

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import zipfile
 import zlib
 from pathlib import Path
@@ -74,6 +75,19 @@ def phase_code(phase: str | int) -> int:
     if isinstance(phase, (int, np.integer)) and int(phase) in PHASE_NAMES:
         return int(phase)
     raise TraceError(f"phase: unknown phase {phase!r}; expected 'prefill' or 'decode'")
+
+
+def beyond_float32(values: np.ndarray) -> int | None:
+    """The flat index of the first finite value too large for float32 (gate weights are stored
+    as float32, and casting such a value makes it inf with a RuntimeWarning), or None. Two
+    reductions without a temporary array; the search runs only when one finds something."""
+    if values.dtype.kind != "f" or values.dtype.itemsize <= 4 or values.size == 0:
+        return None
+    top = float(np.finfo(np.float32).max)
+    if not (np.fmax.reduce(values, axis=None) > top or np.fmin.reduce(values, axis=None) < -top):
+        return None
+    big = np.flatnonzero(np.isfinite(values) & (np.abs(values) > top))   # infinities are another error
+    return int(big[0]) if big.size else None
 
 
 def _is_int(value) -> bool:
@@ -138,9 +152,14 @@ class Trace:
             w = np.asarray(weights)
             if w.dtype.kind not in "fiu":
                 self._fail("weights", f"must be numeric, got dtype {w.dtype}")
-            w = w.astype(np.float32, copy=False)
             if w.shape != ids.shape:
                 self._fail("weights", f"shape {w.shape} does not match expert_ids {ids.shape}")
+            big = beyond_float32(w)
+            if big is not None:
+                t, l, s = (int(x) for x in np.unravel_index(big, w.shape))
+                self._fail("weights", f"value {w.flat[big]:g} at token {t}, layer {l}, slot {s} is beyond "
+                                      f"float32's range (+-{np.finfo(np.float32).max:.4g})")
+            w = w.astype(np.float32, copy=False)
             # a float64 sum is finite exactly when every weight is (float32 values cannot overflow
             # it); only then is the cell-by-cell search, three masks of the whole grid, needed
             bad = np.zeros((), bool) if np.isfinite(w.sum(dtype=np.float64)) else (ids >= 0) & ~np.isfinite(w)
@@ -522,17 +541,33 @@ def _read_header(path: Path, zf: zipfile.ZipFile, members: dict) -> dict:
     return header
 
 
+def _npy_header(path: Path, name: str, m) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran order, dtype) from an .npy member's header; numpy's own complaints (a
+    wrong magic, a header that is not a dict, an unknown dtype) become a TraceError naming the member."""
+    try:
+        version = np.lib.format.read_magic(m)
+        if version not in ((1, 0), (2, 0)):
+            raise TraceError(f"{path}: {name}: .npy version {version} is not supported")
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(m)
+    except (ValueError, EOFError, TypeError) as exc:   # TraceError is a ValueError: let it through
+        if isinstance(exc, TraceError):
+            raise
+        # numpy's first sentence says what is wrong (the rest advises on pickles, which stmoe never
+        # loads); it may quote the whole header, or an object's address for a bare name
+        problem = re.sub(r" at 0x[0-9a-fA-F]+", "", re.split(r"\.\s", str(exc))[0])
+        problem = problem if len(problem) <= 160 else problem[:150] + " ..."
+        raise TraceError(f"{path}: {name}: malformed .npy header ({problem})") from None
+    if any(n < 0 for n in shape):
+        raise TraceError(f"{path}: {name}: malformed .npy header (negative dimension in shape {shape})")
+    return shape, fortran, dtype
+
+
 def _read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     """One .npy member, its header checked against the zip directory's size before inflating."""
     name = info.filename
     with zf.open(info) as m:
-        version = np.lib.format.read_magic(m)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(m)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(m)
-        else:
-            raise TraceError(f"{path}: {name}: .npy version {version} is not supported")
+        shape, fortran, dtype = _npy_header(path, name, m)
         if dtype.hasobject or dtype.kind not in "biuf":
             raise TraceError(f"{path}: {name}: dtype {dtype} is not a plain number type")
         count = 1

@@ -3,13 +3,14 @@ file (exit 2, `--debug` for the traceback); a report over good and bad traces st
 ones and exits 1; written files follow the umask; a failed write leaves no temporary file."""
 
 import errno
+import json
 import os
 import stat
 
 import numpy as np
 import pytest
 
-from stmoe import synthetic_trace
+from stmoe import Trace, synthetic_trace
 from stmoe.cli import main
 from stmoe.errors import StmoeError
 from stmoe.readers import catalog
@@ -62,6 +63,22 @@ def test_report_studies_the_good_and_lists_the_bad(monkeypatch, tmp_path, capsys
 
 def test_report_all_good_exits_0(tmp_path, small, capsys):
     assert main(["report", str(small), "--out", str(tmp_path / "out")]) == 0
+
+
+def test_two_traces_of_one_name_keep_their_own_figures(tmp_path, capsys):
+    # both are named synthetic-seed0: the second trace's figures overwrote the first's
+    paths = []
+    for folder, tokens in (("a", 64), ("b", 80)):
+        (tmp_path / folder).mkdir()
+        trace = synthetic_trace(tokens, 3, 8, 2, num_sequences=2, prompt_tokens=8, seed=0)
+        paths.append(str(trace.save(tmp_path / folder / "t.npz")))
+    assert main(["report", *paths, "--out", str(tmp_path / "out")]) == 0
+    figures = tmp_path / "out" / "figures"
+    first, second = figures / "synthetic-seed0-recall.svg", figures / "synthetic-seed0-2-recall.svg"
+    assert first.read_bytes() != second.read_bytes()
+    assert len(list(figures.glob("synthetic-seed0-2-*"))) * 2 == len(list(figures.iterdir()))
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "64 tokens" in page and "80 tokens" in page
 
 
 def test_empty_out_is_refused(small, capsys):
@@ -131,11 +148,71 @@ def test_report_disk_full_is_one_line(monkeypatch, tmp_path, small, capsys):
     (["analyze", "qwen3-30b-a3b", "--permutations", "0"], "--permutations: must be >= 1, got 0"),
     (["record", "m", "-o", "x.npz", "--text", "t.txt", "--max-sequences", "-1"], "--max-sequences must be >= 1"),
     (["info", "x" * 300 + ".npz"], "File name too long"),
+    # inf in the KV-cache bytes made every latency inf and the error named no field
+    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "1e306"],
+     "context must be a number of tokens from 0 to 2147483647, got 1e+306"),
 ])
 def test_bad_arguments_are_one_line(capsys, argv, words):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err, err
+
+
+def test_a_deeply_nested_explore_spec_is_one_line_naming_it(tmp_path, capsys):
+    spec = tmp_path / "deep.toml"
+    spec.write_text('traces = ["tiny-moe-code"]\nx = ' + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert main(["explore", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"stmoe: error: {spec}: nested too deeply to read (deeper than Python's recursion limit; " \
+                  "a spec is a few flat tables)\n", err
+
+
+def test_explore_on_a_full_disk_names_the_results_folder(tmp_path, capsys, monkeypatch):
+    # pyarrow's write error carries errno 28 but no file name: it read "file: Error writing bytes ..."
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr("stmoe.cli.explore_command.explore", full)
+    spec = tmp_path / "s.toml"
+    spec.write_text('traces = ["tiny-moe-code"]\npresets = ["accelerator"]\nsystems = ["on-demand"]\n')
+    assert main(["explore", str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"stmoe: error: {tmp_path / 'out'}: cannot write the results "
+                                                   "(Error writing bytes to file. Detail: [errno 28] No space left"), err
+
+
+def test_a_one_expert_trace_is_not_told_about_a_profile_nobody_gave(tmp_path, capsys):
+    # every token routes expert 0, so the split's halves look alike token by token: the default
+    # split was refused as "profile: ... holds 100% of the scored tokens"
+    path = Trace(np.zeros((40, 2, 1), np.int16), num_experts=1, sequence=np.repeat([0, 1], 20)).save(tmp_path / "one.npz")
+    assert main(["simulate", str(path), "--hidden", "64", "--ffn", "32", "--system", "st-moe", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(r["system"], r["hit_rate"]) for r in out["results"]] == [("st-moe", 1.0)]
+    assert any(n.startswith(f"profile: the first half of {path}'s sequences (20 tokens)") for n in out["notes"])
+    # the very same tokens given as the profile are still refused
+    assert main(["predict", str(path), "--profile", str(path)]) == 2
+    assert capsys.readouterr().err == (f"stmoe: error: profile: {path} holds 100% of the scored tokens of {path}; "
+                                       "give a profile of other tokens of the same model\n")
+
+
+def test_a_profile_from_differently_trained_weights_is_refused(capsys):
+    # same model name and shape: the control's routing profiled st-moe for the trained model silently
+    from stmoe.predictors.base import check_compatible
+    assert main(["simulate", "tiny-moe-code", "--system", "st-moe", "--profile", "tiny-moe-untrained"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "stmoe: error: profile: tiny-moe-untrained and tiny-moe-code were routed by differently trained weights "
+        "(meta.training.steps 0 and "), err
+    check_compatible(catalog.load_trace("tiny-moe-prose"), catalog.load_trace("tiny-moe-code"))  # one training
+
+    def routed(training):
+        ids = synthetic_trace(16, 2, 4, 1, seed=0).expert_ids
+        return Trace(ids, num_experts=4, meta={"training": training})
+
+    with pytest.raises(StmoeError, match=r"meta.training.final_heldout_loss 1.5 and 2.5\); a profile must"):
+        check_compatible(routed({"steps": 9, "final_heldout_loss": 1.5}), routed({"steps": 9, "final_heldout_loss": 2.5}))
+    check_compatible(routed({"steps": 9, "final_heldout_loss": 1.5}), routed({"steps": 9, "final_heldout_loss": 1.5}))
+    check_compatible(synthetic_trace(16, 2, 4, 1, seed=1), routed({"steps": 9}))   # nothing recorded: shape only
 
 
 def test_progress_goes_to_stderr_once_a_command_is_slow(capsys):
@@ -152,9 +229,11 @@ def test_commands_report_progress(monkeypatch, capsys):
     assert main(["predict", "qwen3-30b-a3b", "--predictor", "st-moe", "--predictor", "oracle"]) == 0
     assert main(["simulate", "qwen3-30b-a3b", "--system", "st-moe"]) == 0
     assert main(["analyze", "qwen3-30b-a3b", "--permutations", "3"]) == 0
+    assert main(["simulate", "qwen3-30b-a3b", "--system", "lru-cache", "--sweep", "link_bandwidth=1e9,2e9"]) == 0
     err = capsys.readouterr().err
     for stage in ("scoring st-moe (1 of 2)", "scoring oracle (2 of 2)", "simulating on-demand",
-                  "simulating st-moe (1 of 1)", "cross-layer affinity: 47 layer pairs, 3 shuffles within sequences"):
+                  "simulating st-moe (1 of 1)", "cross-layer affinity: 47 layer pairs, 3 shuffles within sequences",
+                  "link_bandwidth = 1e+09 (1 of 2)", "link_bandwidth = 2e+09 (2 of 2)"):
         assert stage in err, err
 
 
@@ -174,6 +253,22 @@ def test_record_refuses_unknown_torch_names_before_loading(tmp_path, capsys, opt
     assert main(["record", "no/such-model", "-o", str(tmp_path / "o.npz"), "--text", str(text), option, value]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{option} {value!r}: not a torch" in err
+
+
+@pytest.mark.parametrize("make,words", [
+    (os.mkfifo, "is a named pipe, not a regular file"),
+    (os.mkdir, "is a directory, not a text file"),
+    (lambda p: os.symlink("/dev/zero", p), "is a character device, not a regular file"),
+    (lambda p: open(p, "w").close(), "file is empty"),
+    (lambda p: None, "no such file"),
+])
+def test_record_text_says_what_the_path_is(tmp_path, capsys, make, words):
+    # all of these read "no such file" before; a pipe or /dev/zero must not be read at all
+    text = tmp_path / "t.txt"
+    make(text)
+    assert main(["record", "no/such-model", "-o", str(tmp_path / "o.npz"), "--text", str(text)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"stmoe: error: --text {text}: {words}\n", err
 
 
 def test_record_with_the_hub_unreachable_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch):

@@ -6,6 +6,7 @@ error or a caveat. Every one is a one-line TraceError naming the file, and exit 
 import io
 import json
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -253,6 +254,72 @@ def test_csv_conflicting_phases_for_one_token_are_refused(tmp_path, capsys):
     refused(csv_file(tmp_path, rows), capsys, "line 6: phase 1 for turn 0, step 0, which line 4 gives phase 0")
 
 
+@pytest.mark.parametrize("weight", ["0_5", " 0.5", "0.5 ", "\u0665", "0x1p-1", "1/2", "0,5"])
+def test_csv_weight_is_a_plain_decimal_number(tmp_path, capsys, weight):
+    # float() reads "0_5" as 5.0, " 0.5" and an Arabic-Indic five as numbers too
+    rows = csv_token(0, 0)
+    rows[0] = (*rows[0][:6], f'"{weight}"')
+    refused(csv_file(tmp_path, rows), capsys, f"line 4: weight {weight!r} is not a decimal number")
+
+
+def test_csv_plain_weights_still_read_exactly(tmp_path):
+    for name, texts in (("a.csv", ["1", "-0.25", ".5", "2."]), ("b.csv", ["1e-3", "+3E+2", "3.4e38", "-3.4e38"])):
+        rows = [(*r[:6], w) for r, w in zip(csv_token(0, 0), texts)]
+        got = load_trace(csv_file(tmp_path, rows, name=name)).weights.reshape(-1)
+        assert got.tolist() == np.array([float(w) for w in texts], np.float32).tolist()
+
+
+@pytest.mark.parametrize("weight", ["1e39", "-1e39", "3.5e38"])
+def test_csv_weight_beyond_float32_is_refused_without_warnings(tmp_path, capsys, weight):
+    rows = csv_token(0, 0)
+    rows[2] = (*rows[2][:6], weight)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # the cast to float32 warned "overflow encountered in cast" first
+        refused(csv_file(tmp_path, rows), capsys, f"line 6: weight {float(weight):g} is beyond float32's "
+                                                  "range (+-3.403e+38)")
+        with pytest.raises(TraceError, match=r"weights: value 1e\+39 at token 0, layer 1, slot 0 is beyond"):
+            Trace(np.array([[[0], [1]]]), num_experts=2, weights=np.array([[[0.5], [1e39]]]))
+
+
+def test_csv_column_named_twice_is_refused(tmp_path, capsys):
+    # the reader used the first 'expert' column and ignored the second
+    path = tmp_path / "t.csv"
+    path.write_text(CSV_HEAD.format(L=2, E=4, k=2) + COLUMNS.strip() + ",expert\n"
+                    + "".join(",".join(map(str, r)) + ",3\n" for r in csv_token(0, 0)))
+    refused(path, capsys, "line 3: CSV header names column 'expert' twice (columns 6 and 8)")
+
+
+@pytest.mark.parametrize("extra,words", [
+    ("# layer=99\n", "bad layer line '# layer=99' (no expert_bytes="),
+    ("# expert_bytes=100\n", "bad layer line '# expert_bytes=100' (no layer="),
+    ("# layer=1 expert_bytes=100 n_expert=8\n", "(n_expert= belongs on the model line"),
+    ("# layer=99 expert_bytes=100\n", "header: a layer line describes layer 99, but n_layer=2 (layers 0..1)"),
+    ("# layer=-1 expert_bytes=100\n", "header: a layer line describes layer -1, but n_layer=2"),
+    ("# layer=1 expert_bytes=1x\n", "expert_bytes='1x' is not an integer"),
+    ("# layer=0 layer=1 expert_bytes=5\n", "header: layer= is given twice in '# layer=0 layer=1 expert_bytes=5'"),
+])
+def test_csv_layer_lines_must_fit_the_model_line(tmp_path, capsys, extra, words):
+    # each was ignored: a layer line for a layer the model does not have, or with no bytes
+    refused(csv_file(tmp_path, csv_token(0, 0), extra=extra), capsys, words)
+
+
+def test_csv_unknown_header_keys_and_partial_layer_lines_are_caveats(tmp_path, capsys):
+    extra = "# quant=Q4_K n_ctx=4096\n# layer=1 expert_bytes=100 dense_bytes=7\n# written by hand\n"
+    path = csv_file(tmp_path, csv_token(0, 0), extra=extra)
+    caveats = load_trace(path).meta["caveats"]
+    keys = ("the model line has model, arch, n_layer, n_expert, n_expert_used; "
+            "a layer line layer, expert_bytes, dense_bytes")
+    partial = "header: layer lines give the expert bytes of 1 of 2 layers; measured sizes are used only when every"
+    assert caveats[:3] == [f"header: quant=Q4_K is not a route_trace v1 key ({keys}): ignored",
+                           f"header: n_ctx=4096 is not a route_trace v1 key ({keys}): ignored",
+                           f"{partial} layer has them"], caveats
+    assert main(["info", str(path)]) == 0 and "caveat     header: quant=Q4_K" in capsys.readouterr().out
+    full = csv_file(tmp_path, csv_token(0, 0), extra="# layer=0 expert_bytes=5\n# layer=1 expert_bytes=6\n",
+                    name="full.csv")
+    tr = load_trace(full)
+    assert tr.meta["expert_bytes"] == [5, 6] and not any("header" in c for c in tr.meta["caveats"])
+
+
 # ---------------------------------------------------------------- native .npz
 def npz(tmp_path, members: dict, header=None, name="t.npz"):
     """A native trace whose header and members are exactly what the test says."""
@@ -275,6 +342,13 @@ def _npy(arr) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=True)
     return buf.getvalue()
+
+
+def _npy_with_header(text: str) -> bytes:
+    """An .npy version 1.0 member whose header is `text`, padded as numpy pads it."""
+    body = text.encode("latin1")
+    body += b" " * (64 - (10 + len(body) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
 
 
 def test_npz_good_baseline(tmp_path):
@@ -328,7 +402,17 @@ def test_npz_header_and_meta_types(tmp_path, capsys, header, words):
 @pytest.mark.parametrize("members,words", [
     ({"phase.npy": None, "phase": _npy(np.ones(8, np.uint8))}, "missing array(s) phase"),
     ({"phase.npy": _npy(np.array([None] * 8, dtype=object))}, "phase.npy: dtype object is not a plain number type"),
-    ({"phase.npy": b"not an npy file"}, "cannot read as an .npz trace"),
+    ({"phase.npy": b"not an npy file"}, "phase.npy: malformed .npy header (the magic string is not correct"),
+    ({"phase.npy": _npy_with_header("garbage")}, "phase.npy: malformed .npy header (malformed node or string"),
+    ({"phase.npy": _npy_with_header("[1, 2]")}, "phase.npy: malformed .npy header (Header is not a dictionary"),
+    ({"phase.npy": _npy_with_header("{'descr': '<q9', 'fortran_order': False, 'shape': (8,)}")},
+     "phase.npy: malformed .npy header (descr is not a valid dtype descriptor: '<q9')"),
+    ({"phase.npy": _npy_with_header("{'descr': '|u1', 'fortran_order': False, 'shape': (-8,)}")},
+     "phase.npy: malformed .npy header (negative dimension in shape (-8,))"),
+    ({"phase.npy": _npy_with_header("{'descr': '|u1', 'fortran_order': False, 'shape': (8,), 'x': '"
+                                    + "a" * 20000 + "'}")},
+     "phase.npy: malformed .npy header (Header info length (20086) is large and may not be safe to load securely)"),
+    ({"phase.npy": b"\x93NUMPY\x01\x00"}, "phase.npy: malformed .npy header (EOF: reading array header length"),
     ({"expert_ids.npy": _npy(np.ones((8, 2, 2), bool))}, "expert_ids: must hold integers, got dtype bool"),
     ({"sequence.npy": _npy(np.full(8, 2 ** 40))}, "sequence: value 1099511627776 does not fit int32"),
 ])
@@ -463,6 +547,20 @@ def test_tables_over_the_memory_limit_are_refused_before_allocating(monkeypatch,
     assert main(["predict", str(wide), "--predictor", "popularity"]) == 0
 
 
+@pytest.mark.parametrize("predictor,estimate", [("popularity", "32,768"), ("history", "32,768"),
+                                                 ("random", "819,200")])
+def test_per_expert_state_of_predictors_without_pair_tables_is_estimated_too(monkeypatch, capsys, wide,
+                                                                          predictor, estimate):
+    # popularity's and history's counts (32 bytes per layer and expert), random's keys (16 per
+    # scored token, layer and expert): 4,096 layers x 32,767 experts ran out of memory unannounced
+    monkeypatch.setattr("stmoe.predictors.base.MAX_TABLE_BYTES", 30_000)
+    assert main(["predict", str(wide), "--predictor", predictor]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert (f"{wide}: predictor {predictor!r} needs about {estimate} bytes for 2 layers x 512 experts (tables "
+            "grow as layers x experts), over the 30,000-byte limit (raise STMOE_MAX_TABLE_BYTES") in err, err
+    assert main(["predict", str(wide), "--predictor", "oracle"]) == 0
+
+
 def test_the_default_table_limit_refuses_32767_experts():
     from stmoe.predictors.base import MAX_TABLE_BYTES, check_table_memory
     ids = np.arange(8, dtype=np.int16).reshape(1, 1, 8) * 4000
@@ -470,6 +568,29 @@ def test_the_default_table_limit_refuses_32767_experts():
     assert MAX_TABLE_BYTES == 2 << 30
     with pytest.raises(ConfigError, match="st-moe.* needs about 8,589,410,312 bytes for 1 layer x 32767 experts"):
         check_table_memory(tr, "predictor 'st-moe'", 8)
+
+
+def test_buffer_state_over_the_memory_limit_is_refused_before_allocating(monkeypatch, capsys, wide):
+    # 2 layers x 512 experts at 104 bytes each: 106,496 bytes, over a 100,000-byte limit
+    monkeypatch.setattr("stmoe.sim.timing.MAX_STATE_BYTES", 100_000)
+    allocated = []
+    monkeypatch.setattr("stmoe.sim.timing.new_state", lambda *a: allocated.append(a))
+    assert main(["simulate", str(wide), "--system", "on-demand", "--hidden", "64", "--ffn", "32"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not allocated, err
+    assert (f"{wide}: simulating needs about 106,496 bytes of buffer state for 2 layers x 512 experts "
+            "(104 bytes each), over the 100,000-byte limit (raise STMOE_MAX_STATE_BYTES to run it)") in err, err
+
+
+def test_the_default_state_limit_refuses_4096_layers_of_32767_experts():
+    # within every cap a reader checks, yet 14 GB of buffer state: refused, not attempted
+    from stmoe.sim.timing import MAX_STATE_BYTES, check_state_memory
+    tr = Trace(np.zeros((2, 4096, 1), np.int16), num_experts=MAX_EXPERTS)
+    assert MAX_STATE_BYTES == 2 << 30
+    with pytest.raises(ConfigError, match="needs about 13,958,217,728 bytes of buffer state for 4096 layers"):
+        check_state_memory(tr)
+    qwen_shape = np.broadcast_to(np.arange(8, dtype=np.int16), (2, 48, 8))   # Qwen3-30B-A3B's 48 x 128
+    check_state_memory(Trace(qwen_shape, num_experts=128))
 
 
 # ---------------------------------------------------------------- memory while reading

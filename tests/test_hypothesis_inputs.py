@@ -4,7 +4,7 @@ The property everywhere: whatever the bytes or arguments, the outcome is either 
 or one StmoeError / exit status 2 with one line; never another exception, a traceback or a
 silently different value. Where the input is valid, what is read back equals what was written.
 
-Example budget: `BUDGET` examples per property (8 properties), no deadline (numba compiles on
+Example budget: `BUDGET` examples per property (9 properties), no deadline (numba compiles on
 first use), derandomized so CI is reproducible; 6 to 16 s in all on a shared 2-core machine. Raise it
 locally with STMOE_HYPOTHESIS_EXAMPLES=1000 for a long fuzzing run.
 """
@@ -105,6 +105,32 @@ def test_route_trace_fuzz(tmp_path, trace, header, corrupt):
         assert isinstance(out, Trace)
         assert np.array_equal(out.expert_ids, trace.expert_ids)
         assert np.array_equal(out.phase, trace.phase)
+
+
+weight_text = st.one_of(
+    st.floats(width=64).map(repr),
+    st.text(alphabet="0123456789._+-eEinfaINFA \u0665", max_size=8),
+    st.sampled_from(["0_5", "1e39", "-3.5e38", "3.4e38", " 0.5", "0.5 ", "1_000.5", "Infinity", "-nan"]))
+
+
+@FUZZ
+@given(weight=weight_text)
+def test_route_trace_weight_is_read_exactly_or_refused(tmp_path, weight):
+    """A weight is read as the float32 of what it says, exactly when it is an ASCII decimal
+    number within float32's range; anything else is refused in one line, with no warning."""
+    import re
+    import warnings
+    path = tmp_path / "w.csv"
+    path.write_text("# route_trace v1\n# model=m arch=a n_layer=1 n_expert=2 n_expert_used=1\n"
+                    f'turn,phase,step,layer,slot,expert,weight\n0,1,0,0,0,1,"{weight}"\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = _read(path)
+    plain = re.fullmatch(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", weight) is not None
+    readable = plain and abs(float(weight)) <= float(np.finfo(np.float32).max)
+    assert isinstance(out, Trace) == readable, (weight, out)
+    if readable:
+        assert out.weights[0, 0, 0] == np.float32(float(weight))
 
 
 # ---------------------------------------------------------------- simllm JSON lines

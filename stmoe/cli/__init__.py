@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         message = one_line(exc)
         if not isinstance(exc, StmoeError | OSError):
             # No check foresaw this input: name what was being read, and how to see more.
-            subject = getattr(args, "trace", None) or getattr(args, "model", None)
+            subject = getattr(args, "trace", None) or getattr(args, "model", None) or getattr(args, "spec", None)
             message = f"{subject + ': ' if subject else ''}{message} (rerun with --debug for the traceback)"
         print(f"stmoe: error: {message}", file=sys.stderr)
         return 2

@@ -5,8 +5,10 @@ how many points are finished and how to resume."""
 
 from __future__ import annotations
 
+import errno
+
 from stmoe.cli.output import format_table
-from stmoe.errors import ConfigError
+from stmoe.errors import ConfigError, StmoeError
 from stmoe.sim.explore import check_workers, default_out, explore, max_workers, read_results
 from stmoe.sim.explore_spec import MAX_POINTS, read_spec
 from stmoe.sim.pareto import OBJECTIVES, pareto_front
@@ -26,14 +28,28 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
+# Errors of a write that the writer (pyarrow) reports with its errno but no file name
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
 def run(args) -> int:
     check_workers(args.workers)
-    spec = read_spec(args.spec, max_points=args.max_points)
+    try:
+        spec = read_spec(args.spec, max_points=args.max_points)
+    except RecursionError:   # tomllib recurses once per level of nesting
+        raise ConfigError(f"{args.spec}: nested too deeply to read (deeper than Python's recursion "
+                          "limit; a spec is a few flat tables)") from None
     if args.out is not None and not args.out.strip():
         raise ConfigError(f"--out: an empty folder name ({args.out!r})")
     out = args.out or default_out(args.spec)
     print(f"{args.spec}: {len(spec.points)} points on {', '.join(spec.traces)}; results in {out}", flush=True)
-    result = explore(spec, out, scheduler=args.scheduler, workers=args.workers, batch_size=args.batch_size)
+    try:
+        result = explore(spec, out, scheduler=args.scheduler, workers=args.workers, batch_size=args.batch_size)
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise StmoeError(f"{out}: cannot write the results ({exc.strerror or exc}); the points "
+                         "already written are kept, and a rerun resumes from them") from None
     for note in result.notes:
         print(f"note: {note}")
     if result.computed:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from stmoe.cli.output import print_json
+from stmoe.errors import TraceError
+from stmoe.files import read_regular
 from stmoe.recording.recorder import RecordError, from_pretrained, record
 from stmoe.trace import check_save_path
 
@@ -52,6 +54,15 @@ def _check_torch_names(dtype: str | None, device: str | None) -> None:
             raise RecordError(f"--device {device!r}: not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
 
 
+def _read_text(path: Path) -> str:
+    """A --text file: a regular file (a pipe, a device or a directory is refused by what it is,
+    before a byte is read) of at most STMOE_MAX_TEXT_BYTES, undecodable bytes replaced."""
+    try:
+        return read_regular(path, what="a text file").decode("utf-8", errors="replace")
+    except TraceError as exc:
+        raise RecordError(f"--text {exc}") from None
+
+
 def run(args) -> int:
     if bool(args.text) == bool(args.prompt):
         raise RecordError("give either --text FILE or --prompt TEXT (not both, not neither)")
@@ -63,18 +74,16 @@ def run(args) -> int:
     if args.generate < 0:
         raise RecordError(f"--generate must be >= 0, got {args.generate}")
     check_save_path(args.output)
+    texts = [_read_text(path) for path in args.text]   # before torch and the model: a bad file costs nothing
     _check_torch_names(args.dtype, args.device)
-    for path in args.text:
-        if not path.is_file():
-            raise RecordError(f"--text {path}: no such file")
     from transformers import AutoTokenizer
     tokenizer = from_pretrained(AutoTokenizer, args.model, revision=args.revision)
     if args.prompt:
         inputs, prompt_tokens, source = args.prompt, None, "prompts given on the command line"
     else:
         inputs = []
-        for path in args.text:
-            ids = tokenizer(path.read_text(encoding="utf-8", errors="replace"))["input_ids"]
+        for path, text in zip(args.text, texts):
+            ids = tokenizer(text)["input_ids"]
             windows = _windows(ids, args.sequence_tokens)
             if not windows:
                 raise RecordError(f"--text {path}: {len(ids)} tokens, fewer than --sequence-tokens "

@@ -69,7 +69,7 @@ def run(args) -> int:
         except ValueError:
             raise ConfigError(f"--sweep values must be numbers, got {vals!r}") from None
         param = param.strip()
-        rows = sweep(trace, param, values, systems=names, hardware=hw, dims=dims, **knobs)
+        rows = sweep(trace, param, values, systems=names, hardware=hw, dims=dims, progress=Progress(), **knobs)
         if any(get_system(n).tunable_predictor for n in names):
             notes.append(predictions_note(args.predictor, args.budget or trace.top_k, args.lookahead, profile))
         notes.append(describe(resampling_units(decode_tokens(trace, "decode")[0].sequence)[1]))

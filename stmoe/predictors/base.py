@@ -39,8 +39,9 @@ def check_table_memory(trace: Trace, what: str, bytes_per_pair: float, extra: fl
     L, E = trace.num_layers, trace.num_experts
     estimate = int(L * E * E * bytes_per_pair + extra)
     if estimate > MAX_TABLE_BYTES:
+        growth = "layers x experts^2" if bytes_per_pair else "layers x experts"
         raise ConfigError(f"{trace.label}: {what} needs about {estimate:,} bytes for {L} layer{'s' * (L != 1)} x "
-                          f"{E} experts (tables grow as layers x experts^2), over the "
+                          f"{E} experts (tables grow as {growth}), over the "
                           f"{MAX_TABLE_BYTES:,}-byte limit (raise STMOE_MAX_TABLE_BYTES to run it)")
 
 
@@ -67,11 +68,29 @@ def check_lookahead(lookahead, num_layers: int) -> int:
 
 
 def check_compatible(profile: Trace, trace: Trace, what: str = "profile") -> None:
-    """A table profiled on one model's routing cannot score another's."""
+    """A table profiled on one model's routing cannot score another's: the shapes must agree,
+    and so must the training both traces record (``meta["training"]``: steps and final
+    held-out loss), since one architecture trained differently routes differently (the bundled
+    untrained control against the trained model). Traces that record no training (a recorded
+    hub model) are compared by shape only; text of other domains from the same weights is fine."""
     if (profile.num_layers, profile.num_experts) != (trace.num_layers, trace.num_experts):
         raise ConfigError(f"{what}: {profile.label} has {profile.num_layers} layers x "
                           f"{profile.num_experts} experts but {trace.label} has "
                           f"{trace.num_layers} x {trace.num_experts}")
+    mine, theirs = _training(profile), _training(trace)
+    if mine is not None and theirs is not None and mine != theirs:
+        key = "steps" if mine["steps"] != theirs["steps"] else "final_heldout_loss"
+        raise ConfigError(f"{what}: {profile.label} and {trace.label} were routed by differently trained "
+                          f"weights (meta.training.{key} {mine[key]!r} and {theirs[key]!r}); a profile must "
+                          "come from the same weights")
+
+
+def _training(trace: Trace) -> dict | None:
+    """What identifies the weights a trace was routed by, when its meta records their training."""
+    training = trace.meta.get("training")
+    if not isinstance(training, dict):
+        return None
+    return {k: training.get(k) for k in ("steps", "final_heldout_loss")}
 
 
 def _token_keys(trace: Trace) -> np.ndarray:
@@ -89,9 +108,19 @@ OVERLAP_LIMIT = 0.25
 
 def check_disjoint(profile: Trace, trace: Trace, what: str = "profile") -> None:
     """An explicit profile that holds the scored tokens would score tokens it was fitted on
-    (recall silently inflated), e.g. `--profile` given the scored trace itself."""
+    (recall silently inflated), e.g. `--profile` given the scored trace itself. Tokens are told
+    apart by their routing and their predecessor's, so only scored tokens whose key is unique
+    among them count: where routing repeats (a one-expert model routes every token alike),
+    other tokens of the same model share keys too, and the check cannot tell, except that the
+    very same tokens (routing and sequences alike) are refused whatever their routing."""
     scored = _token_keys(trace)
-    share = float(np.isin(scored, _token_keys(profile)).mean()) if scored.size else 0.0
+    if not scored.size:
+        return
+    _, inverse, counts = np.unique(scored, return_inverse=True, return_counts=True)
+    distinct = scored[counts[inverse.reshape(-1)] == 1]
+    share = float(np.isin(distinct, _token_keys(profile)).mean()) if distinct.size else 0.0
+    if np.array_equal(profile.expert_ids, trace.expert_ids) and np.array_equal(profile.sequence, trace.sequence):
+        share = 1.0
     if share > OVERLAP_LIMIT:
         raise ConfigError(f"{what}: {profile.label} holds {share:.0%} of the scored tokens of "
                           f"{trace.label}; give a profile of other tokens of the same model")

@@ -24,6 +24,10 @@ class Random(Predictor):
     def _check_knobs(self):
         self._knob_range("seed", 0, 2**63 - 1, integer=True)
 
+    def _table_bytes(self, trace):
+        # a block's float64 keys and their int64 argpartition, per (token, layer, expert)
+        return 0.0, 16.0 * min(_BLOCK, trace.num_tokens) * trace.num_layers * trace.num_experts
+
     def _predict(self, trace: Trace, budget: int, lookahead: int) -> np.ndarray:
         rng = np.random.default_rng(int(self.knobs["seed"]))
         T, L, E = trace.num_tokens, trace.num_layers, trace.num_experts

@@ -66,8 +66,11 @@ class TablePredictor(Predictor):
 
     def _table_bytes(self, trace):
         # float32 pair tables, each held twice: profiled, and the copy the scored trace updates
-        # (measured: st-moe 0.52 GB at 2 layers x 4,096 experts, estimated 0.54 GB)
-        return 4.0 * 2 * sum(t.ndim == 3 and t.shape[1] > 1 for t in self._empty_tables(1, 2)), 0.0
+        # (measured: st-moe 0.52 GB at 2 layers x 4,096 experts, estimated 0.54 GB); per (layer,
+        # expert) the float64 counts, twice, and the kernel's two row sums (popularity peaked at
+        # 3.3 GB under a 4 GiB limit at 4,096 layers x 32,767 experts, estimated 4.3 GB)
+        pair = 4.0 * 2 * sum(t.ndim == 3 and t.shape[1] > 1 for t in self._empty_tables(1, 2))
+        return pair, 32.0 * trace.num_layers * trace.num_experts
 
     def _profile_tables(self, L: int, E: int, budget: int, lookahead: int):
         """Tables after replaying the profile (updates only)."""

@@ -62,7 +62,7 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
         raise ConfigError(f"out_dir {str(out)!r}: cannot create the report directory "
                           f"({exc.strerror or exc})") from None
     problem = renderer_problem()
-    results, failed, sections = [], [], []
+    results, failed, sections, slugs = [], [], [], set()
     for name in traces:
         start = time.perf_counter()
         progress(f"loading {name}")
@@ -79,7 +79,7 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
         res["trace"] = str(name)
         res["seconds"] = round(time.perf_counter() - start, 2)
         results.append(res)
-        sections.append(_section(res, out, problem))
+        sections.append(_section(res, out, problem, _unique(_slug(res["summary"]["name"]), slugs)))
         progress(f"{trace.label}: done in {res['seconds']:.1f} s")
     intro = ("<p>What a spatio-temporal expert prefetcher (ST-MoE, arXiv 2606.15453) buys on each "
              "trace below: how predictable expert requests are one layer ahead (recall at budget "
@@ -98,9 +98,19 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
     return summary
 
 
-def _section(res: dict, out: Path, problem: str | None) -> str:
+def _unique(slug: str, taken: set[str]) -> str:
+    """`slug`, or `slug-2`, `slug-3`, ... when another trace of the report has it (two files of one
+    trace name would otherwise write the same figures); taken is updated."""
+    unique, n = slug, 2
+    while unique in taken:
+        unique, n = f"{slug}-{n}", n + 1
+    taken.add(unique)
+    return unique
+
+
+def _section(res: dict, out: Path, problem: str | None, slug: str) -> str:
+    """A trace's part of the page; its figures are files named `slug`-*."""
     s = res["summary"]
-    slug = _slug(s["name"])
     parts = [f"<h2>{html.esc(res['label'])}</h2>",
              f"<p>{html.esc(s['model'])}: {s['num_layers']} MoE layers, {s['num_experts']} experts, "
              f"top-{s['top_k']}; {s['tokens']} tokens ({s['prefill_tokens']} prefill, "

@@ -75,6 +75,10 @@ OPTIONAL = ("dense_bandwidth", "dense_pj_per_byte", "sram_node_nm", "pe_rows", "
 # The largest value any hardware constant may take: far beyond every real machine, and small
 # enough that energy and time totals (constant x bytes x tokens) stay finite in float64.
 MAX_VALUE = 1e30
+# The most tokens of context a decoded token may read: what an int32 position counts, 200
+# times the longest window of a released model (Llama 4 Scout, 10 million tokens; Meta, 2025);
+# totals stay finite.
+MAX_CONTEXT = 2 ** 31 - 1
 
 
 @dataclass(frozen=True)
@@ -446,8 +450,8 @@ def model_dims(trace, *, model: str | None = None, hidden: int | None = None, ff
     # KV cache in 16-bit floats unless the weights are float32 (llama.cpp's and vLLM's default
     # cache types are fp16/bf16 whatever the weights' quantisation)
     ctx = mean_context(trace) if context is None else float(context)
-    if not np.isfinite(ctx) or ctx < 0:
-        raise ConfigError(f"context must be a number of tokens >= 0, got {context!r}")
+    if not 0 <= ctx <= MAX_CONTEXT:   # also refuses nan
+        raise ConfigError(f"context must be a number of tokens from 0 to {MAX_CONTEXT}, got {context!r}")
     kv_bytes = ctx * cfg.kv_elements_per_token() * kv_elem
     kv_macs = ctx * cfg.kv_macs_per_token()
     lm_head_params = cfg.vocab * h

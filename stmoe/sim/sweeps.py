@@ -5,7 +5,7 @@ predictor's budget, or the buffer's cache/prefetch split) and returns tidy rows,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from stmoe.errors import ConfigError
 from stmoe.sim.buffer import BufferSpec
@@ -26,12 +26,14 @@ def _number(v) -> bool:
 
 
 def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "oracle"),
-          hardware: Hardware | str = "accelerator", predictions=None, dims=None, **simulate_kw) -> list[dict]:
+          hardware: Hardware | str = "accelerator", predictions=None, dims=None,
+          progress: Callable[[str], None] = lambda msg: None, **simulate_kw) -> list[dict]:
     """Rows ``{parameter, value, <SimulationResult.row()>}``; speedups are over
     on-demand at the same value (it is simulated even when not listed).
 
     predictions: st-moe's predictions computed once (so a sweep does not re-run the predictor);
-    for a lookahead sweep, a dict {lookahead: array}, since each depth predicts differently."""
+    for a lookahead sweep, a dict {lookahead: array}, since each depth predicts differently.
+    progress(message): called as each value starts."""
     if parameter not in SWEEPABLE:
         raise ConfigError(f"cannot sweep {parameter!r}; valid: {', '.join(SWEEPABLE)}")
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
@@ -58,13 +60,15 @@ def sweep(trace, parameter: str, values, *, systems=("on-demand", "st-moe", "ora
     hw0 = preset(hardware)
     dims = dims or model_dims(trace)
     names = ["on-demand"] + [s for s in systems if s != "on-demand"]
+    # every value's machine first: a bad value is refused before any simulation runs
+    machines = [hw0 if parameter in ("lookahead", "budget", "prefetch_share") else hw0.with_(**{parameter: float(v)})
+                for v in values]
     rows = []
-    for v in values:
-        hw, kw = hw0, dict(simulate_kw)
+    for i, (v, hw) in enumerate(zip(values, machines), 1):
+        progress(f"{parameter} = {v:g} ({i} of {len(values)})")
+        kw = dict(simulate_kw)
         if parameter in ("lookahead", "budget"):
             kw[parameter] = int(v)
-        elif parameter != "prefetch_share":
-            hw = hw0.with_(**{parameter: float(v)})
         base = None
         for name in names:
             sysm = get_system(name)

@@ -52,6 +52,7 @@ from numba import njit
 
 from stmoe.bootstrap import interval_fields, ratio_interval, resampling_units
 from stmoe.errors import ConfigError
+from stmoe.files import bytes_from_env
 from stmoe.sim.buffer import (
     CACHE,
     CAP,
@@ -59,6 +60,7 @@ from stmoe.sim.buffer import (
     HEAD,
     K_NEXT,
     K_SOON,
+    N_ROWS,
     NEVER,
     POLICIES,
     PREFETCHED,
@@ -593,6 +595,24 @@ def decode_tokens(trace, phase: str | None):
     return sel, first
 
 
+# Bytes a simulation holds per (layer, expert) of the model: the buffer state's rows (`new_state`),
+# each expert's first request and arrival time (int64, float64) and its partition (int32, built
+# from an int32 range). 4,096 layers x 32,767 experts would take 14 GB; Qwen3-30B-A3B's 48 x 128, 0.6 MB.
+STATE_BYTES_PER_EXPERT = 8 * N_ROWS + 8 + 8 + 4 + 4
+MAX_STATE_BYTES = bytes_from_env("STMOE_MAX_STATE_BYTES", 2 << 30)
+
+
+def check_state_memory(trace) -> None:
+    """Refuse before allocating when simulating `trace` would hold more than MAX_STATE_BYTES of
+    buffer state (it grows as layers x experts, whatever the number of tokens)."""
+    L, E = trace.num_layers, trace.num_experts
+    estimate = L * E * STATE_BYTES_PER_EXPERT
+    if estimate > MAX_STATE_BYTES:
+        raise ConfigError(f"{trace.label}: simulating needs about {estimate:,} bytes of buffer state for "
+                          f"{L} layer{'s' * (L != 1)} x {E} experts ({STATE_BYTES_PER_EXPERT} bytes each), over the "
+                          f"{MAX_STATE_BYTES:,}-byte limit (raise STMOE_MAX_STATE_BYTES to run it)")
+
+
 def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardware, dims: ModelDims,
         buffer: BufferSpec, preload: bool = False, unit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The kernel on prepared arrays; returns the raw statistics vector and its split over the
@@ -733,6 +753,7 @@ def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *
     if unknown:
         raise ConfigError(f"simulate: unknown argument {unknown[0]!r}; system knobs: {', '.join(knobs)}")
     sel, first = decode_tokens(trace, phase)
+    check_state_memory(sel)
     dims = dims or model_dims(trace)
     plan = sysm.plan(sel, hw, dims, predictions=predictions, lookahead=lookahead, budget=budget,
                      profile=profile, buffer=buffer, **system_knobs)
