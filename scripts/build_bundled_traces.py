@@ -144,10 +144,12 @@ def build_model(cfg: dict):
 
 
 def train(build: Path, cfg: dict, streams: dict[str, np.ndarray],
-          heldout: dict[str, list[np.ndarray]]) -> dict:
+          heldout: dict[str, list[np.ndarray]], stop_step: int | None = None) -> dict:
     """Train until held-out loss stops improving (less than `plateau_improvement` over the last
     `plateau_window` of the steps so far), the step budget is spent, or `max_minutes` pass;
-    which of the three ended the run is recorded in the summary with the loss curve."""
+    which of the three ended the run is recorded in the summary with the loss curve. The time cap
+    makes the step count depend on the machine; `stop_step` replaces it (same schedule, stop after
+    that many steps), which reproduces a recorded run's weights on any machine."""
     import torch
     summary_path = build / "train_summary.json"
     if (build / "model" / "config.json").exists() and summary_path.exists():
@@ -215,7 +217,10 @@ def train(build: Path, cfg: dict, streams: dict[str, np.ndarray],
                 if (then - now) / then < t["plateau_improvement"]:
                     stopped = f"plateau (held-out improved {100 * (then - now) / then:.2f}% since step {back[-1]['step']})"
                     break
-            if time.time() - start > 60 * t["max_minutes"]:
+            if stop_step is not None and done >= stop_step:
+                stopped = f"--stop-step {stop_step}"
+                break
+            if stop_step is None and time.time() - start > 60 * t["max_minutes"]:
                 stopped = f"time cap ({t['max_minutes']} min)"
                 break
     model.save_pretrained(build / "model")
@@ -416,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build-dir", type=Path, default=ROOT / "build" / "bundled")
     ap.add_argument("--fresh", action="store_true", help="delete the build dir first")
     ap.add_argument("--stop-after", choices=["corpora", "tokenizer", "train", "record"])
+    ap.add_argument("--stop-step", type=int, metavar="N",
+                    help="stop training after N steps instead of at the time cap (to reproduce a "
+                         "recorded run exactly: the data card gives N)")
     args = ap.parse_args(argv)
     cfg = json.loads(CONFIG.read_text())
     if args.fresh and args.build_dir.exists():
@@ -434,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     heldout = {d: heldout_sequences(tok, parts["heldout"], r["sequence_tokens"],
                                     r["sequences_per_domain"])[:cfg["training"]["eval_sequences"]]
                for d, parts in split.items()}
-    summary = train(args.build_dir, cfg, streams, heldout)
+    summary = train(args.build_dir, cfg, streams, heldout, args.stop_step)
     if args.stop_after == "train":
         return 0
     import torch

@@ -144,3 +144,15 @@ def test_a_profile_holding_the_simulated_tokens_is_refused_for_every_system(caps
     assert main(["simulate", "tiny-moe-code", "--system", "hot-set", "--profile", "tiny-moe-code"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds 100% of the scored tokens" in err
+
+
+def test_batch_is_printed_and_in_every_row(capsys):
+    args = ["simulate", "tiny-moe-code", "--system", "on-demand", "--system", "st-moe", "--batch", "8"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "decode tokens, batch 8 (" in out and "note: batch 8: " in out
+    assert main([*args, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert [r["batch"] for r in rows] == [8, 8] and rows[0]["steps"] < rows[0]["tokens"]
+    assert main(["simulate", "qwen3-30b-a3b", "--batch", "2"]) == 2
+    assert "batch 2 decodes 2 sequences in lockstep" in capsys.readouterr().err

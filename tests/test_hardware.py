@@ -95,3 +95,28 @@ def test_pe_array_shape_and_dataflow():
 def test_bad_pe_array_is_one_line(overrides, match):
     with pytest.raises(HardwareError, match=match):
         preset("accelerator", **overrides)
+
+
+def test_sram_leakage_is_cactis_low_standby_power_cell():
+    from stmoe.sim.hardware import SRAM_LEAKAGE_RANGE_W_PER_MIB, SRAM_LEAKAGE_W_PER_MIB
+    # CACTI 7 tech_params, itrs-lstp at 360 K, interpolated to 40 nm as CACTI does (8/13 on 45 nm):
+    # Vdd, I_off_n, I_g_on_n; a cell leaks I_off through 2.08 + 1.23 + 1.31/2 F and I_g through
+    # (2.08 + 1.23)/2 F of width
+    vdd = 8 / 13 * 1.1 + 5 / 13 * 1.0
+    i_off = 8 / 13 * 1.3e-10 + 5 / 13 * 2.4e-10
+    i_gate = 8 / 13 * 9.47e-12 + 5 / 13 * 3.73e-11
+    cell_a = 0.040 * (3.965 * i_off + 1.655 * i_gate)
+    assert cell_a == pytest.approx(28.7e-12, rel=2e-3)
+    assert SRAM_LEAKAGE_W_PER_MIB[40] == pytest.approx(2 ** 23 * cell_a * vdd, rel=1e-12)
+    hw = preset("accelerator")
+    assert hw.static_power_w == pytest.approx(1.0 + 64 * 2 ** 23 * cell_a * vdd)
+    # beyond CACTI's smallest node (22 nm) the 22 nm figure is held
+    assert SRAM_LEAKAGE_W_PER_MIB[5] == pytest.approx(2 ** 23 * 0.8 * 0.022 * (3.965 * 3.55e-10 + 1.655 * 4.51e-10))
+    # the range runs from the same cells at 300 K to CACTI's high-performance cells at 360 K
+    low, high = SRAM_LEAKAGE_RANGE_W_PER_MIB[40]
+    assert low == pytest.approx(2 ** 23 * vdd * 0.040 * (3.965 * (8 / 13 * 1.01e-11 + 5 / 13 * 2.06e-11)
+                                                         + 1.655 * i_gate))
+    assert high == pytest.approx(2 ** 23 * (8 / 13 * 1.0 + 5 / 13 * 0.9) * 0.040
+                                 * (3.965 * (8 / 13 * 6.42e-7 + 5 / 13 * 5.32e-7)
+                                    + 1.655 * (8 / 13 * 3.59e-8 + 5 / 13 * 6.55e-8)))
+    assert all(lo < SRAM_LEAKAGE_W_PER_MIB[n] < hi for n, (lo, hi) in SRAM_LEAKAGE_RANGE_W_PER_MIB.items())

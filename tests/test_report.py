@@ -99,6 +99,9 @@ def test_study_says_where_the_papers_gains_would_hold():
     code = load_trace("tiny-moe-code")
     trace = code.select(sequences=code.sequence_ids()[:4])
     block = study(trace, presets=("accelerator",), predictors=("popularity",))["paper_conditions"]
+    # the simulated half holds 2 sequences: too few for a batch of 8, left out and said
+    assert block["grid"]["batch"] == [1] and 8 in PAPER_GRID["batch"]
+    assert "batch 8 left out of the grid: the simulated half holds 2 sequence(s)" in block["notes"]
     points = len(PAPER_GRID["buffer_bytes"]) * len(PAPER_GRID["dense_bandwidth"]) * len(PAPER_GRID["baseline_hardware"])
     assert block["summary"]["all"]["of"] == points
     for target, v in block["summary"].items():

@@ -306,3 +306,94 @@ def test_pre_gated_hits_nothing_when_its_prefetches_arrive_late_and_says_why():
     assert late_note("pre-gated", 0.0, slow.late_prefetch_rate, slow.link_utilisation, slow.requests,
                      slow.requests) in slow.notes
     assert readable(slow.row())["late"] == slow.late_prefetch_rate
+
+
+def lockstep_case(routes, E=16):
+    """A decode trace of one sequence per entry of `routes` ([B][S][L][k] expert ids), with
+    sizes given (hidden 2048, expert FFN 768, bf16)."""
+    ids = np.asarray(routes, np.int16)
+    B, S = ids.shape[:2]
+    tr = Trace(ids.reshape(B * S, *ids.shape[2:]), num_experts=E, phase=np.full(B * S, stmoe.DECODE),
+               sequence=np.repeat(np.arange(B), S))
+    return tr, model_dims(tr, hidden=2048, ffn=768, dtype="bfloat16")
+
+
+def expert_seconds(hw, dims, m):
+    """One expert's time for m tokens by hand: its three matrices' fold cycles at the clock, or
+    reading its weights from the buffer, whichever is slower."""
+    rows, cols = hw.pe_array
+    cyc = sum(stmoe.sim.systolic.cycles(m, k, n, rows, cols, hw.dataflow) for k, n in dims.expert_matrices)
+    return max(cyc / hw.clock_hz, float(dims.expert_bytes[0]) / hw.local_bandwidth)
+
+
+def fixed_seconds(hw, dims, m):
+    """A step's time outside the experts for m tokens of m sequences: per layer attention and
+    router (weights read once) and the KV caches (one each), then the LM head."""
+    from stmoe.sim.systolic import dense_time, head_time
+    from stmoe.sim.timing import roofline
+    bw = hw.dense_read_bandwidth
+    per_layer = (np.maximum(dense_time(hw, dims, m), dims.dense_bytes / bw)
+                 + roofline(m * dims.kv_macs, m * dims.kv_bytes, hw, bw))
+    return float(per_layer.sum()) + max(head_time(hw, dims, m), dims.head_bytes / bw)
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_identical_sequences_batch_to_one_load_per_expert_with_m_tokens(dataflow):
+    B, S, L, k = 4, 5, 2, 2
+    one = [[[(s + l) % 16, (s + l + 3) % 16] for l in range(L)] for s in range(S)]
+    tr, dims = lockstep_case([one] * B)
+    hw = stmoe.sim.hardware.preset("accelerator", dataflow=dataflow)
+    res = simulate(tr, hw, "all-resident", dims=dims, batch=B)
+    assert (res.batch, res.steps, res.tokens, res.requests) == (B, S, B * S, S * L * k)
+    step = fixed_seconds(hw, dims, B) + L * k * expert_seconds(hw, dims, B)
+    # output-stationary maps the B tokens onto the array's rows (no more folds); weight-stationary
+    # streams them, B - 1 more cycles a fold
+    more = expert_seconds(hw, dims, B) - expert_seconds(hw, dims, 1)
+    assert more == 0 if dataflow == "os" else more > 0
+    assert res.latency_per_token_s == pytest.approx(step / B, rel=1e-12)
+    assert res.time_breakdown_s["experts"] == pytest.approx(L * k * expert_seconds(hw, dims, B) / B, rel=1e-12)
+    assert sum(res.time_breakdown_s.values()) == pytest.approx(res.latency_per_token_s, rel=1e-12)
+    single = simulate(tr, hw, "all-resident", dims=dims)
+    assert single.requests == B * S * L * k and single.batch == 1 and single.steps == B * S
+    # every token still does its MACs: the compute energy per token is batch 1's
+    assert res.energy_breakdown_j["compute"] == pytest.approx(single.energy_breakdown_j["compute"], rel=1e-12)
+    # on demand, each expert of a step crosses the link once for the B tokens
+    od, od1 = (simulate(tr, hw, "on-demand", dims=dims, batch=b) for b in (B, 1))
+    assert od.demand_bytes == S * L * k * float(dims.expert_bytes[0]) == od1.demand_bytes / B
+    assert any(n.startswith(f"batch {B}: ") and "union" in n for n in res.notes)
+
+
+def test_disjoint_experts_make_a_union_of_batch_times_k():
+    B, S, L, k = 3, 4, 2, 2
+    routes = [[[[j * k + (s + l) % k, j * k + (s + l + 1) % k] for l in range(L)] for s in range(S)]
+              for j in range(B)]
+    tr, dims = lockstep_case(routes)
+    hw = stmoe.sim.hardware.preset("accelerator")
+    res = simulate(tr, hw, "all-resident", dims=dims, batch=B)
+    assert res.requests == S * L * B * k
+    step = fixed_seconds(hw, dims, B) + L * B * k * expert_seconds(hw, dims, 1)
+    assert res.latency_per_token_s == pytest.approx(step / B, rel=1e-12)
+    assert any(f"needs {B * k:.2f} experts on average" in n for n in res.notes)
+
+
+def test_batch_left_over_sequences_and_errors():
+    tr, dims = lockstep_case([[[[s % 16, (s + 1) % 16]] for s in range(3)]] * 5)
+    res = simulate(tr, "accelerator", "oracle", dims=dims, batch=2)
+    assert res.tokens == 15 and res.steps == 9     # 3 groups of 3 steps, the last of one sequence
+    assert any("the last of 1 (a smaller last batch)" in n for n in res.notes)
+    assert any("predictions are the union" in n for n in res.notes)
+    assert res.per_unit.units == "3 groups of up to 2 sequences decoded in lockstep"
+    with pytest.raises(ConfigError, match="batch 8 decodes 8 sequences in lockstep; trace .* has 5"):
+        simulate(tr, "accelerator", "oracle", dims=dims, batch=8)
+    with pytest.raises(ConfigError, match="batch must be a positive whole number"):
+        simulate(tr, "accelerator", "oracle", dims=dims, batch=0)
+
+
+def test_batched_comparison_runs_every_system_at_the_batch():
+    sim, profile, dims = tiny_case()
+    rows, notes = compare_systems(sim, "accelerator", None, dims=dims, profile=profile, batch=2)
+    assert {r["batch"] for r in rows} == {2} and all(r["steps"] * 2 == r["tokens"] for r in rows)
+    by = {r["system"]: r for r in rows}
+    assert by["all-resident"]["latency_per_token_s"] <= by["on-demand"]["latency_per_token_s"]
+    assert by["st-moe"]["speedup_vs_on_demand_ci_low"] is not None
+    assert "2 groups of up to 2 sequences decoded in lockstep" in " ".join(notes)

@@ -28,6 +28,8 @@ import numpy as np
 from stmoe.book.hardware_tuning import tuning_rows
 from stmoe.book.held_out import gain
 from stmoe.errors import ConfigError
+from stmoe.sim import batching
+from stmoe.sim.batching import lockstep_steps
 from stmoe.sim.hardware import ModelDims, model_dims, preset
 from stmoe.sim.systolic import dense_time, expert_time, head_time
 from stmoe.sim.timing import roofline
@@ -60,36 +62,30 @@ def windows(trace: Trace, batch: int, phase: int = DECODE, across: str = "tokens
     """[W, batch] token indices of the steps of `batch` tokens of `phase`. across "tokens": each
     sequence's tokens cut into consecutive runs of `batch` (a sequence's last, shorter run left
     out); "sequences": `batch` consecutive sequences decoding in lockstep, step j holding each
-    one's j-th token (a group stops at its shortest sequence; sequences left over are left out)."""
+    one's j-th token: the full steps of `stmoe.sim.batching.lockstep_steps` (a group stops at its
+    shortest sequence; sequences left over are left out, where the simulator runs them as a
+    smaller last batch)."""
     if isinstance(batch, bool) or not float(batch).is_integer() or batch < 1:
         raise ConfigError(f"batch must be a positive whole number of tokens, got {batch!r}")
     if across not in ACROSS:
         raise ConfigError(f"across must be one of {', '.join(ACROSS)}, got {across!r}")
     batch = int(batch)
     runs = [np.flatnonzero((trace.sequence == s) & (trace.phase == phase)) for s in trace.sequence_ids()]
+    if across == "sequences":   # the simulator's lockstep steps, the full ones
+        steps, _ = lockstep_steps(runs, batch)
+        return steps[(steps >= 0).all(axis=1)]
     out = []
-    if across == "tokens":
-        for idx in runs:
-            n = len(idx) // batch * batch
-            if n:
-                out.append(idx[:n].reshape(-1, batch))
-    else:
-        for g in range(len(runs) // batch):
-            group = runs[g * batch:(g + 1) * batch]
-            n = min(len(idx) for idx in group)
-            if n:
-                out.append(np.stack([idx[:n] for idx in group], axis=1))
+    for idx in runs:
+        n = len(idx) // batch * batch
+        if n:
+            out.append(idx[:n].reshape(-1, batch))
     return np.concatenate(out) if out else np.zeros((0, batch), dtype=np.int64)
 
 
 def expert_counts(trace: Trace, steps: np.ndarray) -> np.ndarray:
-    """[W, L, E]: how many of each step's tokens each layer routes to each expert."""
-    W, B = steps.shape
-    L, E = trace.num_layers, trace.num_experts
-    ids = trace.expert_ids[steps.ravel()].astype(np.int64)              # [W*B, L, k]
-    step = np.repeat(np.arange(W), B)[:, None, None]
-    flat = (step * L + np.arange(L)[None, :, None]) * E + ids
-    return np.bincount(flat.ravel(), minlength=W * L * E).reshape(W, L, E)
+    """[W, L, E]: how many of each step's tokens each layer routes to each expert
+    (`stmoe.sim.batching.expert_counts`, the simulator's count)."""
+    return batching.expert_counts(trace.expert_ids, steps, trace.num_experts)
 
 
 def step_times(hw, dims: ModelDims, counts: np.ndarray, tokens: int, kv_reads: int = 1) -> dict:

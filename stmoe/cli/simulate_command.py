@@ -1,11 +1,12 @@
-"""`stmoe simulate TRACE [--hardware PRESET] [--system NAME ...] [--baseline SYSTEM@PRESET] [--json]`:
-latency, energy, hit rate, stalls and link use of each system on a trace (decode tokens),
-relative to on-demand (and to a baseline on any machine); `--sweep PARAM=V1,V2,...` varies one
-knob instead. Model sizes: `--model`, `--hidden/--ffn`, `--dtype` win over what the trace records."""
+"""`stmoe simulate TRACE [--hardware PRESET] [--system NAME ...] [--baseline SYSTEM@PRESET] [--batch B]
+[--json]`: latency, energy, hit rate, stalls and link use of each system on a trace (decode
+tokens), relative to on-demand (and to a baseline on any machine); `--sweep PARAM=V1,V2,...`
+varies one knob instead; `--batch B` decodes B sequences in lockstep. Model sizes: `--model`,
+`--hidden/--ffn`, `--dtype` win over what the trace records."""
 
 from __future__ import annotations
 
-from stmoe.bootstrap import describe, resampling_units
+from stmoe.bootstrap import describe
 from stmoe.cli.output import Progress, format_table, print_json
 from stmoe.errors import ConfigError
 from stmoe.readers.catalog import load_trace
@@ -14,7 +15,7 @@ from stmoe.sim.hardware import PRESETS, preset
 from stmoe.sim.models import MODELS
 from stmoe.sim.sweeps import sweep
 from stmoe.sim.systems import SYSTEMS, get_system, predictions_note, runnable
-from stmoe.sim.timing import decode_tokens
+from stmoe.sim.timing import decode_tokens, lockstep, lockstep_notes
 
 
 def register(sub) -> None:
@@ -39,6 +40,9 @@ def register(sub) -> None:
     p.add_argument("--hidden", type=int, help="model hidden size, for models stmoe does not know")
     p.add_argument("--ffn", type=int, help="expert FFN size, for models stmoe does not know")
     p.add_argument("--dtype", help="weight data type, e.g. bfloat16, int8")
+    p.add_argument("--batch", type=int, default=1, metavar="B",
+                   help="sequences decoded in lockstep: each step loads the union of their experts once "
+                        "(default 1)")
     p.add_argument("--sweep", metavar="PARAM=V1,V2,...",
                    help="vary one knob (link_bandwidth, buffer_bytes, lookahead, prefetch_share, ...)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -53,7 +57,7 @@ def run(args) -> int:
     profile, trace, split_notes = split_for_comparison(trace, load_trace(args.profile) if args.profile is not None else None)
     notes += split_notes
     knobs = dict(lookahead=args.lookahead, budget=args.budget, profile=profile,
-                 predictor=args.predictor)
+                 predictor=args.predictor, batch=args.batch)
     names = args.system or list(SYSTEMS)
     if args.sweep is not None:
         if args.baseline is not None:
@@ -72,13 +76,16 @@ def run(args) -> int:
         rows = sweep(trace, param, values, systems=names, hardware=hw, dims=dims, progress=Progress(), **knobs)
         if any(get_system(n).tunable_predictor for n in names):
             notes.append(predictions_note(args.predictor, args.budget or trace.top_k, args.lookahead, profile))
-        notes.append(describe(resampling_units(decode_tokens(trace, "decode")[0].sequence)[1]))
+        simulated = decode_tokens(trace, "decode")[0]
+        steps, _, _, units = lockstep(simulated, args.batch)
+        notes.append(describe(units))
+        if args.batch > 1:
+            notes += lockstep_notes(simulated, args.batch, steps)
         if args.json:
             print_json({"trace": trace.name, "hardware": hw.name, "dims": dims.as_dict(), "sweep": param,
                         "rows": rows, "notes": notes})
             return 0
-        print(f"{trace.label} on {hw.name}, {param} swept; {rows[0]['tokens']} decode tokens; "
-              f"model sizes from {dims.source}")
+        print(f"{trace.label} on {hw.name}, {param} swept; {_tokens(rows[0])}; model sizes from {dims.source}")
         print(format_table([{param: f"{r['value']:g}", **readable(r)} for r in rows]))
         _footer(rows, notes)
         return 0
@@ -89,11 +96,16 @@ def run(args) -> int:
         print_json({"trace": trace.name, "hardware": hw.name, "dims": dims.as_dict(),
                     "baseline": args.baseline, "results": results, "notes": notes})
         return 0
-    print(f"{trace.label} on {hw.name} "
-          f"({hw.notes}); {results[0]['tokens']} decode tokens; model sizes from {dims.source}")
+    print(f"{trace.label} on {hw.name} ({hw.notes}); {_tokens(results[0])}; model sizes from {dims.source}")
     print(format_table([readable(r) for r in results]))
     _footer(results, notes)
     return 0
+
+
+def _tokens(row: dict) -> str:
+    """The tokens simulated and the batch, as the header says them."""
+    return (f"{row['tokens']} decode tokens, batch {row['batch']}"
+            + (f" ({row['steps']} steps)" if row["batch"] > 1 else ""))
 
 
 def _footer(rows: list[dict], notes: list[str]) -> None:

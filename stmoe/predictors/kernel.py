@@ -97,6 +97,15 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
     ranked = np.full(min(budget + ids.shape[2], E), -1, np.int16)  # popularity's top m + k
     rank_vals = np.empty(ranked.shape[0])
     member_score = np.empty(E)
+    # Hedged: each layer's experts kept sorted by count (`order`, `where` its inverse), and
+    # the sparse history's scratch (see `_history_top`).
+    order = np.empty((L if pool else 0, E), np.int64)
+    where = np.empty((L if pool else 0, E), np.int64)
+    moving = np.empty(ids.shape[2], np.int64)
+    h_raw = np.zeros(E)
+    touched = np.zeros(E, np.bool_)
+    cand = np.empty(E, np.int64)
+    cand_vals = np.empty(E)
     pop_sum = np.empty(L)
     cross_sum = np.zeros((L, E))
     trans_sum = np.zeros((L, E))
@@ -105,6 +114,8 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
         pop_sum[l] = pop[l].sum()
         cross_sum[l] = _row_sums(cross[l], use_sp, E)
         trans_sum[l] = _row_sums(trans[l], use_tr, E)
+        if pool:
+            _sort_by_count(order[l], where[l], pop[l])
     lo = start
     while lo < stop:
         hi = min(lo + block, stop)
@@ -125,9 +136,9 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
                 if predict:
                     _prior(p, pop_l, pop_sum[l], inv, beta)
                     if pool:
-                        _single_tables(tops[t - lo, l], ranked, rank_vals, member_score, H, S, p, cross_l,
-                                       cross_sum[l], ids, prev, pt, st, sl, l, inv, alpha, pool_hist_len,
-                                       pool_hist_decay, top_vals)
+                        _single_tables(tops[t - lo, l], ranked, rank_vals, member_score, H, S, p, pop_l,
+                                       order[l], h_raw, touched, cand, cand_vals, cross_l, cross_sum[l], ids,
+                                       prev, pt, st, sl, l, inv, alpha, pool_hist_len, pool_hist_decay, top_vals)
                     _prior_term(score, p, logp, w_prior, mode)
                     ref = logp if mode == LOG else p
                     if use_sp and w_sp != 0.0:
@@ -146,11 +157,15 @@ def run_tables(ids, prev, src_layer, src_prev, pop, cross, trans, weights, mode,
                 if update:
                     pop_sum[l] = _update_tables(pop_l, pop_sum[l], cross_l, cross_sum[l], trans_l, trans_sum[l],
                                                 use_sp, use_tr, ids, t, l, st, sl, pt, scale[l])
+                    if pool:
+                        _raise_routed(order[l], where[l], pop_l, ids, t, l, moving)
                     scale[l] /= decay
                     if scale[l] > _RENORMALISE_AT:
                         pop_sum[l] = _renormalise(pop_l, pop_sum[l], cross_l, cross_sum[l], trans_l, trans_sum[l],
                                                   scale[l])
                         scale[l] = 1.0
+                        if pool:  # dividing may make distinct counts equal
+                            _sort_by_count(order[l], where[l], pop_l)
         if pool:
             _hedge_block(out, tops, ids, phase, lo, hi, start, hedge_loss, hedge_gap, seed, np.zeros(E, np.bool_))
         lo = hi
@@ -179,22 +194,163 @@ def _hedge_block(out, tops, ids, phase, lo, hi, start, hedge_loss, hedge_gap, se
 
 
 @numba.njit(cache=True, inline="always")
-def _single_tables(tops, ranked, rank_vals, member_score, H, S, p, cross_l, cross_sum, ids, prev, pt, st, sl, l,
-                   inv, alpha, hist_len, hist_decay, top_vals):
+def _single_tables(tops, ranked, rank_vals, member_score, H, S, p, pop_l, order, h_raw, touched, cand, cand_vals,
+                   cross_l, cross_sum, ids, prev, pt, st, sl, l, inv, alpha, hist_len, hist_decay, top_vals):
     """tops[member] for the four single-table members, each ranked as its predictor ranks it
     (the LINEAR scores of `tables.py`); leaves the spatial mixture in S. Popularity's top
     m + k (`ranked`, scratch) also gives previous-token's: below the previous token's experts
-    (bonus > 1) every score is TIE_BREAK * p, so the rest of its ranking is popularity's."""
+    (bonus > 1) every score is TIE_BREAK * p, so the rest of its ranking is popularity's.
+    `order`: the layer's experts by count (`_sort_by_count`), which gives popularity's and
+    history's rankings without scanning every expert, unless rounding tied two counts' scores
+    (then the full scan decides, as the predictors do)."""
     m = tops.shape[1]
-    _top(p, ranked, rank_vals)
+    if not _popularity_top(ranked, order, pop_l, p):
+        _top(p, ranked, rank_vals)
     tops[POPULARITY] = ranked[:m]
     _previous_token_top(tops[PREVIOUS], ranked, ids, pt, l)
-    _history(H, p, ids, prev, pt, l, hist_len, hist_decay, alpha, LINEAR)
-    for j in range(p.shape[0]):
-        member_score[j] = TIE_BREAK * p[j] + H[j]
-    _top(member_score, tops[HISTORY], top_vals)
+    if not _history_top(tops[HISTORY], h_raw, touched, cand, cand_vals, order, pop_l, p, ids, prev, pt, l,
+                        hist_len, hist_decay, top_vals):
+        _history(H, p, ids, prev, pt, l, hist_len, hist_decay, alpha, LINEAR)
+        for j in range(p.shape[0]):
+            member_score[j] = TIE_BREAK * p[j] + H[j]
+        _top(member_score, tops[HISTORY], top_vals)
     _mixture(S, p, cross_l, cross_sum, ids, st, sl, inv, alpha)
     _top(S, tops[CCT], top_vals)
+
+
+@numba.njit(cache=True, inline="always")
+def _sort_by_count(order, where, pop_l):
+    """order = the experts by count pop_l, highest first, lower id first on ties (a stable
+    sort); where[j] = j's position in it."""
+    sorted_ = np.argsort(-pop_l, kind="mergesort")
+    for r in range(sorted_.shape[0]):
+        order[r] = sorted_[r]
+        where[sorted_[r]] = r
+
+
+@numba.njit(cache=True, inline="always")
+def _raise_routed(order, where, pop_l, ids, t, l, moving):
+    """Keep `order` sorted after token t's experts at layer l were counted. Counts only grow,
+    so each of them moves up past the experts it now outranks, the highest placed first: the
+    experts above each are then in order, and moving one leaves those below it in place.
+    `moving`: scratch of k."""
+    n = 0
+    for s in range(ids.shape[2]):  # the routed experts by position (insertion sort, k is small)
+        j = ids[t, l, s]
+        if j < 0:
+            continue
+        r = n
+        while r > 0 and where[moving[r - 1]] > where[j]:
+            moving[r] = moving[r - 1]
+            r -= 1
+        moving[r] = j
+        n += 1
+    for a in range(n):
+        j = moving[a]
+        v = pop_l[j]
+        r = where[j]
+        while r > 0:
+            i = order[r - 1]
+            if pop_l[i] > v or (pop_l[i] == v and i < j):
+                break
+            order[r] = i
+            where[i] = r
+            r -= 1
+        order[r] = j
+        where[j] = r
+
+
+@numba.njit(cache=True, inline="always")
+def _popularity_top(ranked, order, pop_l, p):
+    """ranked = the first len(ranked) of `order`, which is the top of p (highest first,
+    lower id first on ties) because p rises with the count; False when rounding gave two
+    different counts the same p there (a tie `_top` breaks by id, `order` by count)."""
+    E = order.shape[0]
+    for r in range(ranked.shape[0]):
+        a = order[r]
+        if r + 1 < E:
+            b = order[r + 1]
+            if pop_l[a] != pop_l[b] and p[a] == p[b]:
+                return False
+        ranked[r] = a
+    return True
+
+
+@numba.njit(cache=True, inline="always")
+def _history_top(dest, h_raw, touched, cand, cand_vals, order, pop_l, p, ids, prev, pt, l, hist_len, hist_decay,
+                 vals):
+    """The history member's top m (scores TIE_BREAK p + H, H as `_history` LINEAR makes it)
+    from its candidates alone: the experts of the last `hist_len` tokens, and the first m
+    others by count (their H is 0, so they rank as p does). False when rounding tied two of
+    those others' scores across different counts (then `_top` over all experts decides).
+    `h_raw` and `touched` are all-zero scratch, left so."""
+    m = dest.shape[0]
+    n = 0
+    total = 0.0
+    wgt = 1.0
+    u = pt
+    for _ in range(hist_len):  # the same sums, in the same order, as `_history`
+        if u < 0:
+            break
+        for s in range(ids.shape[2]):
+            j = ids[u, l, s]
+            if j >= 0:
+                if not touched[j]:
+                    touched[j] = True
+                    cand[n] = j
+                    n += 1
+                h_raw[j] += wgt
+                total += wgt
+        wgt *= hist_decay
+        u = prev[u]
+    for c in range(n):
+        j = cand[c]
+        h = h_raw[j] / total if total > 0.0 else h_raw[j]
+        cand_vals[c] = TIE_BREAK * p[j] + h
+    exact = True
+    taken = 0
+    last = -1
+    for r in range(order.shape[0]):
+        j = order[r]
+        if touched[j]:
+            continue
+        v = TIE_BREAK * p[j]
+        if taken > 0 and v == cand_vals[n - 1] and pop_l[j] != pop_l[last]:
+            exact = False
+            break
+        if taken == m:
+            break
+        cand[n] = j
+        cand_vals[n] = v
+        n += 1
+        taken += 1
+        last = j
+    if exact:
+        _top_by_value(cand, cand_vals, n, dest, vals)
+    for c in range(n):
+        touched[cand[c]] = False
+        h_raw[cand[c]] = 0.0
+    return exact
+
+
+@numba.njit(cache=True, inline="always")
+def _top_by_value(items, values, n, dest, vals):
+    """`_top` over the first n (item, value) pairs given in any order: the len(dest) highest
+    values, best first, lower item first on ties."""
+    m = dest.shape[0]
+    dest[:] = -1
+    for c in range(n):
+        j = items[c]
+        v = values[c]
+        if dest[m - 1] >= 0 and (v < vals[m - 1] or (v == vals[m - 1] and j > dest[m - 1])):
+            continue
+        pos = m - 1
+        while pos > 0 and (dest[pos - 1] < 0 or vals[pos - 1] < v or (vals[pos - 1] == v and dest[pos - 1] > j)):
+            vals[pos] = vals[pos - 1]
+            dest[pos] = dest[pos - 1]
+            pos -= 1
+        vals[pos] = v
+        dest[pos] = j
 
 
 @numba.njit(cache=True, inline="always")

@@ -164,7 +164,7 @@ class STMoE(History):
     tokens). With tune="none" the knobs' weights hold.
 
     The hedge (hedge=True, default; it costs time: on `benchmarks/bench_simulate.py` predicting
-    takes 2.4x as long as hedge=False, 0.94 s against 0.40 s for 3 M requests, and it is what
+    takes 2.2x as long as hedge=False, 0.85 s against 0.38 s of CPU for 3 M requests, and it is what
     keeps st-moe level with its best member on the untrained control trace, 70.4% against the
     unhedged mix's 66.7% where history recalls 70.4%). Weights tuned on one stretch of routing can lose on
     another (on a profile of prefill, then scored on decode, the tuned mix recalled less than

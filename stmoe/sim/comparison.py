@@ -117,7 +117,8 @@ def parse_baseline(text: str) -> tuple[str, str]:
 
 
 def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predictions=None, baseline=None,
-                    records: bool = False, progress: Callable[[str], None] = lambda msg: None, **knobs):
+                    batch: int = 1, records: bool = False, progress: Callable[[str], None] = lambda msg: None,
+                    **knobs):
     """(rows, notes): `SimulationResult.row()` of each system (`record()` if `records`) with its
     `per_unit` totals (`UnitTotals.as_dict()`: what a paired interval between two rows, such as
     `over_best_cache`, is drawn from), relative to on-demand on the same machine and, given
@@ -127,7 +128,8 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
     adaptive gating without gate weights, the stale-gate systems without the trace's stale gate,
     hot-set without a profile) is skipped with a note; one asked for by name is refused. predictions: the predictor's output over the trace's
     decode tokens, computed once by a caller comparing several machines; only the systems of the
-    `predictor` knob (st-moe) use it."""
+    `predictor` knob (st-moe) use it. batch: sequences decoded in lockstep, for every system and
+    the baselines alike (`stmoe.sim.timing.simulate`)."""
     hw = preset(hardware)
     notes: list[str] = []
     if dims is None:
@@ -139,14 +141,14 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
     names, skipped = runnable(systems or SYSTEMS, trace, knobs.get("profile"))
     notes += skipped + [buffer_note(hw, dims, trace)]
     progress("simulating on-demand")
-    base = simulate(trace, hw, "on-demand", dims=dims)
+    base = simulate(trace, hw, "on-demand", dims=dims, batch=batch)
     notes.append(describe(base.per_unit.units))
     other = None
     if baseline is not None:
         b_system, b_hardware = parse_baseline(baseline)
         progress(f"simulating the baseline {baseline}")
         given = {"predictions": predictions} if get_system(b_system).tunable_predictor else {}
-        other = simulate(trace, b_hardware, b_system, dims=dims, **given, **knobs)
+        other = simulate(trace, b_hardware, b_system, dims=dims, batch=batch, **given, **knobs)
         notes.append(buffer_note(preset(b_hardware), dims, trace) + " (baseline)")
         notes += [n for n in other.notes if n not in notes]
     results = []
@@ -154,7 +156,7 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
         if name != "on-demand":
             progress(f"simulating {name} ({i} of {len(names)})")
         given = {"predictions": predictions} if get_system(name).tunable_predictor else {}
-        r = base if name == "on-demand" else simulate(trace, hw, name, dims=dims, **given, **knobs)
+        r = base if name == "on-demand" else simulate(trace, hw, name, dims=dims, batch=batch, **given, **knobs)
         r.relative_to(base)
         if other is not None:
             r.relative_to_baseline(other)

@@ -47,12 +47,52 @@ SRAM_BITCELL_UM2 = SRAM_BITCELL_UM2_BY_NODE[5]
 SRAM_ARRAY_EFFICIENCY = 0.7
 SRAM_MM2_PER_MIB = 2 ** 23 * SRAM_BITCELL_UM2 * 1e-6 / SRAM_ARRAY_EFFICIENCY
 
-# SRAM leakage per MiB at each node, for the static power of an on-chip expert buffer.
-# ASSUMPTION (no measured per-MiB figure was found to cite): 6T high-density cells leaking
-# ~1 nA each at nominal voltage and a hot (85 C) die: 2^23 cells x 1 nA x 1.1 V = 9.2 mW per MiB at
-# 40 nm; 0.9 nA x 0.75 V = 5.7 mW per MiB at N5. Low-power processes and retention voltages
-# leak 10-100x less; change `sram_node_nm` or `static_w` to explore.
-SRAM_LEAKAGE_W_PER_MIB = {5: 2 ** 23 * 0.9e-9 * 0.75, 40: 2 ** 23 * 1e-9 * 1.1}
+# SRAM leakage per MiB at each node, for the static power of an on-chip expert buffer, from the
+# device parameters of CACTI 7 (Balasubramonian, Kahng, Muralimanohar, Shafiee, Srinivas, "CACTI 7:
+# New tools for interconnect exploration in innovative off-chip memories", ACM TACO 14(2), 2017;
+# github.com/HewlettPackard/cacti, tech_params/<node>nm.dat, ITRS-derived). CACTI's standby leakage
+# of a 6T cell with one read/write port (mat.cc, "Leakage current of an SRAM cell"): subthreshold
+# through one off transistor of each cross-coupled inverter (Wmemcellnmos + Wmemcellpmos, with
+# I_off_p = I_off_n) and through the access transistor half the time (Wmemcella / 2), plus gate
+# leakage of one inverter's pair, (Wmemcellnmos + Wmemcellpmos) / 2; widths in feature sizes F are
+# 2.08, 1.23, 1.31 at every node (dat lines 53-55):
+#   per MiB = 2^23 cells x Vdd x F x (I_off(T) x 3.965 + I_g_on x 1.655)
+# with F the node in um, the currents in A per um of width, 3.965 and 1.655 widths in F.
+# Design choice (ours): the cells are CACTI's "itrs-lstp" (low standby power) devices at 360 K (the
+# operating temperature of CACTI's sample configs): the flavour meant for arrays whose leakage
+# matters. CACTI's sample configs use "itrs-hp" logic devices, ~0.1 uA a cell, with which 64 MiB
+# would leak 51 W (the high end of SRAM_LEAKAGE_RANGE_W_PER_MIB). Per cell with lstp at 360 K:
+#   45 nm 24 pA, 32 nm 32 pA, 22 nm 47 pA (at 22 nm gate leakage is a third of it)
+# 40 nm is CACTI's own interpolation (parameter.cc: linear in node between 45 and 32 nm, weight 8/13
+# on 45 nm; widths in F at 40 nm): 1.06 V, I_off 1.72e-10, I_g_on 2.02e-11 A/um -> 28.7 pA a cell,
+# 0.255 mW per MiB. CACTI's smallest node is 22 nm (its 16nm.dat is not wired in): 0.32 mW per MiB.
+# ASSUMPTION (5 nm only): beyond 22 nm the 22 nm figure is held (no per-cell figure for N5 was
+# found; lstp's per-cell leakage doubles from 45 to 22 nm in CACTI's tables).
+# (Vdd V; I_off_n at 300 K and at 360 K; I_g_on_n, A/um): tech_params/<node>nm.dat lines 9, 18, 24, 35
+_CACTI_DEVICES = {
+    "itrs-lstp": {45: (1.1, 1.01e-11, 1.3e-10, 9.47e-12), 32: (1.0, 2.06e-11, 2.4e-10, 3.73e-11),
+                  22: (0.8, 2.43e-11, 3.55e-10, 4.51e-10)},
+    "itrs-hp": {45: (1.0, 2.8e-7, 6.42e-7, 3.59e-8), 32: (0.9, 1.52e-7, 5.32e-7, 6.55e-8),
+                22: (0.8, 1.216e-7, 4.256e-7, 1.81e-9)},
+}
+
+
+def _cacti_sram_w_per_mib(device: str, node_nm: int, kelvin: int) -> float:
+    table = _CACTI_DEVICES[device]
+    at_node = (table[node_nm] if node_nm in table else      # 40 nm: CACTI's interpolation
+               tuple(8 / 13 * x45 + 5 / 13 * x32 for x45, x32 in zip(table[45], table[32])))
+    vdd, off_300k, off_360k, gate = at_node
+    off = {300: off_300k, 360: off_360k}[kelvin]
+    return 2 ** 23 * vdd * node_nm * 1e-3 * (off * (2.08 + 1.23 + 1.31 / 2) + gate * (2.08 + 1.23) / 2)
+
+
+SRAM_LEAKAGE_W_PER_MIB = {5: _cacti_sram_w_per_mib("itrs-lstp", 22, 360),
+                          40: _cacti_sram_w_per_mib("itrs-lstp", 40, 360)}
+# Where the figure may lie, from the same tables: low, lstp cells at 300 K; high, CACTI's
+# sample-config default "itrs-hp" cells at 360 K (5 nm: 22 nm's, held as above).
+SRAM_LEAKAGE_RANGE_W_PER_MIB = {
+    node: (_cacti_sram_w_per_mib("itrs-lstp", cacti, 300), _cacti_sram_w_per_mib("itrs-hp", cacti, 360))
+    for node, cacti in ((5, 22), (40, 40))}
 
 
 def buffer_area_mm2(buffer_bytes: float) -> float:
@@ -245,7 +285,8 @@ PRESETS = {
         mac_pj=HOROWITZ_FP16_MAC_PJ,
         # The energies above are Horowitz's 45 nm figures, so the SRAM is at 40 nm: 64 MiB is
         # 130 mm^2 of bitcells, 186 mm^2 of macros (SRAM_BITCELL_UM2_BY_NODE), leaking
-        # 64 x SRAM_LEAKAGE_W_PER_MIB[40] = 0.59 W (`static_power_w`).
+        # 64 x SRAM_LEAKAGE_W_PER_MIB[40] = 16 mW (`static_power_w`; 2 mW to 51 W over
+        # SRAM_LEAKAGE_RANGE_W_PER_MIB).
         sram_node_nm=40,
         # ASSUMPTION: 1 W static for the rest of the die: 16,384 FP16 MACs at ~3,000 um^2 each
         # (Horowitz ISSCC 2014, 45 nm: multiply 1,640 + add 1,360 um^2) are ~50 mm^2 of logic,

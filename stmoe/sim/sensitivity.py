@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from stmoe.errors import ConfigError, HardwareError
 from stmoe.predictors import predict
 from stmoe.sim.comparison import buffer_note, dims_for
-from stmoe.sim.hardware import PRESETS, Hardware, ModelDims, preset
+from stmoe.sim.hardware import PRESETS, SRAM_LEAKAGE_RANGE_W_PER_MIB, Hardware, ModelDims, preset
 from stmoe.sim.systems import predictions_note
 from stmoe.sim.timing import simulate
 from stmoe.trace import DECODE, Trace
@@ -188,8 +188,12 @@ def sensitivity(trace: Trace, hardware="accelerator", *, predictions=None, dims:
     notes.append("SRAM_ARRAY_EFFICIENCY (ASSUMPTION) is not varied: it changes the buffer's area, "
                   "never latency or energy")
     if hw.sram_node_nm is not None:
-        notes.append("SRAM_LEAKAGE_W_PER_MIB (ASSUMPTION) is not varied: the buffer leaks "
-                     f"{hw.static_power_w - hw.static_w:.3g} W of the {hw.static_power_w:.3g} W static "
-                     "power; static_w's row shows what moving static power does to energy")
+        leak = hw.static_power_w - hw.static_w
+        low, high = (hw.buffer_bytes / 2 ** 20 * w for w in SRAM_LEAKAGE_RANGE_W_PER_MIB[int(hw.sram_node_nm)])
+        notes.append("SRAM_LEAKAGE_W_PER_MIB (CACTI 7's low-standby-power cells at 360 K) is not varied: "
+                     f"the buffer leaks {leak:.3g} W of the {hw.static_power_w:.3g} W static power, "
+                     f"{low:.3g} W to {high:.3g} W over SRAM_LEAKAGE_RANGE_W_PER_MIB (the same cells at "
+                     "300 K to CACTI's high-performance cells at 360 K); static_w's row shows what "
+                     "moving static power does to energy")
     return Sensitivity(hw.name, float(speedup), float(efficiency), rows, notes)
 

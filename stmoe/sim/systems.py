@@ -70,7 +70,10 @@ class System:
 
     def plan(self, trace, hardware, dims, *, predictions=None, lookahead: int = 1, budget=None,
              profile=None, buffer: BufferSpec | None = None, threshold: float | None = None,
-             kept_fraction: float | None = None, predictor: str = "st-moe") -> Plan:
+             kept_fraction: float | None = None, predictor: str = "st-moe", batch: int = 1) -> Plan:
+        """The arrays the timing kernel runs for `trace`'s tokens, one token a row (the timing
+        model batches them); batch: the tokens of a step, which widens the working set a
+        default buffer is sized for to a step's experts (at most batch x k, and E)."""
         T, L, k = trace.expert_ids.shape
         missing = missing_input(self, trace, profile)
         if missing:
@@ -106,8 +109,9 @@ class System:
                                               lookahead=lookahead), trace)
             notes.append(predictions_note(name, budget, lookahead, profile))
         if buffer is None:
-            buffer = self._buffer(hardware, dims, k, trace.num_experts)
-            notes += self._working_set_notes(hardware, dims, k, trace.num_experts, L, lookahead)
+            step_k = min(k * batch, trace.num_experts)
+            buffer = self._buffer(hardware, dims, step_k, trace.num_experts)
+            notes += self._working_set_notes(hardware, dims, k, trace.num_experts, L, lookahead, batch)
         if self.pinned_share:
             buffer, note = self._pin_hot_set(buffer, profile, trace, dims)
             notes.append(note)
@@ -125,20 +129,23 @@ class System:
             share = min(E / total, 0.9) if total > 1 else 0.0
         return BufferSpec(hardware.buffer_bytes, "bytes", prefetch_share=share, policy=self.policy)
 
-    def _working_set_notes(self, hardware, dims, k, E, L, lookahead) -> list[str]:
+    def _working_set_notes(self, hardware, dims, k, E, L, lookahead, batch=1) -> list[str]:
         """A note when the machine's buffer holds fewer experts than this system needs at once
-        (it then runs with what fits, as `_buffer` sizes it): the current layer's k, plus the
-        layers staged ahead for a prefetching system; every expert for all-resident."""
+        (it then runs with what fits, as `_buffer` sizes it): the current layer's k (a step's
+        batch x k, at most E), plus the layers staged ahead for a prefetching system; every
+        expert for all-resident."""
         held = experts_held(hardware.buffer_bytes, dims.expert_bytes)
+        step_k = min(k * batch, E)
+        per = f"k={k}" if batch == 1 else f"{step_k} (k={k} for each of a step's {batch} tokens)"
         if self.preload:
             need, what = L * E, "every expert of the model"
         elif self.prefetch == "all":
-            need, what = E + k, f"the next layer's {E} experts and this layer's k={k}"
+            need, what = E + step_k, f"the next layer's {E} experts and this layer's {per}"
         elif self.prefetch == "none":
-            need, what = k, f"one layer's k={k} experts"
+            need, what = step_k, f"one layer's {per} experts"
         else:
             ahead = 1 if self.working_set_only else lookahead
-            need, what = k * (1 + ahead), f"{1 + ahead} layers' k={k} experts"
+            need, what = step_k * (1 + ahead), f"{1 + ahead} layers' {per} experts"
         if held >= need:
             return []
         then = ("is assumed resident anyway (an upper bound)" if self.preload

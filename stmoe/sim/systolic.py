@@ -141,14 +141,22 @@ def head_time(hw: Hardware, dims: ModelDims, tokens: int = 1, backend: str = "fo
     return compute_time(hw, dims.head_matrices, dims.head_macs, tokens, backend)
 
 
-def compute_note(hw: Hardware, dims: ModelDims) -> str:
-    """What a result's compute times assumed, in one line."""
+def compute_note(hw: Hardware, dims: ModelDims, batch: int = 1) -> str:
+    """What a result's compute times assumed, in one line; batch: the tokens of a full step."""
     if hw.dataflow is None:
         return (f"compute on {hw.name}: roofline, MACs at {hw.peak_macs / 1e12:.3g} TMAC/s or weight reads, "
-                f"whichever is slower; {expert_time(hw, dims) * 1e6:.3g} us of MACs per expert")
+                f"whichever is slower; {expert_time(hw, dims) * 1e6:.3g} us of MACs per expert"
+                + (f" for one token, {expert_time(hw, dims, batch) * 1e6:.3g} us for {batch}" if batch > 1 else ""))
     rows, cols = hw.pe_array
+    if batch == 1:
+        return (f"compute on {hw.name}: {rows}x{cols} {DATAFLOWS[hw.dataflow]} PE array at "
+                f"{hw.clock_hz / 1e9:.3g} GHz, one token per step (SCALE-Sim's fold model): "
+                f"{expert_time(hw, dims) * 1e6:.3g} us per expert, {dense_time(hw, dims) * 1e6:.3g} us of "
+                f"attention projections, router and shared experts per layer, {head_time(hw, dims) * 1e6:.4g} us "
+                f"of LM head and non-MoE layers per token; attention over the KV cache at peak MACs")
     return (f"compute on {hw.name}: {rows}x{cols} {DATAFLOWS[hw.dataflow]} PE array at "
-            f"{hw.clock_hz / 1e9:.3g} GHz, one token per step (SCALE-Sim's fold model): "
-            f"{expert_time(hw, dims) * 1e6:.3g} us per expert, {dense_time(hw, dims) * 1e6:.3g} us of "
-            f"attention projections, router and shared experts per layer, {head_time(hw, dims) * 1e6:.4g} us "
-            f"of LM head and non-MoE layers per token; attention over the KV cache at peak MACs")
+            f"{hw.clock_hz / 1e9:.3g} GHz, up to {batch} tokens per step (SCALE-Sim's fold model): "
+            f"{expert_time(hw, dims) * 1e6:.3g} us per expert for one token, {expert_time(hw, dims, batch) * 1e6:.3g} "
+            f"us for {batch}; for {batch} tokens, {dense_time(hw, dims, batch) * 1e6:.3g} us of attention "
+            f"projections, router and shared experts per layer, {head_time(hw, dims, batch) * 1e6:.4g} us of LM "
+            "head and non-MoE layers per step; attention over the KV cache at peak MACs")

@@ -1,8 +1,10 @@
 """Event-driven timing and energy of MoE decoding with an expert buffer and one fetch link.
 
-`run_kernel` walks the tokens (`_run_phases`); the first token of a sequence first queues the
-prefetches for its first `lookahead` layers, which no earlier token could issue
-(`_issue_sequence_start`). Then per MoE layer, one helper per phase:
+`run_kernel` walks the steps (`_run_phases`): one token each, or with `simulate`'s batch the
+j-th tokens of B sequences decoding in lockstep, routed to the union of their experts
+(`stmoe.sim.batching`). The first step of a sequence (of a group) first queues the prefetches
+for its first `lookahead` layers, which no earlier step could issue (`_issue_sequence_start`).
+Then per MoE layer, one helper per phase:
 
 1. attention and router compute, while the link starts the queued prefetches it reaches
    by their end (`_start_due_prefetches`);
@@ -30,7 +32,8 @@ queue (`_count_unused_prefetches`); so does a prefetched expert evicted before i
 The link is one FIFO queue: latency + bytes / bandwidth per expert, demand fetches jumping the
 queue of not-yet-started prefetches (they wait for the prefetch on the wire, unless phase 2
 pre-empted it). Each part takes the slower of its arithmetic and reading its weights: the
-arithmetic is the PE array's fold cycles by dataflow, one token per step (`stmoe.sim.systolic`;
+arithmetic is the PE array's fold cycles by dataflow for the tokens of a step (one, or up to
+`simulate`'s batch of sequences decoding in lockstep; `stmoe.sim.systolic`;
 attention over the KV cache at peak MACs), or MACs / peak on hardware without a dataflow;
 experts are read from the buffer at local bandwidth (`expert_compute_time`), attention and
 router weights, the KV cache and the LM head at the hardware's dense bandwidth, over a path of
@@ -53,6 +56,7 @@ from numba import njit
 from stmoe.bootstrap import interval_fields, ratio_interval, resampling_units
 from stmoe.errors import ConfigError
 from stmoe.files import bytes_from_env
+from stmoe.sim.batching import batch_routing, check_batch, lockstep_steps, step_union
 from stmoe.sim.buffer import (
     CACHE,
     CAP,
@@ -348,6 +352,32 @@ def _compute_in_arrival_order(rt, nd, now, t_exp, stats):
 
 
 @njit(cache=True, inline="always")
+def _compute_batched(ids, tokens, t, l, rt, ct, nd, now, t_exp, stats):
+    """`_compute_in_arrival_order` for a step of several tokens: the expert in place s of
+    ids[t, l] computes for the tokens[t, l, s] tokens routed to it (t_exp[l, M]: one expert's
+    time for M tokens). Returns the time the layer ends."""
+    n = 0
+    for s in range(ids.shape[2]):
+        if ids[t, l, s] >= 0:
+            ct[n] = t_exp[l, tokens[t, l, s]]
+            n += 1
+    for j in range(1, nd):           # insertion sort by arrival, the compute times alongside
+        x, c, m = rt[j], ct[j], j - 1
+        while m >= 0 and rt[m] > x:
+            rt[m + 1], ct[m + 1] = rt[m], ct[m]
+            m -= 1
+        rt[m + 1], ct[m + 1] = x, c
+    cur = now
+    for j in range(nd):
+        if rt[j] > cur:
+            stats[S_STALL] += rt[j] - cur
+            cur = rt[j]
+        cur += ct[j]
+        stats[S_EXPERT] += ct[j]
+    return cur
+
+
+@njit(cache=True, inline="always")
 def _count_unused_prefetches(S, E, nbytes, stats):
     """At the end: prefetched experts never used are wasted, or cancelled if still queued (then
     they never moved a byte)."""
@@ -373,10 +403,13 @@ def _close_unit(per_unit, u, stats, mark, now, since):
 
 @njit(cache=True)
 def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nbytes, latency,
-               S, H, part, policy, next_req, first_req, preload, unit, per_unit):
-    """The statistics vector of decoding the tokens of `ids` [T, L, k] (the module docstring
-    says how); `per_unit[u]` receives the share of it of the tokens t with unit[t] = u.
-    `_run_phases` runs them and cannot allocate, so the scratch arrays are made here."""
+               S, H, part, policy, next_req, first_req, preload, unit, per_unit, width, tokens):
+    """The statistics vector of decoding the steps of `ids` [T, L, k] (the module docstring
+    says how); `per_unit[u]` receives the share of it of the steps t with unit[t] = u. Step t
+    holds width[t] tokens: its attention and router take t_attn[width[t], l] (with the KV
+    cache), its LM head t_head[width[t]]; expert s of layer l computes for tokens[t, l, s] of
+    them (t_exp[l, M]), or for one when `tokens` is empty (one token a step: the routing as
+    recorded). `_run_phases` runs them and cannot allocate, so the scratch arrays are made here."""
     T, L, k = ids.shape
     N = L * E
     stats = np.zeros(N_STATS)
@@ -390,8 +423,10 @@ def run_kernel(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nbyt
         for o in range(N):
             admit(S, H, o, CACHE, part[o], 0)
     rt = np.empty(k)
+    ct = np.empty(k)
     stats[S_TIME] = _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nbytes, latency,
-                                S, H, part, policy, next_req, ready, queue, qissue, rt, stats, unit, per_unit, mark)
+                                S, H, part, policy, next_req, ready, queue, qissue, rt, ct, stats, unit, per_unit,
+                                mark, width, tokens)
     return stats
 
 
@@ -410,7 +445,8 @@ def _without_refcounting() -> dict:
 
 @njit(cache=True, **_without_refcounting())
 def _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nbytes, latency,
-                S, H, part, policy, next_req, ready, queue, qissue, rt, stats, unit, per_unit, mark):
+                S, H, part, policy, next_req, ready, queue, qissue, rt, ct, stats, unit, per_unit, mark,
+                width, tokens):
     """Run the phases for every token and layer; returns the time decoding ends. The statistics
     and time of each run of tokens of one unit are added to its row of `per_unit` when the unit
     changes (the bootstrap's totals; a check per token, not a copy); the prefetches found
@@ -421,7 +457,9 @@ def _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nby
     pf_obj = -1    # the expert whose prefetch started last (-1: the last transfer was a demand)
     i = 0          # requests served so far: the buffer's time stamp
     since = 0.0    # when the current run of tokens of one unit started
+    batched = tokens.shape[0] > 0
     for t in range(T):
+        w = width[t]
         if t > 0 and unit[t] != unit[t - 1]:
             since = _close_unit(per_unit, unit[t - 1], stats, mark, now, since)
         if first[t]:
@@ -429,8 +467,8 @@ def _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nby
                                        ready, queue, qissue, qh, qt, stats)
         for l in range(L):
             g = t * L + l
-            now += t_attn[l]
-            stats[S_ATTN] += t_attn[l]
+            now += t_attn[w, l]
+            stats[S_ATTN] += t_attn[w, l]
             qh, link_free, pf_obj = _start_due_prefetches(S, queue, qissue, qh, qt, now, link_free, pf_obj,
                                                           E, xfer, nbytes, latency, ready, stats)
             link_free, pf_obj = _preempt_unrouted_prefetch(S, H, ids, t, l, g, now, link_free, pf_obj,
@@ -441,8 +479,11 @@ def _run_phases(ids, pred, first, lookahead, E, t_attn, t_exp, t_head, xfer, nby
             _cancel_unchosen_prefetches(S, H, queue, qh, qt, g, part, stats)
             qt = _issue_predictions(S, H, t, g, T, L, lookahead, first, now, pred, E, part, policy, i,
                                     nbytes, ready, queue, qissue, qh, qt, stats)
-            now = _compute_in_arrival_order(rt, nd, now, t_exp[l], stats)
-        now += t_head    # LM head, embedding and non-MoE layers; queued prefetches keep moving
+            if batched:
+                now = _compute_batched(ids, tokens, t, l, rt, ct, nd, now, t_exp, stats)
+            else:
+                now = _compute_in_arrival_order(rt, nd, now, t_exp[l, 1], stats)
+        now += t_head[w]    # LM head, embedding and non-MoE layers; queued prefetches keep moving
     _count_unused_prefetches(S, E, nbytes, stats)
     if T > 0:
         _close_unit(per_unit, unit[T - 1], stats, mark, now, since)
@@ -497,12 +538,19 @@ class SimulationResult:
     prefetch is then cancelled, in cancelled_prefetches). So a system whose link cannot bring
     the next layer's experts during one layer (pre-gated, which keeps no expert beyond two
     layers, on gpu-pcie) hits nothing although every request was prefetched: `late_note` says
-    so in the notes."""
+    so in the notes.
+
+    batch: the sequences decoded in lockstep (`simulate`), steps: the steps they took (tokens
+    when batch is 1). requests count each expert of a step's union once (one load, one read
+    from the buffer), and hit_rate, late_prefetch_rate are shares of them; every per-token
+    figure is the run's total over its tokens."""
 
     system: str
     hardware: str
     changes_routing: bool
     tokens: int
+    batch: int
+    steps: int
     requests: int
     latency_per_token_s: float
     energy_per_token_j: float
@@ -614,9 +662,12 @@ def check_state_memory(trace) -> None:
 
 
 def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardware, dims: ModelDims,
-        buffer: BufferSpec, preload: bool = False, unit: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        buffer: BufferSpec, preload: bool = False, unit: np.ndarray | None = None,
+        width: np.ndarray | None = None, tokens: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The kernel on prepared arrays; returns the raw statistics vector and its split over the
-    units of `unit` (the resampling unit 0..U-1 of each token; default: one unit), [U, N_STATS]."""
+    units of `unit` (the resampling unit 0..U-1 of each step; default: one unit), [U, N_STATS].
+    Each row of `ids` is a step of width[t] tokens; tokens: how many of them each expert of ids
+    is routed to (`batch_routing`). None for both: one token a step."""
     T, L, _ = ids.shape
     if not 1 <= lookahead <= L:
         raise ConfigError(f"lookahead must be between 1 and the number of layers ({L}), got {lookahead!r}")
@@ -633,13 +684,16 @@ def run(ids, pred, first, *, num_experts: int, lookahead: int, hardware: Hardwar
         nreq = np.zeros(int((ids >= 0).sum()), np.int64)
     # pred may be a broadcast view (prefetch-all-next-layer: every expert, every token): copying it
     # contiguous would make (T, L, E) int16, 2.4 GB at 200k tokens x 48 layers x 128 experts.
-    t_attn, t_kv, t_exp, t_head, xfer, nbytes = layer_costs(hardware, dims)
+    if tokens is None:
+        width, tokens = np.ones(T, np.int64), np.zeros((0, 0, 0), np.int16)
+    width = np.asarray(width, np.int64)
+    t_attn, t_exp, t_head, xfer, nbytes = step_costs(hardware, dims, int(width.max(initial=1)))
     unit = np.zeros(T, np.int64) if unit is None else np.asarray(unit, np.int64)
     per_unit = np.zeros((int(unit.max(initial=0)) + 1, N_STATS))
     stats = run_kernel(np.ascontiguousarray(ids, np.int16), np.asarray(pred, np.int16),
-                       first, int(lookahead), E, t_attn + t_kv, t_exp, t_head, xfer, nbytes, hardware.link_latency,
+                       first, int(lookahead), E, t_attn, t_exp, t_head, xfer, nbytes, hardware.link_latency,
                        *new_state(L * E, slots), part, POLICIES[buffer.policy], nreq, first_req, preload,
-                       unit, per_unit)
+                       unit, per_unit, width, np.ascontiguousarray(tokens, np.int16))
     return stats, per_unit
 
 
@@ -648,22 +702,24 @@ def roofline(macs, nbytes, hw: Hardware, bandwidth: float):
     return np.maximum(macs / hw.peak_macs, nbytes / bandwidth)
 
 
-def expert_compute_time(hw: Hardware, dims: ModelDims) -> np.ndarray:
-    """Per layer, the time to compute one routed expert for one token once its weights are in
-    the buffer: the PE array's (or the roofline's MACs at peak), never faster than reading the
-    weights at the buffer's local bandwidth."""
-    return np.maximum(expert_time(hw, dims), dims.expert_bytes / hw.local_bandwidth)
+def expert_compute_time(hw: Hardware, dims: ModelDims, tokens: int = 1) -> np.ndarray:
+    """Per layer, the time to compute one routed expert for `tokens` tokens once its weights are
+    in the buffer: the PE array's (or the roofline's MACs at peak), never faster than reading the
+    weights (once) at the buffer's local bandwidth."""
+    return np.maximum(expert_time(hw, dims, tokens), dims.expert_bytes / hw.local_bandwidth)
 
 
-def layer_costs(hw: Hardware, dims: ModelDims):
-    """(t_attn[L], t_kv, t_exp[L], t_head, xfer[L], nbytes[L]): per layer the attention and router
-    time, the KV-cache time, one expert's compute time, one expert's transfer time over the link
-    and its bytes; t_head once per token (LM head, embedding row, non-MoE layers)."""
+def layer_costs(hw: Hardware, dims: ModelDims, tokens: int = 1):
+    """(t_attn[L], t_kv, t_exp[L], t_head, xfer[L], nbytes[L]) of a step of `tokens` tokens of
+    as many sequences: per layer the attention and router time (weights read once for them all),
+    the KV-cache time (each token reads its sequence's cache), one expert's compute time for all
+    of them, one expert's transfer time over the link and its bytes; t_head once per step (LM
+    head, embedding rows, non-MoE layers)."""
     bw = hw.dense_read_bandwidth
-    t_attn = np.maximum(dense_time(hw, dims), dims.dense_bytes / bw)
-    t_kv = float(roofline(dims.kv_macs, dims.kv_bytes, hw, bw))
-    t_head = max(head_time(hw, dims), dims.head_bytes / bw)
-    return (t_attn, t_kv, expert_compute_time(hw, dims), t_head, dims.expert_bytes / hw.link_bandwidth,
+    t_attn = np.maximum(dense_time(hw, dims, tokens), dims.dense_bytes / bw)
+    t_kv = float(roofline(tokens * dims.kv_macs, tokens * dims.kv_bytes, hw, bw))
+    t_head = max(head_time(hw, dims, tokens), dims.head_bytes / bw)
+    return (t_attn, t_kv, expert_compute_time(hw, dims, tokens), t_head, dims.expert_bytes / hw.link_bandwidth,
             dims.expert_bytes.astype(np.float64))
 
 
@@ -680,21 +736,40 @@ def late_note(system: str, hit: float, late: float, link_utilisation: float, iss
             f"{issued} prefetches issued for {requests} requests, the link busy {link_utilisation:.0%} of the time")
 
 
-def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: ModelDims, tokens: int,
-              num_layers: int, changes_routing: bool, notes=()) -> SimulationResult:
+def step_costs(hw: Hardware, dims: ModelDims, most: int):
+    """The kernel's tables for steps of 1..`most` tokens: (t_attn[most + 1, L] with the KV cache,
+    t_exp[L, most + 1], t_head[most + 1], xfer[L], nbytes[L]), row or column M for M tokens
+    (`layer_costs`; M = 0 unused)."""
+    L = len(dims.expert_bytes)
+    t_attn, t_exp, t_head = np.zeros((most + 1, L)), np.zeros((L, most + 1)), np.zeros(most + 1)
+    for m in range(1, most + 1):
+        attn, kv, exp, head, xfer, nbytes = layer_costs(hw, dims, m)
+        t_attn[m], t_exp[:, m], t_head[m] = attn + kv, exp, head
+    return t_attn, t_exp, t_head, xfer, nbytes
+
+
+def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: ModelDims, num_layers: int,
+              changes_routing: bool, widths: np.ndarray, token_requests: float | None = None, batch: int = 1,
+              notes=()) -> SimulationResult:
+    """The result of the statistics `stats` of a run whose steps held widths[M] steps of M tokens
+    each (one token a step: [0, tokens]); token_requests: the expert requests of its tokens
+    (default: the requests, one token a step)."""
     s = stats
     moved = s[S_DEMAND_BYTES] + s[S_PF_BYTES]
     uses = s[S_REQ]
     total_time = s[S_TIME]
+    tokens = int(np.dot(np.arange(len(widths)), widths))
+    steps = int(np.sum(widths))
     pj = 1e-12 / tokens    # per token
-    t_attn, t_kv, _, t_head, _, _ = layer_costs(hardware, dims)
+    share = [(n / tokens, layer_costs(hardware, dims, m)) for m, n in enumerate(widths) if n]
+    per_step = steps / tokens   # a token's share of what a step reads once
     # what each token reads over the dense path and computes outside the experts
-    work = {"attention_router": (float(np.sum(dims.dense_bytes)), num_layers * dims.dense_macs),
+    work = {"attention_router": (per_step * float(np.sum(dims.dense_bytes)), num_layers * dims.dense_macs),
             "kv_cache": (num_layers * dims.kv_bytes, num_layers * dims.kv_macs),
-            "lm_head": (dims.head_bytes, dims.head_macs)}
+            "lm_head": (per_step * dims.head_bytes, dims.head_macs)}
     dense_pj = hardware.dense_read_pj_per_byte
     expert_read = uses * float(np.mean(dims.expert_bytes))
-    expert_macs = uses * dims.expert_macs
+    expert_macs = (uses if token_requests is None else token_requests) * dims.expert_macs
     static = total_time * hardware.static_power_w / tokens
     energy = {
         "link": moved * hardware.link_pj_per_byte * pj,
@@ -706,15 +781,16 @@ def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: Model
     by_work = {k: (b * dense_pj + m * hardware.mac_pj) * 1e-12 for k, (b, m) in work.items()}
     by_work["experts"] = energy["link"] + energy["buffer"] + expert_macs * hardware.mac_pj * pj
     by_work["static"] = static
-    times = {"attention_router": float(np.sum(t_attn)), "kv_cache": num_layers * t_kv, "lm_head": t_head,
+    times = {"attention_router": sum(w * float(np.sum(c[0])) for w, c in share),
+             "kv_cache": sum(w * (num_layers * c[1]) for w, c in share), "lm_head": sum(w * c[3] for w, c in share),
              "experts": s[S_EXPERT] / tokens, "stalls": s[S_STALL] / tokens}
     hit, late = (s[S_HIT] / uses, s[S_LATE] / uses) if uses else (0.0, 0.0)
     link = min(s[S_LINK_BUSY] / total_time, 1.0) if total_time else 0.0
     if late >= LATE_NOTE_SHARE:
         notes = [*notes, late_note(system, hit, late, link, int(s[S_ISSUED]), int(uses))]
     return SimulationResult(
-        system=system, hardware=hardware.name, changes_routing=changes_routing, tokens=tokens,
-        requests=int(uses), latency_per_token_s=total_time / tokens,
+        system=system, hardware=hardware.name, changes_routing=changes_routing, tokens=tokens, batch=batch,
+        steps=steps, requests=int(uses), latency_per_token_s=total_time / tokens,
         energy_per_token_j=sum(energy.values()),
         hit_rate=hit, late_prefetch_rate=late,
         stall_share=s[S_STALL] / total_time if total_time else 0.0, link_utilisation=link,
@@ -739,13 +815,23 @@ def _system_knobs(plan) -> tuple[str, ...]:
 
 def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *, predictions=None,
              lookahead: int = 1, budget: int | None = None, profile=None, buffer: BufferSpec | None = None,
-             phase: str | None = "decode", dims: ModelDims | None = None, **system_knobs) -> SimulationResult:
+             phase: str | None = "decode", dims: ModelDims | None = None, batch: int = 1,
+             **system_knobs) -> SimulationResult:
     """Simulate one system (a name from `stmoe.sim.systems.SYSTEMS` or a `System`) on a trace.
 
     predictions: an int16 [T, L, m] array over the simulated tokens (the trace's tokens of
     `phase`), overriding the system's own predictor (use it to test with your own predictions).
     buffer: defaults to the hardware's whole buffer, in bytes, with the system's policy.
+    batch: B sequences decode in lockstep (`stmoe.sim.batching.lockstep_steps`: B at a time in
+    trace order, the last group smaller when B does not divide their count, a group running
+    until its longest sequence ends). At each step and layer the step needs the union of its
+    tokens' experts; each is loaded once and computes a GEMM whose M is the number of the step's
+    tokens routed to it (`stmoe.sim.systolic`); attention, router and LM head compute with M =
+    the step's tokens, reading their weights once; each token reads its own KV cache. The
+    predictions for a step are the union of its tokens' predicted sets. Latency and energy per
+    token are the run's divided by its tokens; the notes say all this.
     """
+    batch = check_batch(batch)
     hw = preset(hardware)
     sysm = get_system(system)
     knobs = _system_knobs(type(sysm).plan)
@@ -756,16 +842,72 @@ def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *
     check_state_memory(sel)
     dims = dims or model_dims(trace)
     plan = sysm.plan(sel, hw, dims, predictions=predictions, lookahead=lookahead, budget=budget,
-                     profile=profile, buffer=buffer, **system_knobs)
-    unit, units = resampling_units(sel.sequence)
-    stats, per_unit = run(plan.ids, plan.predictions, first, num_experts=sel.num_experts,
-                          lookahead=plan.lookahead, hardware=hw, dims=dims, buffer=plan.buffer,
-                          preload=plan.preload, unit=unit)
+                     profile=profile, buffer=buffer, batch=batch, **system_knobs)
+    steps, group, unit, units = lockstep(sel, batch)
+    if batch == 1:
+        ids, pred, width, tokens, token_requests = plan.ids, plan.predictions, None, None, None
+        batch_notes = []
+    else:
+        ids, tokens = batch_routing(plan.ids, steps, sel.num_experts)
+        pred = step_union(plan.predictions, steps, sel.num_experts)
+        first = np.ones(len(steps), np.bool_)
+        first[1:] = group[1:] != group[:-1]
+        width = (steps >= 0).sum(axis=1)
+        token_requests = np.bincount(unit, weights=tokens.sum(axis=(1, 2), dtype=np.int64))
+        batch_notes = [*lockstep_notes(sel, batch, steps),
+                       (f"batch {batch}: a step's layer needs {float((ids >= 0).sum(axis=2).mean()):.2f} experts "
+                        f"on average (the union of its tokens', k={sel.top_k} each)")]
+        if pred.shape[2]:
+            batch_notes.append(f"batch {batch}: a step's predictions are the union of its tokens' predicted sets")
+    stats, per_unit = run(ids, pred, first, num_experts=sel.num_experts, lookahead=plan.lookahead, hardware=hw,
+                          dims=dims, buffer=plan.buffer, preload=plan.preload, unit=unit, width=width, tokens=tokens)
     same = {"system": sysm.name, "hardware": hw, "dims": dims, "num_layers": sel.num_layers,
-            "changes_routing": sysm.changes_routing}
-    result = summarise(stats, tokens=sel.num_tokens, notes=[*plan.notes, compute_note(hw, dims)], **same)
+            "changes_routing": sysm.changes_routing, "batch": batch}
+    step_width = np.ones(len(unit), np.int64) if width is None else width
+    result = summarise(stats, widths=np.bincount(step_width),
+                       notes=[*plan.notes, *batch_notes, compute_note(hw, dims, batch)],
+                       token_requests=None if token_requests is None else float(token_requests.sum()), **same)
     # energy per unit from the same accounting as the whole run's: summarise each unit's share
-    tokens = np.bincount(unit)
+    most = int(step_width.max(initial=1)) + 1
+    widths = np.bincount(unit * most + step_width, minlength=len(per_unit) * most).reshape(len(per_unit), most)
     result.per_unit = UnitTotals(units, per_unit[:, S_TIME].copy(), np.array(
-        [summarise(part, tokens=int(n), **same).energy_per_token_j * n for part, n in zip(per_unit, tokens)]))
+        [(r := summarise(part, widths=w, token_requests=None if token_requests is None else token_requests[u],
+                         **same)).energy_per_token_j * r.tokens for u, (part, w) in enumerate(zip(per_unit, widths))]))
     return result
+
+
+def lockstep(sel, batch: int) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray, str]:
+    """(steps [W, batch], the group of each step, the bootstrap's resampling unit of each step,
+    what the units are) of `sel`'s tokens (the simulated ones) decoding `batch` sequences at a
+    time in lockstep (`lockstep_steps`): the groups of sequences are the units (blocks of steps
+    when there is one group). batch 1: no steps (each token is one), the units of
+    `resampling_units`. A ConfigError when `sel` has fewer sequences than `batch`."""
+    if batch == 1:
+        return None, None, *resampling_units(sel.sequence)
+    runs = [np.flatnonzero(sel.sequence == s) for s in sel.sequence_ids()]
+    if len(runs) < batch:
+        raise ConfigError(f"batch {batch} decodes {batch} sequences in lockstep; trace {sel.label!r} has "
+                          f"{len(runs)} to simulate")
+    steps, group = lockstep_steps(runs, batch)
+    unit, _ = resampling_units(group)
+    if group[-1] >= 1:
+        return steps, group, unit, f"{group[-1] + 1} groups of up to {batch} sequences decoded in lockstep"
+    return steps, group, unit, (f"{unit[-1] + 1} blocks of up to {np.bincount(unit).max()} consecutive steps "
+                                f"(one group of {len(runs)} sequences decoded in lockstep)")
+
+
+def lockstep_notes(sel, batch: int, steps: np.ndarray) -> list[str]:
+    """What decoding `sel`'s sequences `batch` at a time in lockstep means, in the one wording
+    every result uses."""
+    n = len(sel.sequence_ids())
+    groups, last = -(-n // batch), n % batch
+    tokens = int((steps >= 0).sum())
+    layout = (f"batch {batch}: {n} sequences decode in lockstep, {groups} group(s) of {batch}"
+              + (f", the last of {last} (a smaller last batch)" if last else "")
+              + f"; a group runs until its longest sequence ends: {len(steps)} steps of "
+                f"{tokens / len(steps):.2f} tokens on average")
+    work = (f"batch {batch}: each step and layer loads the union of its tokens' experts once and computes "
+            "each for the tokens routed to it; attention, router and LM head compute for the step's tokens, "
+            "each token reads its own KV cache; latency and energy per token are the run's divided by its "
+            f"{tokens} tokens")
+    return [layout, work]
