@@ -31,7 +31,7 @@ CASES = [
       {"capacity": 192}, {"share": 0.0}]),
     ("05 hardware tuning", tuning_explorer,
      [{"link_gbps": 64}, {"link_gbps": 1024}, {"buffer": 0.1}, {"pe_side": 32},
-      {"lookahead": 2}, {"lookahead": 3}, {"buffer": 0.5}]),
+      {"lookahead": 2}, {"lookahead": 3}, {"buffer": 0.5}, {"link_gbps": 8}]),
     ("06 paper gap (tiny-moe-code)", paper_explorer,
      [{"bandwidth": 0.5}, {"bandwidth": 2.0}, {"hardware": "gpu-pcie"}, {"bandwidth": 0.25},
       {"hardware": "edge-flash"}, {"bandwidth": 4.0}, {"experts": OWN}, {"hardware": "accelerator"}]),

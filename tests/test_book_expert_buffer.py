@@ -192,3 +192,12 @@ def test_gain_over_the_cache_carries_a_paired_interval():
     hot = simulate(data.scored, "gpu-pcie", "hot-set", dims=data.dims, profile=data.profile)
     assert ho.gain(data, "gpu-pcie", "st-moe", "hot-set")["speedup"] == \
         pytest.approx(hot.latency_per_token_s / st.latency_per_token_s)
+
+
+def test_gain_of_a_profiled_system_uses_the_profile():
+    data = small_held_out()
+    g = ho.gain(data, "gpu-pcie", "hot-set", "lru-cache")
+    cache = simulate(data.scored, "gpu-pcie", "lru-cache", dims=data.dims)
+    hot = simulate(data.scored, "gpu-pcie", "hot-set", dims=data.dims, profile=data.profile)
+    assert g["speedup"] == pytest.approx(cache.latency_per_token_s / hot.latency_per_token_s)
+    assert g["speedup_ci_low"] <= g["speedup"] <= g["speedup_ci_high"]

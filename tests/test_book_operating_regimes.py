@@ -126,3 +126,12 @@ def test_sequences_in_lockstep_touch_more_experts_and_read_more_kv(code):
 def test_table_prints_each_row_in_its_format():
     text = op.table([{"b": 1, "x": 0.12345}, {"b": 64, "x": 2.0}], [("b", "B", "d"), ("x", "time", ".2f")])
     assert text.splitlines() == [" B  time", " 1  0.12", "64  2.00"]
+
+
+def test_quantised_gain_is_the_rows_ratio_with_an_interval():
+    data = small_held_out()
+    rows = op.quantised_rows(data, "gpu-pcie", dtypes=("int4",), systems=("lru-cache", "st-moe"))
+    by = {r["system"]: r for r in rows}
+    g = op.quantised_gain(data, "gpu-pcie", "int4")
+    assert g["speedup"] == pytest.approx(by["lru-cache"]["latency_us"] / by["st-moe"]["latency_us"])
+    assert g["speedup_ci_low"] <= g["speedup"] <= g["speedup_ci_high"]

@@ -104,3 +104,10 @@ def test_gains_over_an_alternative_mapping_use_the_mapped_paper_figure():
     assert g["adapmoe", "energy efficiency"]["measured"] == 1.5
     assert g["adapmoe", "speedup"]["paper"] == R.PAPER_GAINS["adap-gating"][1]
     assert g["adapmoe", "speedup"]["paper_baseline"] == "Adap-Gating"
+
+
+def test_reasons_give_the_recall_interval(trace, dims):
+    why = R.reasons(trace, "accelerator", dims=dims)
+    assert why["recall_ci_low"] <= why["recall"] <= why["recall_ci_high"]
+    assert why["recall_ci_low"] < why["recall_ci_high"]
+

@@ -4,7 +4,7 @@ import pytest
 
 from stmoe.book import hardware_tuning as ht
 from stmoe.charts.base import render_svg
-from stmoe.charts.hardware_tuning import knee_chart, sweep_chart, tuning_chart
+from stmoe.charts.hardware_tuning import LABELS, knee_chart, sweep_chart, tuning_chart, tuning_curve_chart
 from tests.prefetch_data import small_held_out
 
 
@@ -40,3 +40,26 @@ def test_tuning_chart():
         assert lat[r["system"]] == pytest.approx(r["latency_per_token_s"] * 1e6)
         assert energy[r["system"]] == pytest.approx(r["energy_per_token_j"] * 1e6)
     assert "µs" in render_svg(tuning_chart(rows, "t"))
+
+
+
+def test_tuning_curve_chart_marks_the_chosen_link():
+    data = small_held_out()
+    rows = ht.bandwidth_rows(data, ht.machine("accelerator", buffer_mib=2), [16e9, 64e9, 256e9],
+                             systems=("on-demand", "lru-cache", "st-moe"))
+    spec = tuning_curve_chart(rows, 64e9, "title 2").to_dict()
+    assert spec["title"] == "title 2" and spec["usermeta"]["embedOptions"]["renderer"] == "svg"
+    assert spec["facet"]["column"]["field"] == "measure" and spec["resolve"]["scale"]["y"] == "independent"
+    lines, rule, points = spec["spec"]["layer"]
+    assert lines["encoding"]["x"]["scale"]["type"] == "log" and rule["mark"]["type"] == "rule"
+    values = spec["data"]["values"]
+    for field, factor in (("latency_per_token_s", 1e6), ("energy_per_token_j", 1e6)):
+        label = LABELS[field][0]
+        got = {(v["system"], v["bandwidth"]): v["value"] for v in values if v["measure"] == label}
+        for r in rows:
+            assert got[r["system"], r["value"] / 1e9] == pytest.approx(r[field] * factor)
+    # the rule and points draw the chosen link's rows only
+    assert rule["transform"] == points["transform"] == [{"filter": "datum.here"}]
+    assert {v["bandwidth"] for v in values if v["here"]} == {64.0}
+    assert len([v for v in values if v["here"]]) == 2 * 3
+    assert render_svg(tuning_curve_chart(rows, 16e9, "t")).startswith("<svg")

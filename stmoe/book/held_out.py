@@ -76,7 +76,7 @@ def gain(data: HeldOut, hardware, system: str = "st-moe", baseline: str = "lru-c
     with its paired bootstrap interval (`stmoe.bootstrap`; the two runs resampled alike):
     {system, baseline, speedup, speedup_ci_low, speedup_ci_high, energy_efficiency, ..._ci_low,
     ..._ci_high, intervals}. Over lru-cache, it is what prediction adds to the same buffer used
-    as a cache, and how sure that is."""
+    as a cache, and how sure that is. A system that needs a profile (hot-set) gets `data.profile`."""
     runs = {}
     for name in (baseline, system):
         pred = data.predictions_for(lookahead) if get_system(name).prefetch == "predictor" else None

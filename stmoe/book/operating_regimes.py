@@ -25,6 +25,8 @@ import dataclasses
 
 import numpy as np
 
+from stmoe.book.hardware_tuning import tuning_rows
+from stmoe.book.held_out import gain
 from stmoe.errors import ConfigError
 from stmoe.sim import batching
 from stmoe.sim.batching import lockstep_steps
@@ -184,8 +186,6 @@ def quantised_rows(data, hardware="accelerator", dtypes=DTYPES, systems=QUANT_SY
     """Latency per token of `systems` on the held-out tokens of `data` (`stmoe.book.held_out`)
     with experts at each dtype (`model`'s sizes), from the simulator; `vs_bfloat16` is the
     speedup over the same system with bf16 experts."""
-    from stmoe.book.hardware_tuning import tuning_rows
-
     out = []
     for dtype in dtypes:
         at = dataclasses.replace(data, dims=sizes(data.scored, dtype, model))
@@ -198,6 +198,14 @@ def quantised_rows(data, hardware="accelerator", dtypes=DTYPES, systems=QUANT_SY
     for r in out:
         r["vs_bfloat16"] = base[r["system"]] / r["latency_us"] if r["system"] in base else float("nan")
     return out
+
+
+def quantised_gain(data, hardware="accelerator", dtype: str = "bfloat16", system: str = "st-moe",
+                   baseline: str = "lru-cache", model: str = SIZES_MODEL) -> dict:
+    """`system`'s speedup and energy efficiency over `baseline` on the held-out tokens of `data`
+    with experts at `dtype` (`model`'s sizes), each with its paired bootstrap interval
+    (`stmoe.book.held_out.gain`): over lru-cache, what prediction adds at that precision."""
+    return gain(dataclasses.replace(data, dims=sizes(data.scored, dtype, model)), hardware, system, baseline)
 
 
 def cpu_or_fetch(dims: ModelDims, hardware="gpu-pcie", tokens=(1,), *, cpu_bandwidth: float = CPU_BANDWIDTH,

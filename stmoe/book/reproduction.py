@@ -3,7 +3,7 @@
 ST-MoE (Zhao, Bunescu, Louri, Karanth, Wang, arXiv 2606.15453, 2026) reports, as given in
 public summaries of the paper, 85% prediction accuracy and average speedups of 2.5x / 2.2x /
 1.5x and energy-efficiency gains of 2.5x / 1.8x / 2.0x over a GPU, Adap-Gating and Pre-gated
-MoE. Here the GPU is our on-demand system (each layer's experts fetched when the router asks).
+MoE. Which of our systems plays each baseline is our assumption (`PAPER_GAINS`, `ALTERNATIVES`).
 
 `compare(trace, preset)` simulates the systems with st-moe's tables profiled on one half of the
 trace's sequences and everything timed on the other half (never fit and score on the same
@@ -121,7 +121,8 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
             max_scored_sequences: int | None = None) -> dict:
     """The computed numbers behind the gap between our gains and the paper's:
 
-    recall: st-moe's decode recall at m = k on the scored half (vs the paper's 85% accuracy);
+    recall: st-moe's decode recall at m = k on the scored half (vs the paper's 85% accuracy),
+    with its bootstrap interval (recall_ci_low, recall_ci_high);
     expert_bytes, buffer_experts, model_experts, resident_share: how much of the model the
     preset's buffer holds; link_utilisation / stall_share of on-demand and st-moe (how
     bandwidth-bound the baseline is); adap_kept: share of expert requests adap-gating keeps at
@@ -135,7 +136,8 @@ def reasons(trace: Trace, hardware="accelerator", rows: list[dict] | None = None
     expert_bytes = float(np.max(dims.expert_bytes))
     buffer_experts, model_experts = buffer_share(trace, hw, dims)
     out = {
-        "trace": trace.label, "hardware": hw.name, "recall": rec["recall"], "paper_accuracy": PAPER_ACCURACY,
+        "trace": trace.label, "hardware": hw.name, "recall": rec["recall"],
+        **interval_fields("recall", (rec["recall_ci_low"], rec["recall_ci_high"])), "paper_accuracy": PAPER_ACCURACY,
         "budget": rec["budget"], "expert_bytes": expert_bytes, "buffer_experts": buffer_experts,
         "model_experts": model_experts, "resident_share": min(buffer_experts / model_experts, 1.0),
         "experts_per_token": trace.num_layers * trace.top_k,

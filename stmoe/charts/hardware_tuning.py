@@ -75,3 +75,34 @@ def tuning_chart(rows: list[dict], title: str):
             tooltip=["system:N", alt.Tooltip("value:Q", format=".3f")],
         ).properties(width=220, height=22 * len(rows)))
     return alt.hconcat(*panels).properties(title=title, usermeta=theme.SVG_RENDERER)
+
+
+
+def tuning_curve_chart(rows: list[dict], link_bandwidth: float, title: str):
+    """Latency and energy per token of each system (log y) against link bandwidth (GB/s, log x;
+    rows of a `bandwidth_rows` sweep on one machine), one panel each, with a rule and points at
+    `link_bandwidth` (bytes/s). One faceted layer over one data set: an explorer redraws it on
+    every move, and Altair's cost grows with the number of sub-charts."""
+    import altair as alt
+
+    order = list(dict.fromkeys(r["system"] for r in rows))
+    panels = [LABELS[f][0] for f in CURVE_FIELDS]
+    data = [{"measure": LABELS[f][0], "bandwidth": r["value"] / 1e9, "system": r["system"],
+             "value": float(r[f]) * LABELS[f][1], "here": abs(r["value"] - link_bandwidth) < 1e-6 * link_bandwidth}
+            for f in CURVE_FIELDS for r in rows]
+    span = [min(d["bandwidth"] for d in data), max(d["bandwidth"] for d in data)]
+    x = alt.X("bandwidth:Q", scale=alt.Scale(type="log", domain=span, nice=False), title="link bandwidth (GB/s)")
+    y = alt.Y("value:Q", scale=alt.Scale(type="log", nice=False), title=None)
+    color = theme.color("system:N", order)
+    base = alt.Chart()
+    lines = base.mark_line().encode(x=x, y=y, color=color)
+    here = base.transform_filter("datum.here")
+    rule = here.mark_rule(color=theme.RULE_COLOR, strokeDash=theme.RULE_DASH).encode(x=x)
+    points = here.mark_point(filled=True, size=70).encode(
+        x=x, y=y, color=color, tooltip=["system:N", "bandwidth:Q", alt.Tooltip("value:Q", format=".3f")])
+    return alt.layer(lines, rule, points, data=rows_data(data)).properties(width=300, height=220).facet(
+        column=alt.Column("measure:N", sort=panels, title=None)).resolve_scale(y="independent").properties(
+        title=title, usermeta=theme.SVG_RENDERER)
+
+
+CURVE_FIELDS = ("latency_per_token_s", "energy_per_token_j")

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field, fields
+from functools import cache
 from pathlib import Path
 
 import numba
@@ -630,9 +631,11 @@ NESTED = ("energy_breakdown_j", "energy_by_work_j", "time_breakdown_s", "dims", 
 def decode_tokens(trace, phase: str | None):
     """The tokens simulated, and which of them start a sequence."""
     if phase not in (None, "all"):
-        if not np.any(trace.phase == phase_code(phase)):
+        of_phase = trace.phase == phase_code(phase)
+        if not np.any(of_phase):
             raise ConfigError(f"trace {trace.name!r} has no {phase} tokens to simulate")
-        trace = trace.select(phase=phase)
+        if not np.all(of_phase):   # a trace of that phase alone is used as it is (no copy)
+            trace = trace.select(phase=phase)
     sel = trace
     seq = sel.sequence
     first = np.ones(sel.num_tokens, np.bool_)
@@ -802,6 +805,14 @@ def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: Model
         notes=list(dims.notes) + list(notes))
 
 
+@cache
+def _system_knobs(plan) -> tuple[str, ...]:
+    """plan's keyword-only parameters that simulate does not name itself (threshold, predictor);
+    cached, since reading a signature costs more than a small simulation's kernel."""
+    return tuple(n for n, p in inspect.signature(plan).parameters.items()
+                 if p.kind is p.KEYWORD_ONLY and n not in inspect.signature(simulate).parameters)
+
+
 def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *, predictions=None,
              lookahead: int = 1, budget: int | None = None, profile=None, buffer: BufferSpec | None = None,
              phase: str | None = "decode", dims: ModelDims | None = None, batch: int = 1,
@@ -823,9 +834,7 @@ def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *
     batch = check_batch(batch)
     hw = preset(hardware)
     sysm = get_system(system)
-    # plan's keyword-only parameters that simulate does not name itself (threshold, predictor)
-    knobs = [n for n, p in inspect.signature(sysm.plan).parameters.items()
-             if p.kind is p.KEYWORD_ONLY and n not in inspect.signature(simulate).parameters]
+    knobs = _system_knobs(type(sysm).plan)
     unknown = sorted(set(system_knobs) - set(knobs))
     if unknown:
         raise ConfigError(f"simulate: unknown argument {unknown[0]!r}; system knobs: {', '.join(knobs)}")
