@@ -15,10 +15,6 @@ def open_and_run_all(page, lab, notebook: str) -> None:
     page.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/notebooks/{notebook}?token={lab['token']}")
     # The kernel is ready when the debugger button is enabled; "idle" alone left cells unexecuted.
     page.wait_for_selector(".jp-DebuggerBugButton[aria-disabled='false']", timeout=120_000)
-    # Exercise solutions are committed with their code collapsed, and a collapsed cell's input
-    # prompt never shows its execution count: show every cell's code before running.
-    page.locator(".lm-MenuBar-itemLabel", has_text="View").first.click()
-    page.locator(".lm-Menu-itemLabel:text-is('Expand All Code')").click()
     # Committed notebooks carry execution counts: clear them first, so that "every prompt has a
     # number" below can only mean that this run executed every cell.
     page.locator(".lm-MenuBar-itemLabel", has_text="Edit").first.click()
