@@ -28,7 +28,8 @@ ALLOWED = {
     ("08_operating_regimes.ipynb", "2402.07033"),  # Fiddler's arXiv id
 }
 
-NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?!\w)")
+# a number may end a word only as a multiplier ("1.154x")
+NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?=x\b|(?!\w))")
 YEAR = re.compile(r"(19|20)\d\d")
 
 
@@ -86,7 +87,7 @@ def test_the_check_catches_a_number_no_cell_prints(tmp_path):
     code = nbformat.v4.new_code_cell("print(0.703)")
     code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="recall 0.703\n")]
     nb.cells = [nbformat.v4.new_markdown_cell("Before any output: 0.703."), code,
-                nbformat.v4.new_markdown_cell("Recall 0.703, not 0.7031, about 0.7, in 2024, `f(1.234)`."),
+                nbformat.v4.new_markdown_cell("Recall 0.703, not 0.7031, about 0.7, in 2024, `f(1.234)`, 1.25x."),
                 nbformat.v4.new_markdown_cell("Exercise. **Answer:** 0.125, printed by the solution below; 0.250 is not."),
                 nbformat.v4.new_code_cell("# Solution\nprint(1 / 8)")]
     nb.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="0.125\n")]
@@ -94,4 +95,4 @@ def test_the_check_catches_a_number_no_cell_prints(tmp_path):
     nbformat.write(nb, path)
     missing = unprinted_numbers(path)
     assert [m.split(":")[0] + ":" + m.split(":")[1].split(" in")[0] for m in missing] == \
-        ["cell 0: 0.703", "cell 2: 0.7031", "cell 3: 0.250"]
+        ["cell 0: 0.703", "cell 2: 0.7031", "cell 2: 1.25", "cell 3: 0.250"]
