@@ -1,7 +1,8 @@
 """`stmoe explore` on Dask: a 2,000-point grid on the bundled tiny-moe-code trace with 1 and with
 2 local worker processes, in points per second; the scaling efficiency (2-worker rate over
 twice the 1-worker rate; target >= 0.8) and the per-point overhead against a plain loop calling
-`simulate` on the same points in this process (target < 10%).
+`simulate` on the same points in this process (target < 10%), split into what building explore's
+rows costs (the same `run_batch` the workers call, run here) and what Dask adds on top of it.
 
     python benchmarks/bench_explore.py [--points-per-system N]
 
@@ -27,7 +28,7 @@ from distributed import Client, LocalCluster
 
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import dims_for
-from stmoe.sim.explore import LOCAL_CLUSTER_CONFIG, explore, read_results
+from stmoe.sim.explore import LOCAL_CLUSTER_CONFIG, explore, read_results, run_batch
 from stmoe.sim.explore_spec import HARDWARE_PARAMETERS, parse_spec
 from stmoe.sim.hardware import preset
 from stmoe.sim.timing import decode_tokens, simulate
@@ -70,6 +71,14 @@ def plain_loop(spec, repeat: int) -> tuple[float, float]:
     return timed(loop, time.process_time, repeat)
 
 
+def same_rows_loop(spec, repeat: int) -> tuple[float, float]:
+    """The rows explore writes (speedups with their intervals, flattened fields), built in this
+    process by the function the workers run: what is left between it and a worker is Dask's
+    scheduling, moving rows and writing Parquet."""
+    trace = spec.traces[TRACE]
+    return timed(lambda: run_batch(trace, spec.points), time.process_time, repeat)
+
+
 def on_cluster(spec, workers: int, repeat: int) -> tuple[float, float, float]:
     """(start-up seconds, run wall seconds, run CPU seconds of the workers, the scheduler and
     this client) of the spec on a fresh local cluster of `workers`, with the Dask settings
@@ -105,6 +114,9 @@ def main():
     loop, loop_cpu = plain_loop(spec, args.repeat)
     print(f"plain loop calling simulate (tokens selected once): {n / loop:7.1f} points/s ({loop / n * 1e3:.1f} ms a point, "
           f"{loop_cpu / n * 1e3:.1f} ms CPU)")
+    rows, rows_cpu = same_rows_loop(spec, args.repeat)
+    print(f"the same rows built in this process:             {n / rows:7.1f} points/s ({rows / n * 1e3:.1f} ms a point, "
+          f"{rows_cpu / n * 1e3:.1f} ms CPU)")
     rates, cpus = {}, {}
     for workers in (1, 2):
         startup, seconds, cpus[workers] = on_cluster(spec, workers, args.repeat)
@@ -117,6 +129,9 @@ def main():
     print(f"scaling efficiency (2-worker rate / 2 x 1-worker rate): {efficiency:.2f} (target >= 0.8)")
     print(f"per-point overhead of 1 worker against the plain loop, wall clock: {(n / rates[1] - loop) / loop:+.1%}; "
           f"CPU time of all processes: {(cpus[1] - loop_cpu) / loop_cpu:+.1%} (target < 10%)")
+    print(f"of which building the rows (speedups with intervals) in this process: wall "
+          f"{(rows - loop) / loop:+.1%}, CPU {(rows_cpu - loop_cpu) / loop_cpu:+.1%}; Dask itself against those rows: "
+          f"wall {(n / rates[1] - rows) / rows:+.1%}, CPU {(cpus[1] - rows_cpu) / rows_cpu:+.1%}")
 
 if __name__ == "__main__":
     main()
