@@ -354,8 +354,9 @@ class Trace:
         }
 
     def __repr__(self) -> str:
-        return (f"Trace({self.label!r}, tokens={self.num_tokens}, layers={self.num_layers}, "
-                f"experts={self.num_experts}, top_k={self.top_k})")
+        # one readable line: notebooks show a trace by ending a cell with it
+        return (f"Trace {self.label}: {self.num_layers} MoE layers of {self.num_experts} experts, top-{self.top_k}; "
+                f"{self.num_tokens} tokens in {len(self.sequence_ids())} sequence(s)")
 
     # ----------------------------------------------------------------- selection
     def select(self, *, phase: str | int | None = None, sequences: Iterable[int] | None = None,

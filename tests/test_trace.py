@@ -156,3 +156,9 @@ def test_synthetic_counts_must_be_integers(kwargs):
     name = next(iter(kwargs))
     with pytest.raises(StmoeError, match=f"{name} must be an integer"):
         synthetic_trace(**{**dict(num_tokens=64, num_layers=3, num_experts=8, top_k=2), **kwargs})
+
+
+def test_repr_is_one_readable_line():
+    ids = np.zeros((6, 2, 1), np.int16)
+    tr = Trace(ids, num_experts=3, sequence=[0, 0, 1, 1, 2, 2], meta={"name": "toy"})
+    assert repr(tr) == "Trace toy: 2 MoE layers of 3 experts, top-1; 6 tokens in 3 sequence(s)"
