@@ -24,6 +24,7 @@ def test_front_points_are_solid_and_coloured_by_system():
     points = spec["layer"][1]
     front = {(v["system"], v["buffer MiB"]) for v in spec["data"]["values"] if v["front"]}
     assert front == {("st-moe", 1), ("lru-cache", 8)}
+    assert "within 0.10% of each other count as equal" in spec["title"]["subtitle"]
     scale = points["encoding"]["color"]["scale"]
     assert dict(zip(scale["domain"], scale["range"]))["st-moe"] == theme.SYSTEM_COLORS["st-moe"]
     assert spec["layer"][0]["mark"]["type"] == "line"
@@ -32,8 +33,21 @@ def test_front_points_are_solid_and_coloured_by_system():
         pareto_chart(rows, y="hit_rate")
 
 
+def test_near_ties_are_on_the_front_together():
+    # 1 MiB apart is clear; 30.01 against 30 µs is a tie within 0.1%, not at tolerance 0
+    rows = [_row("st-moe", 1, 30), _row("lru-cache", 1, 30.01), _row("st-moe", 8, 29.99)]
+    on = {0.0: set(), 1e-3: set()}
+    for tol in on:
+        spec = pareto_chart(rows, tolerance=tol).to_dict()
+        on[tol] = {(v["system"], v["buffer MiB"]) for v in spec["data"]["values"] if v["front"]}
+    assert on[0.0] == {("st-moe", 1), ("st-moe", 8)}
+    assert on[1e-3] == {("st-moe", 1), ("lru-cache", 1)}
+    assert "strict: no tolerance" in pareto_chart(rows, tolerance=0).to_dict()["title"]["subtitle"]
+
+
 def test_shipped_results_cover_the_spec_and_name_the_front():
     rows = ht.explored_designs()
     assert len(rows) == 290
     headline = ht.front_headline(rows)
-    assert headline.startswith("7 of 290 designs on the front: st-moe 1-")
+    # within 0.1%, buffers above 1.22 MiB buy no latency beyond a smaller one's (strict: 7 points)
+    assert headline == "2 of 290 designs on the front: st-moe 1-1.22 MiB"

@@ -431,3 +431,36 @@ def test_trace_paths_are_the_specs_and_special_files_are_named(tmp_path, monkeyp
         with pytest.raises(ConfigError) as exc:
             read_spec(path)
         assert message in str(exc.value) and str(folder / name) in str(exc.value), str(exc.value)
+
+
+@pytest.mark.parametrize("args, message", [(["--batch-size", "-3"], "--batch-size: a whole number >= 1, got -3"),
+                                           (["--tolerance", "1"], "--tolerance: a relative difference"),
+                                           (["--tolerance", "nan"], "--tolerance: a relative difference")])
+def test_bad_arguments_print_nothing_before_their_error(tmp_path, capsys, args, message):
+    spec = tmp_path / "s.toml"
+    spec.write_text(spec_text())
+    assert main(["explore", str(spec), "--out", str(tmp_path / "o9"), *args]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "o9").exists()
+
+
+def test_the_front_table_states_its_tolerance_in_human_units(tmp_path, capsys):
+    """Chapter 05's shipped results (nothing to compute): sizes in MiB, links in GB/s, and the
+    tolerance in the header; --tolerance 0 is the strict front, which keeps more points here."""
+    import shutil
+    from pathlib import Path
+    shipped = Path(__file__).resolve().parents[1] / "data" / "explore"
+    out = tmp_path / "chapter05"
+    shutil.copytree(shipped / "chapter05", out)
+    spec = str(shipped / "chapter05.toml")
+    counts = {}
+    for tol, said in [("0.001", "objectives within 0.10% of each other count as equal"), ("0", "strict: no tolerance")]:
+        assert main(["explore", spec, "--out", str(out), "--workers", "1", "--tolerance", tol]) == 0
+        printed = capsys.readouterr().out
+        header = next(line for line in printed.splitlines() if "Pareto front over" in line)
+        assert said in header
+        counts[tol] = int(header.split("buffer area, ")[1].split(" of ")[0])
+        assert "buffer MiB" in printed and "link GB/s" in printed and "64.000 " in printed
+        assert "67108864" not in printed and "e+" not in printed
+    assert counts["0"] != counts["0.001"]

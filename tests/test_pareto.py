@@ -34,3 +34,48 @@ def test_errors():
         pareto_front([{"a": 1}], ("a", "speed"))
     with pytest.raises(ConfigError, match="NaN"):
         pareto_mask([[1.0, float("nan")]])
+
+
+def _brute(v, tol):
+    v = np.asarray(v, float)
+    s = tol * np.abs(v)
+    return [not any((w <= x + sx).all() and (w < x - sx).any() for w in v) for x, sx in zip(v, s)]
+
+
+def test_tolerance_zero_is_the_strict_front():
+    v = np.random.default_rng(1).integers(0, 6, size=(200, 3)).astype(float)
+    strict = [not any((w <= x).all() and (w < x).any() for w in v) for x in v]
+    assert pareto_mask(v, tolerance=0).tolist() == strict
+
+
+def test_near_ties_collapse():
+    # the shape of chapter 05's case: a design 6e-6 faster with 5x the energy, one 6e-5 slower
+    pts = [[96.840629, 512.0], [96.840027, 2492.0], [96.845, 511.8], [97.5, 400.0]]
+    assert pareto_mask(pts, tolerance=0).tolist() == [True, True, True, True]
+    # within 0.1% the first three latencies tie: the 2492 one loses on energy, the other two tie
+    assert pareto_mask(pts).tolist() == [True, False, True, True]
+    # within 1% the last one's latency (0.7% slower) ties too, and its energy beats all
+    assert pareto_mask(pts, tolerance=0.01).tolist() == [False, False, False, True]
+
+
+def test_clear_fronts_do_not_move():
+    pts = [[1, 5], [2, 3], [3, 3], [4, 1], [2, 4], [5, 5], [4, 1]]
+    assert pareto_mask(pts).tolist() == pareto_mask(pts, tolerance=0).tolist()
+    rows = [{"name": n, "latency_per_token_s": l, "energy_per_token_j": e, "buffer_area_mm2": a}
+            for n, l, e, a in [("a", 3.0, 3.0, 1.0), ("b", 1.0, 1.0, 8.0), ("c", 2.0, 2.0, 9.0)]]
+    assert [r["name"] for r in pareto_front(rows)] == [r["name"] for r in pareto_front(rows, tolerance=0)]
+
+
+@pytest.mark.parametrize("tol", [1e-3, 0.05, 0.3])
+def test_tolerant_front_matches_brute_force(tol):
+    # values spread so that many pairs fall within the tolerance; negatives and zeros included
+    v = np.random.default_rng(2).normal(10, 2, size=(300, 3)).round(1)
+    v[:20, 1] = -v[:20, 1]
+    v[20:25, 2] = 0
+    assert pareto_mask(v, tol).tolist() == _brute(v, tol)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, float("nan"), True, "0.1"])
+def test_tolerance_refused(bad):
+    with pytest.raises(ConfigError, match="tolerance"):
+        pareto_mask([[1.0, 2.0]], bad)

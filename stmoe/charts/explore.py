@@ -1,11 +1,12 @@
 """The chart of a design-space exploration: every point on two objectives, the Pareto front
-over them drawn as a line through its points."""
+over them (values within a relative tolerance counting as equal, `stmoe.sim.pareto`) drawn as a
+line through its points."""
 
 from __future__ import annotations
 
 from stmoe.charts import theme
 from stmoe.charts.base import rows_data
-from stmoe.sim.pareto import pareto_mask
+from stmoe.sim.pareto import TOLERANCE, pareto_mask
 
 AXES = {"latency_per_token_s": ("latency per token (µs)", 1e6),
         "energy_per_token_j": ("energy per token (µJ)", 1e6),
@@ -13,16 +14,17 @@ AXES = {"latency_per_token_s": ("latency per token (µs)", 1e6),
 
 
 def pareto_chart(rows: list[dict], x: str = "buffer_area_mm2", y: str = "latency_per_token_s",
-                 title: str | None = None):
+                 title: str | None = None, tolerance: float = TOLERANCE):
     """Each explored point at (x, y), coloured by system; the points on the Pareto front of
-    x and y (both minimised) solid and joined, the others faded."""
+    x and y (both minimised; values within the relative `tolerance` are ties) solid and joined,
+    the others faded. The tolerance is said in the title's subtitle."""
     import altair as alt
 
     for axis in (x, y):
         if axis not in AXES:
             raise ValueError(f"pareto_chart: axis {axis!r}; valid: {', '.join(AXES)}")
     (x_title, fx), (y_title, fy) = AXES[x], AXES[y]
-    on_front = pareto_mask([[r[x], r[y]] for r in rows])
+    on_front = pareto_mask([[r[x], r[y]] for r in rows], tolerance)
     data = [{"x": float(r[x]) * fx, "y": float(r[y]) * fy, "system": r["system"],
              "front": bool(f), "buffer MiB": r["buffer_bytes"] / 2 ** 20,
              "link GB/s": r["link_bandwidth"] / 1e9, "lookahead": r["lookahead"]}
@@ -39,6 +41,10 @@ def pareto_chart(rows: list[dict], x: str = "buffer_area_mm2", y: str = "latency
     front = base.transform_filter("datum.front").mark_line(
         color=theme.RULE_COLOR, strokeDash=theme.RULE_DASH, interpolate="step-after").encode(
         x="x:Q", y="y:Q", order="x:Q")
+    said = (f"values within {tolerance:.2%} of each other count as equal" if tolerance
+            else "strict: no tolerance")
     return (front + points).properties(
-        title=title or f"Pareto front: {AXES[y][0].split(' (')[0]} against {AXES[x][0].split(' (')[0]}",
+        title=alt.TitleParams(
+            title or f"Pareto front: {AXES[y][0].split(' (')[0]} against {AXES[x][0].split(' (')[0]}",
+            subtitle=f"front points solid; {said}"),
         width=420, height=260)

@@ -1,6 +1,7 @@
 """`stmoe explore SPEC [--out DIR] [--scheduler ADDRESS | --workers N] [--batch-size N]
-[--max-points N]`: every point of a design-space spec on Dask, results in Parquet (resumable),
-then the Pareto front over latency, energy and buffer area. Ctrl-C exits 130 with one line:
+[--max-points N] [--tolerance FRACTION]`: every point of a design-space spec on Dask, results in
+Parquet (resumable), then the Pareto front over latency, energy and buffer area, objectives within
+the relative tolerance counting as equal (`stmoe.sim.pareto`). Ctrl-C exits 130 with one line:
 how many points are finished and how to resume."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from stmoe.cli.output import format_table
 from stmoe.errors import ConfigError, StmoeError
 from stmoe.sim.explore import check_workers, default_out, explore, max_workers, read_results
 from stmoe.sim.explore_spec import MAX_POINTS, read_spec
-from stmoe.sim.pareto import OBJECTIVES, pareto_front
+from stmoe.sim.pareto import OBJECTIVES, TOLERANCE, pareto_front
 
 
 def register(sub) -> None:
@@ -25,7 +26,21 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, metavar="N", help="points per task (default: sized to the grid)")
     p.add_argument("--max-points", type=int, default=MAX_POINTS, metavar="N",
                    help=f"refuse a spec of more points than this, before building it (default {MAX_POINTS:,})")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE, metavar="FRACTION",
+                   help="objectives within this relative difference count as equal on the front; "
+                   f"0 is the strict front (default {TOLERANCE:g}, i.e. {TOLERANCE:.1%})")
     p.set_defaults(run=run)
+
+
+# Settings shown in human units in the front's table: field -> (column, divisor)
+_UNITS = {"buffer_bytes": ("buffer MiB", 2 ** 20), "link_bandwidth": ("link GB/s", 1e9),
+          "local_bandwidth": ("local GB/s", 1e9), "dense_bandwidth": ("dense GB/s", 1e9),
+          "clock_hz": ("clock GHz", 1e9), "link_latency": ("link latency ns", 1e-9)}
+
+
+def _setting(name: str, value):
+    column, divisor = _UNITS.get(name, (name, None))
+    return column, (value / divisor if divisor is not None and value is not None else value)
 
 
 # Errors of a write that the writer (pyarrow) reports with its errno but no file name
@@ -34,6 +49,11 @@ _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 def run(args) -> int:
     check_workers(args.workers)
+    # every argument is checked before anything is printed
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError(f"--batch-size: a whole number >= 1, got {args.batch_size}")
+    if not 0 <= args.tolerance < 1:   # also refuses nan
+        raise ConfigError(f"--tolerance: a relative difference, 0 <= FRACTION < 1, got {args.tolerance}")
     try:
         spec = read_spec(args.spec, max_points=args.max_points)
     except RecursionError:   # tomllib recurses once per level of nesting
@@ -63,10 +83,12 @@ def run(args) -> int:
     # a front compares designs on one workload: one per trace and preset
     for trace, preset in dict.fromkeys((r["trace"], r["preset"]) for r in rows):
         group = [r for r in rows if (r["trace"], r["preset"]) == (trace, preset)]
-        front = pareto_front(group, OBJECTIVES)
+        front = pareto_front(group, OBJECTIVES, args.tolerance)
         print(f"\n{trace} on {preset}: Pareto front over latency, energy and buffer area, "
-              f"{len(front)} of {len(group)} points")
-        print(format_table([{"system": r["system"], **{k: r.get(k) for k in varied},
+              f"{len(front)} of {len(group)} points ("
+              + (f"objectives within {args.tolerance:.2%} of each other count as equal)"
+                 if args.tolerance else "strict: no tolerance)"))
+        print(format_table([{"system": r["system"], **dict(_setting(k, r.get(k)) for k in varied),
                              "µs / token": r["latency_per_token_s"] * 1e6,
                              "µJ / token": r["energy_per_token_j"] * 1e6, "area mm²": r["buffer_area_mm2"]}
                             for r in front]))
