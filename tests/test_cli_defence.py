@@ -245,6 +245,16 @@ def test_usage_error_with_a_line_break_is_one_line(capsys):
     assert exc.value.code == 2 and err.count("\n") == 1 and "unrecognized arguments: \\n" in err
 
 
+@pytest.mark.parametrize(("argv", "said"), [(["--nosuchflag"], "unrecognized arguments: --nosuchflag"),
+                                            (["--nosuchflag", "datasets"], "unrecognized arguments: --nosuchflag"),
+                                            ([], "the following arguments are required: COMMAND")])
+def test_an_unknown_top_level_flag_is_named(capsys, argv, said):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err == f"stmoe: error: {said} (see stmoe --help)\n"
+
+
 @pytest.mark.parametrize("option,value", [("--dtype", "float7"), ("--device", "tpu9"), ("--dtype", "Tensor")])
 def test_record_refuses_unknown_torch_names_before_loading(tmp_path, capsys, option, value):
     pytest.importorskip("torch")
