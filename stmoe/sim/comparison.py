@@ -13,7 +13,7 @@ from stmoe.sim.hardware import model_dims, preset
 from stmoe.sim.systems import PURE_CACHES, SYSTEMS, get_system, missing_input, runnable
 from stmoe.sim.timing import UnitTotals, simulate
 from stmoe.splits import split
-from stmoe.trace import Trace
+from stmoe.trace import DECODE, Trace
 
 # The production model whose expert sizes a small or synthetic trace's routing is replayed with
 # when a caller asks for it by name (`reference_dims`): Qwen3-30B-A3B, from its public config.json.
@@ -59,9 +59,10 @@ def split_for_comparison(trace: Trace, profile: Trace | None = None) -> tuple[Tr
         return profile, trace, []
     parts = split(trace)
     unit = "sequences" if len(trace.sequence_ids()) >= 2 else "tokens (one sequence)"
+    decode = int((parts.scored.phase == DECODE).sum())
     note = (f"profile: the first half of {trace.label}'s {unit} ({parts.profile.num_tokens} tokens) fits "
-            "st-moe's tables and hot-set's pinned experts; every system is simulated on the other "
-            f"{parts.scored.num_tokens} tokens")
+            "st-moe's tables and hot-set's pinned experts; every system is simulated on the other half's "
+            f"{decode} decode tokens (its {parts.scored.num_tokens - decode} prefill tokens are not simulated)")
     return parts.profile, parts.scored, [note]
 
 
