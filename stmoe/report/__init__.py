@@ -84,9 +84,10 @@ def write_report(traces: Iterable[str], out_dir: str | os.PathLike, *,
     intro = ("<p>What a spatio-temporal expert prefetcher (ST-MoE, arXiv 2606.15453) buys on each "
              "trace below: how predictable expert requests are one layer ahead (recall at budget "
              "m = k, scored only on tokens the predictor was not profiled on), and what that is worth "
-             "in latency and energy on three hardware presets, against on-demand loading and against "
-             "the cache baselines (lru-cache, hot-set, speculative-gate) that show what prediction "
-             "adds over caching.</p>")
+             "in latency and energy on three hardware presets, against on-demand loading, against "
+             "the pure caches (lru-cache, hot-set: no prefetching) that show what prediction adds over "
+             "caching, and against the other prefetcher (speculative-gate, which reads the next "
+             f"router early). A difference under {NEGLIGIBLE:.1%} is called negligible.</p>")
     if problem:
         intro += f"<p class='failed'>Charts not rendered: {html.esc(problem)}.</p>"
     if failed:
