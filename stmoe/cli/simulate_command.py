@@ -57,7 +57,7 @@ class _AsGiven(float):
 
     def __new__(cls, text: str):
         value = super().__new__(cls, text)
-        value.text = text
+        value.text = text.strip()   # float() ignores the whitespace around a number
         return value
 
     def __repr__(self) -> str:
