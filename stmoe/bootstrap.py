@@ -38,6 +38,11 @@ BLOCK_TOKENS = 8
 # totals stay cheap, and longer series keep more of their dependence inside a block (block
 # lengths that grow with the series, as Hall, Horowitz & Jing, Biometrika 82(3), 1995, advise).
 MAX_BLOCKS = 1000
+# Fewer units than this and an interval is flagged unreliable where it is described: n units
+# give at most C(2n-1, n) distinct resamples (10 for 3 units, 126 for 5, 48620 for 10), and
+# the percentile bootstrap's coverage falls well short of its level on samples this small
+# (Efron & Tibshirani 1993, ch. 13: too narrow for small n).
+MIN_RELIABLE_UNITS = 10
 
 
 def resampling_units(sequence: np.ndarray, block_tokens: int = BLOCK_TOKENS) -> tuple[np.ndarray, str]:
@@ -58,9 +63,16 @@ def resampling_units(sequence: np.ndarray, block_tokens: int = BLOCK_TOKENS) -> 
 
 
 def describe(units: str, resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL) -> str:
-    """How an interval was made, in the one wording notes and info fields use."""
-    return (f"{level:.0%} intervals: percentile bootstrap over {units}, {resamples} resamples, "
+    """How an interval was made, in the one wording notes and info fields use; with a warning
+    when it rests on fewer than `MIN_RELIABLE_UNITS` units. `units` begins with their count, as
+    every wording of `resampling_units` and of `stmoe.sim.timing.lockstep` does."""
+    text = (f"{level:.0%} intervals: percentile bootstrap over {units}, {resamples} resamples, "
             f"seed {seed} (stmoe.bootstrap)")
+    count = units.split(maxsplit=1)[0] if units else ""
+    if count.isdigit() and int(count) < MIN_RELIABLE_UNITS:
+        text += (f"; unreliable: it rests on {count} units, fewer than {MIN_RELIABLE_UNITS} (so few "
+                 "give few distinct resamples, and a percentile interval narrower than the truth)")
+    return text
 
 
 def ratio_interval(num, den, *, resamples: int = RESAMPLES, seed: int = SEED,

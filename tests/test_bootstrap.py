@@ -69,3 +69,21 @@ def test_with_interval_prints_value_and_bounds():
     row = {"speedup": 2.3141, **interval_fields("speedup", (2.2, 2.449))}
     assert with_interval(row, "speedup", 2) == "2.31 [2.20, 2.45]"
     assert with_interval({"speedup": 2.3141}, "speedup", 2) == "2.31"
+
+
+def test_an_interval_over_few_units_is_described_as_unreliable():
+    """Three units give at most 10 distinct resamples (multisets of 3 from 3): the description
+    says the interval rests on them; from MIN_RELIABLE_UNITS units on it does not."""
+    from math import comb
+
+    from stmoe.bootstrap import MIN_RELIABLE_UNITS, describe
+    rng = np.random.default_rng(0)
+    picks = {tuple(sorted(p)) for p in rng.integers(0, 3, size=(1000, 3))}
+    assert len(picks) == comb(2 * 3 - 1, 3) == 10
+    few = describe(resampling_units(np.array([0, 1, 1, 2]))[1])
+    assert few.endswith(f"unreliable: it rests on 3 units, fewer than {MIN_RELIABLE_UNITS} (so few give few "
+                        "distinct resamples, and a percentile interval narrower than the truth)")
+    assert "unreliable" in describe("3 groups of up to 8 sequences decoded in lockstep")
+    enough = describe(resampling_units(np.arange(MIN_RELIABLE_UNITS))[1])
+    assert "unreliable" not in enough and enough.startswith(f"95% intervals: percentile bootstrap over {MIN_RELIABLE_UNITS} sequences")
+

@@ -150,7 +150,10 @@ def test_report_disk_full_is_one_line(monkeypatch, tmp_path, small, capsys):
     (["info", "x" * 300 + ".npz"], "File name too long"),
     # inf in the KV-cache bytes made every latency inf and the error named no field
     (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "1e306"],
-     "context must be a number of tokens from 0 to 2147483647, got 1e+306"),
+     "context must be a number of tokens from 0 to 2147483647, got 1e306"),
+    # the value as given, not as the float it was parsed to ("-5.0")
+    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "-5"],
+     "context must be a number of tokens from 0 to 2147483647, got -5\n"),
 ])
 def test_bad_arguments_are_one_line(capsys, argv, words):
     assert main(argv) == 2
@@ -243,6 +246,16 @@ def test_usage_error_with_a_line_break_is_one_line(capsys):
         main(["info", "t.npz", "\n"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and "unrecognized arguments: \\n" in err
+
+
+@pytest.mark.parametrize(("argv", "said"), [(["--nosuchflag"], "unrecognized arguments: --nosuchflag"),
+                                            (["--nosuchflag", "datasets"], "unrecognized arguments: --nosuchflag"),
+                                            ([], "the following arguments are required: COMMAND")])
+def test_an_unknown_top_level_flag_is_named(capsys, argv, said):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err == f"stmoe: error: {said} (see stmoe --help)\n"
 
 
 @pytest.mark.parametrize("option,value", [("--dtype", "float7"), ("--device", "tpu9"), ("--dtype", "Tensor")])

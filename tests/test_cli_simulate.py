@@ -130,7 +130,10 @@ def test_default_set_profiles_on_one_half_and_simulates_the_other(capsys):
     assert [r["system"] for r in out["results"]] == list(SYSTEMS)
     scored = split(stmoe.load_trace("tiny-moe-code")).scored
     assert out["results"][0]["tokens"] == int((scored.phase == DECODE).sum())
-    assert any(n.startswith("profile: the first half of tiny-moe-code's sequences") for n in out["notes"])
+    decode = out["results"][0]["tokens"]
+    assert any(n.startswith("profile: the first half of tiny-moe-code's sequences") and
+               n.endswith(f"simulated on the other half's {decode} decode tokens (its {scored.num_tokens - decode} "
+                          "prefill tokens are not simulated)") for n in out["notes"])
     assert any(n.startswith("hot-set: the ") for n in out["notes"])
     assert main(["simulate", "qwen3-30b-a3b", "--json", "--hardware", "gpu-pcie"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -151,6 +154,11 @@ def test_batch_is_printed_and_in_every_row(capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "decode tokens, batch 8 (" in out and "note: batch 8: " in out
+    # three groups of 8 sequences: the intervals rest on 3 units, said; the experts a step needs
+    # are the batch's union under the trace's routing, the same for both systems (one note)
+    assert "bootstrap over 3 groups of up to 8 sequences" in out and "unreliable: it rests on 3 units" in out
+    assert out.count("a step's layer needs") == 1
+    assert "the union of the experts its 8 tokens route to (k=4 each), the same for every system" in out
     assert main([*args, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["results"]
     assert [r["batch"] for r in rows] == [8, 8] and rows[0]["steps"] < rows[0]["tokens"]

@@ -65,21 +65,43 @@ def test_report_contents(report_dir):
     # what prediction adds over caching: st-moe over the fastest cache baseline, paired interval
     cache = res["systems"]["accelerator"]["over_best_cache"]
     assert cache["baseline"] in ("lru-cache", "hot-set")
+    assert res["systems"]["accelerator"]["over_best_prefetcher"] is None   # speculative-gate skipped
     assert cache["speedup_ci_low"] <= cache["speedup"] <= cache["speedup_ci_high"]
-    assert (f"({cache['baseline']}): {cache['speedup']:.3f} [{cache['speedup_ci_low']:.3f}, "
-            f"{cache['speedup_ci_high']:.3f}]x speedup") in page
+    assert (f"fastest pure cache (no prefetching) on the same buffer ({cache['baseline']}): "
+            f"{cache['speedup']:.3f} [{cache['speedup_ci_low']:.3f}, {cache['speedup_ci_high']:.3f}]x speedup") in page
+    assert "a difference under 0.5% called negligible" in page
     cct = next(r for r in res["prediction"]["rows"] if r["predictor"] == "cct")
     assert f"{cct['recall']:.3f} [{cct['recall_ci_low']:.3f}, {cct['recall_ci_high']:.3f}]" in page
     assert "bootstrap over 4 sequences" in page and "layer pairs significant after Holm" in page
 
 
 def test_report_cli_exit_codes(tmp_path, capsys):
+    """2 when no trace could be studied (no empty summary header), 1 when some failed."""
     bad = tmp_path / "empty.csv"
     bad.write_text("")
-    assert main(["report", str(bad), "--out", str(tmp_path / "out")]) == 1
+    assert main(["report", str(bad), "--out", str(tmp_path / "out")]) == 2
     captured = capsys.readouterr()
     assert "empty.csv" in captured.out and "file is empty" in captured.out
+    assert "no trace could be studied" in captured.out and "st-moe on the accelerator" not in captured.out
     assert (tmp_path / "out" / "report.html").exists()
+    good = synthetic_trace(64, 3, 8, 2, num_sequences=4, prompt_tokens=8, seed=0).save(tmp_path / "t.npz")
+    assert main(["report", str(good), str(bad), "--out", str(tmp_path / "out2")]) == 1
+    out = capsys.readouterr().out
+    assert "st-moe on the accelerator preset" in out and "no trace could be studied" not in out
+    assert re.search(r"(lru-cache|hot-set): \d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] / ", out)   # named, with intervals
+    assert re.search(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", out.split("speedup (own sizes)")[1])
+
+
+@pytest.mark.parametrize(("value", "lo", "hi", "words"), [
+    (1.003, 1.002, 1.003, "a real but negligible difference (under 0.5%)"),
+    (1.003, 0.999, 1.006, "no difference the intervals can resolve"),
+    (1.04, 0.98, 1.09, "no difference the intervals can resolve"),
+    (1.04, 1.02, 1.06, "faster"),
+    (0.97, 0.95, 0.99, "slower"),
+    (1.003, None, None, "a negligible difference (under 0.5%) (no interval: too few units)")])
+def test_the_verdict_follows_both_the_interval_and_the_tolerance(value, lo, hi, words):
+    from stmoe.report import _difference
+    assert _difference({"speedup": value, "speedup_ci_low": lo, "speedup_ci_high": hi}, "speedup") == words
 
 
 @pytest.mark.parametrize("out", ["afile", "afile/sub"])

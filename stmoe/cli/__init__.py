@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stmoe {__version__}")
     debug_help = "on an error, show the Python traceback instead of one line"
     parser.add_argument("--debug", action="store_true", help=debug_help)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Not required here: `main` checks it after the unknown flags, so `stmoe --nosuchflag` names
+    # the flag rather than a missing COMMAND.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
     for subparser in sub.choices.values():
@@ -55,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command is None:
+        parser.error("the following arguments are required: COMMAND")
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt as exc:

@@ -25,28 +25,48 @@ def register(sub) -> None:
                    help=f"hardware preset: {', '.join(PRESETS)} (default accelerator)")
     p.add_argument("--system", action="append", metavar="NAME",
                    help=f"a system to simulate (repeatable; default all): {', '.join(SYSTEMS)}")
-    p.add_argument("--lookahead", type=int, default=1, help="layers ahead a prediction is issued")
+    p.add_argument("--lookahead", type=int, default=1, help="layers ahead a prediction is issued (default 1)")
     p.add_argument("--budget", type=int, default=None, help="experts predicted per layer (default k)")
-    p.add_argument("--predictor", default="st-moe", help="predictor behind the st-moe system")
+    p.add_argument("--predictor", default="st-moe", help="predictor behind the st-moe system (default st-moe)")
     p.add_argument("--profile", default=None, metavar="TRACE",
                    help="trace st-moe and hot-set are profiled on (other tokens than the simulated "
                         "ones); default: the first half of TRACE's sequences, the other half simulated")
     p.add_argument("--baseline", metavar="SYSTEM@PRESET",
-                   help="also compare every system with this system on this preset, e.g. on-demand@gpu-pcie")
+                   help="also compare every system with this system on this preset, e.g. on-demand@gpu-pcie "
+                        "(default: none)")
     p.add_argument("--model", help=f"the model's sizes from the registry ({', '.join(MODELS)}; or a Hugging "
-                                   "Face id), whatever the trace records")
-    p.add_argument("--context", type=float, help="tokens of KV cache each decoded token reads "
+                                   "Face id), whatever the trace records (default: the trace's model)")
+    p.add_argument("--context", type=tokens, help="tokens of KV cache each decoded token reads "
                                                  "(default: the trace's mean)")
-    p.add_argument("--hidden", type=int, help="model hidden size, for models stmoe does not know")
-    p.add_argument("--ffn", type=int, help="expert FFN size, for models stmoe does not know")
-    p.add_argument("--dtype", help="weight data type, e.g. bfloat16, int8")
+    p.add_argument("--hidden", type=int, help="model hidden size, for models stmoe does not know "
+                                              "(default: the model's)")
+    p.add_argument("--ffn", type=int, help="expert FFN size, for models stmoe does not know (default: the model's)")
+    p.add_argument("--dtype", help="weight data type, e.g. bfloat16, int8 (default: the trace's, else bfloat16)")
     p.add_argument("--batch", type=int, default=1, metavar="B",
                    help="sequences decoded in lockstep: each step loads the union of their experts once "
                         "(default 1)")
     p.add_argument("--sweep", metavar="PARAM=V1,V2,...",
-                   help="vary one knob (link_bandwidth, buffer_bytes, lookahead, prefetch_share, ...)")
+                   help="vary one knob (link_bandwidth, buffer_bytes, lookahead, prefetch_share, ...) "
+                        "instead of comparing systems (default: none)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run)
+
+
+class _AsGiven(float):
+    """A number that prints as the user wrote it: an error names "-5", not "-5.0"."""
+
+    def __new__(cls, text: str):
+        value = super().__new__(cls, text)
+        value.text = text.strip()   # float() ignores the whitespace around a number
+        return value
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def tokens(text: str) -> float:
+    """--context's type (argparse names it in "invalid tokens value: 'abc'")."""
+    return _AsGiven(text)
 
 
 def run(args) -> int:

@@ -14,14 +14,14 @@ from stmoe.sim.comparison import (
     REFERENCE_MODEL,
     compare_systems,
     dims_for,
-    over_best_cache,
+    over_best,
     reference_dims,
     reference_note,
     split_for_comparison,
 )
 from stmoe.sim.conditions import PAPER_GAINS, conditions_summary, search_conditions
 from stmoe.sim.sensitivity import sensitivity
-from stmoe.sim.systems import predictions_note
+from stmoe.sim.systems import OTHER_PREFETCHERS, predictions_note
 from stmoe.trace import DECODE, Trace
 
 # `trained` (logistic regression) is left out: minutes per trace; the notes say so.
@@ -48,6 +48,13 @@ def paper_grid(simulated: Trace) -> tuple[dict, list[str]]:
     fits = [b for b in PAPER_GRID["batch"] if b <= n]
     return dict(PAPER_GRID, batch=fits), [f"batch {b} left out of the grid: the simulated half holds {n} "
                                           "sequence(s)" for b in PAPER_GRID["batch"] if b > n]
+
+
+def over_baselines(rows: list[dict]) -> dict:
+    """st-moe against the fastest pure cache (no prefetching: what its prediction adds over
+    caching) and, apart, against the fastest other prefetcher (`stmoe.sim.comparison.over_best`;
+    None where the comparison has no such system)."""
+    return {"over_best_cache": over_best(rows), "over_best_prefetcher": over_best(rows, OTHER_PREFETCHERS)}
 
 
 def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
@@ -81,7 +88,7 @@ def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
         for name in presets:
             progress(f"{trace.label}: simulating systems on {name}")
             rows, notes = compare_systems(simulated, name, dims=dims, predictions=predictions, profile=profile)
-            out["systems"][name] = {"rows": rows, "over_best_cache": over_best_cache(rows),
+            out["systems"][name] = {"rows": rows, **over_baselines(rows),
                                     "notes": own_notes + split_notes + notes + [predicted]}
             progress(f"{trace.label}: varying {name}'s assumed constants")
             result = sensitivity(simulated, name, predictions=predictions, dims=dims)
@@ -105,7 +112,7 @@ def study(trace: Trace, *, presets=STUDY_PRESETS, predictors=STUDY_PREDICTORS,
             rows, notes = compare_systems(simulated, "accelerator", dims=reference_dims(trace),
                                           predictions=predictions, profile=profile)
             out["systems"][f"accelerator, {REFERENCE_MODEL}-sized experts"] = {
-                "rows": rows, "over_best_cache": over_best_cache(rows), "notes": [reference_note(trace) + ": what the same pattern costs at "
+                "rows": rows, **over_baselines(rows), "notes": [reference_note(trace) + ": what the same pattern costs at "
                                         "production scale"] + split_notes + notes + [predicted]}
     else:
         out["systems"] = {}

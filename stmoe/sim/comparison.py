@@ -10,10 +10,10 @@ from stmoe.errors import ConfigError
 from stmoe.predictors.base import check_compatible, check_disjoint
 from stmoe.sim.buffer import experts_held
 from stmoe.sim.hardware import model_dims, preset
-from stmoe.sim.systems import CACHE_BASELINES, SYSTEMS, get_system, missing_input, runnable
+from stmoe.sim.systems import PURE_CACHES, SYSTEMS, get_system, missing_input, runnable
 from stmoe.sim.timing import UnitTotals, simulate
 from stmoe.splits import split
-from stmoe.trace import Trace
+from stmoe.trace import DECODE, Trace
 
 # The production model whose expert sizes a small or synthetic trace's routing is replayed with
 # when a caller asks for it by name (`reference_dims`): Qwen3-30B-A3B, from its public config.json.
@@ -59,23 +59,25 @@ def split_for_comparison(trace: Trace, profile: Trace | None = None) -> tuple[Tr
         return profile, trace, []
     parts = split(trace)
     unit = "sequences" if len(trace.sequence_ids()) >= 2 else "tokens (one sequence)"
+    decode = int((parts.scored.phase == DECODE).sum())
     note = (f"profile: the first half of {trace.label}'s {unit} ({parts.profile.num_tokens} tokens) fits "
-            "st-moe's tables and hot-set's pinned experts; every system is simulated on the other "
-            f"{parts.scored.num_tokens} tokens")
+            "st-moe's tables and hot-set's pinned experts; every system is simulated on the other half's "
+            f"{decode} decode tokens (its {parts.scored.num_tokens - decode} prefill tokens are not simulated)")
     return parts.profile, parts.scored, [note]
 
 
-def over_best_cache(rows: list[dict], system: str = "st-moe") -> dict | None:
-    """`system` against the fastest cache baseline of the same comparison (lru-cache, hot-set,
-    speculative-gate: what the same buffer does without st-moe's predictor): {baseline, speedup,
-    energy_efficiency, their _ci_low and _ci_high, intervals}, ratios of per-token latency and
-    energy, each with its paired bootstrap interval over the rows' `per_unit` totals (rows of
-    `compare_systems`; intervals says how they were drawn); None when either is missing."""
+def over_best(rows: list[dict], baselines=PURE_CACHES, system: str = "st-moe") -> dict | None:
+    """`system` against the fastest of `baselines` in the same comparison (by default the pure
+    caches, `PURE_CACHES`: what the same buffer does with no prefetching; `OTHER_PREFETCHERS`
+    for the other prefetcher): {baseline, speedup, energy_efficiency, their _ci_low and
+    _ci_high, intervals}, ratios of per-token latency and energy, each with its paired
+    bootstrap interval over the rows' `per_unit` totals (rows of `compare_systems`; intervals
+    says how they were drawn); None when `system` or every baseline is missing."""
     by = {r["system"]: r for r in rows}
-    caches = [by[n] for n in CACHE_BASELINES if n in by]
-    if system not in by or not caches:
+    candidates = [by[n] for n in baselines if n in by]
+    if system not in by or not candidates:
         return None
-    best, ours = min(caches, key=lambda r: r["latency_per_token_s"]), by[system]
+    best, ours = min(candidates, key=lambda r: r["latency_per_token_s"]), by[system]
     out = {"baseline": best["system"],
            "speedup": best["latency_per_token_s"] / ours["latency_per_token_s"],
            "energy_efficiency": best["energy_per_token_j"] / ours["energy_per_token_j"]}
@@ -121,7 +123,7 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
                     **knobs):
     """(rows, notes): `SimulationResult.row()` of each system (`record()` if `records`) with its
     `per_unit` totals (`UnitTotals.as_dict()`: what a paired interval between two rows, such as
-    `over_best_cache`, is drawn from), relative to on-demand on the same machine and, given
+    `over_best`'s, is drawn from), relative to on-demand on the same machine and, given
     `baseline` (``SYSTEM@PRESET``), to that system on that machine (same trace and model
     sizes); each ratio with its paired bootstrap interval over the simulated sequences or blocks
     (a note says which). Of the default set (all SYSTEMS), a system that cannot run (`runnable`:

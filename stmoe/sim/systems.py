@@ -314,9 +314,12 @@ SYSTEMS = {s.name: s for s in [
     System("all-resident", False, "every expert already in the buffer (upper bound)", preload=True),
 ]}
 
-# The systems that cache without predicting a router's future from the past: what prediction
-# must beat (speculative-gate reads the next router early rather than predicting it).
-CACHE_BASELINES = ("lru-cache", "hot-set", "speculative-gate")
+# The systems that keep experts without predicting a router's future from the past: what
+# prediction must beat. The pure caches prefetch nothing; speculative-gate prefetches by reading
+# the next router early (the trace's stale gate), so it is another prefetcher, compared apart.
+PURE_CACHES = ("lru-cache", "hot-set")
+OTHER_PREFETCHERS = ("speculative-gate",)
+CACHE_BASELINES = (*PURE_CACHES, *OTHER_PREFETCHERS)
 
 
 def get_system(name) -> System:

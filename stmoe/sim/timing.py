@@ -856,7 +856,9 @@ def simulate(trace, hardware: Hardware | str = "accelerator", system="st-moe", *
         token_requests = np.bincount(unit, weights=tokens.sum(axis=(1, 2), dtype=np.int64))
         batch_notes = [*lockstep_notes(sel, batch, steps),
                        (f"batch {batch}: a step's layer needs {float((ids >= 0).sum(axis=2).mean()):.2f} experts "
-                        f"on average (the union of its tokens', k={sel.top_k} each)")]
+                        f"on average: the union of the experts its {batch} tokens route to (k={sel.top_k} each), "
+                        + (f"under {sysm.name}'s routing" if sysm.changes_routing
+                           else "the same for every system that keeps the trace's routing"))]
         if pred.shape[2]:
             batch_notes.append(f"batch {batch}: a step's predictions are the union of its tokens' predicted sets")
     stats, per_unit = run(ids, pred, first, num_experts=sel.num_experts, lookahead=plan.lookahead, hardware=hw,
