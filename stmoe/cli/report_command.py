@@ -48,21 +48,21 @@ def run(args) -> int:
                         row[f"vs {what} ({label})"] = (f"{gain['baseline']}: {with_interval(gain, 'speedup')} / "
                                                        f"{with_interval(gain, 'energy_efficiency')}")
         rows.append(row)
-    if rows:
-        print("st-moe on the accelerator preset: speedup and energy efficiency over on-demand; speedup / "
-              "energy efficiency over the fastest pure cache on the same buffer (lru-cache or hot-set, no "
-              "prefetching: what prediction adds over caching) and over the other prefetcher "
-              "(speculative-gate), each column naming its baseline; the gains with 95% paired bootstrap "
-              "intervals; recall (point estimates) at m = k on held-out tokens")
-        print(format_table(rows))
-    else:
-        print("no trace could be studied")
+    if not rows:
+        # nothing to read in the page: one line, as for any other bad input
+        print("stmoe: no trace could be studied: " + "; ".join(f"{f['trace']}: {f['error']}" for f in summary["failed"]),
+              file=sys.stderr)
+        return 2
+    print("st-moe on the accelerator preset: speedup and energy efficiency over on-demand; speedup / "
+          "energy efficiency over the fastest pure cache on the same buffer (lru-cache or hot-set, no "
+          "prefetching: what prediction adds over caching) and over the other prefetcher "
+          "(speculative-gate), each column naming its baseline; the gains with 95% paired bootstrap "
+          "intervals; recall (point estimates) at m = k on held-out tokens")
+    print(format_table(rows))
     for f in summary["failed"]:
         print(f"failed: {f['trace']}: {f['error']}")
     print(f"report: {args.out}/report.html ({time.perf_counter() - start:.1f} s)")
     if summary["charts_not_rendered"]:
         print(f"stmoe: the report has no charts (their Vega-Lite specs are in {args.out}/figures): "
               f"{summary['charts_not_rendered']}", file=sys.stderr)
-    if not summary["traces"]:
-        return 2
     return 1 if summary["failed"] or summary["charts_not_rendered"] else 0
