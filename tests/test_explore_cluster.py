@@ -14,11 +14,12 @@ import pytest
 pytest.importorskip("distributed")
 pytest.importorskip("pyarrow")
 
-from distributed import Client  # noqa: E402
+import dask  # noqa: E402
+from distributed import Client, LocalCluster  # noqa: E402
 
 from stmoe.cli import main  # noqa: E402
-from stmoe.sim.explore import explore, read_results  # noqa: E402
-from stmoe.sim.explore_spec import read_spec  # noqa: E402
+from stmoe.sim.explore import LOCAL_CLUSTER_CONFIG, explore, read_results  # noqa: E402
+from stmoe.sim.explore_spec import parse_spec, read_spec  # noqa: E402
 
 SPEC = """traces = ["tiny-moe-code"]
 presets = ["accelerator"]
@@ -59,6 +60,19 @@ def cluster(tmp_path):
             p.kill()
             p.wait()
         log.close()
+
+
+def test_runs_back_to_back_on_one_client_each_compute_every_point(tmp_path):
+    # the traces were scattered under their names, so a second run raced the release of the
+    # first run's data of the same name and its tasks came back cancelled
+    spec = parse_spec({"traces": ["tiny-moe-code"], "presets": ["accelerator"], "systems": ["on-demand"],
+                       "parameters": {"buffer_bytes": [2 ** 20, 2 ** 21]}})
+    with dask.config.set(LOCAL_CLUSTER_CONFIG), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, \
+            Client(lc) as c:
+        for i in range(3):
+            run = explore(spec, tmp_path / f"out{i}", client=c, progress=lambda *a: None)
+            assert run.computed == len(spec.points) == len(read_results(tmp_path / f"out{i}"))
 
 
 def test_killed_worker_loses_nothing_and_duplicates_nothing(cluster, tmp_path, capsys):

@@ -195,6 +195,16 @@ NULLABLE_COLUMNS = {"lookahead": "int64", "budget": "int64", "predictor": "strin
                     **{k: "float64" for k in HARDWARE_PARAMETERS}}
 
 
+def _scatter(client, named: dict) -> dict:
+    """Each value sent once to every worker, under a fresh key: scattering a dict would use its
+    names as the keys, and a second run on the same client then raced the release of the first
+    run's data of the same name (its tasks came back cancelled)."""
+    if not named:
+        return {}
+    futures = client.scatter(list(named.values()), broadcast=True, hash=False)
+    return dict(zip(named, futures))
+
+
 def write_part(out: Path, rows: list[dict]) -> Path:
     """Write rows as one Parquet part, atomically: a temporary file renamed into place."""
     pa, pq = _require("pyarrow"), _require("pyarrow.parquet")
@@ -473,9 +483,8 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
             log(f"dashboard: {run.dashboard}")
         size = batch_size or max(1, min(MAX_BATCH, math.ceil(len(todo) / (max(run.workers, 1) * BATCHES_PER_WORKER))))
         used = {p["trace"] for p in todo}
-        traces = client.scatter({n: t for n, t in spec.traces.items() if n in used}, broadcast=True, hash=False)
-        profiles = {n: p for n, p in spec.profiles.items() if n in used and p is not None}
-        profiles = client.scatter(profiles, broadcast=True, hash=False) if profiles else {}
+        traces = _scatter(client, {n: t for n, t in spec.traces.items() if n in used})
+        profiles = _scatter(client, {n: p for n, p in spec.profiles.items() if n in used and p is not None})
         futures = [client.submit(run_batch, traces[b[0]["trace"]], b, profiles.get(b[0]["trace"]),
                                  spec.digests[b[0]["trace"]], spec.models.get(b[0]["trace"]), pure=False)
                    for b in batches(todo, size)]
