@@ -71,6 +71,13 @@ LOCAL_CLUSTER_CONFIG = {
     "distributed.worker.memory.monitor-interval": "1s",
     # workers forked from a fork server that ignores SIGINT (`_starting`)
     "distributed.worker.multiprocessing-method": "forkserver",
+    # A simulation allocates numpy temporaries of hundreds of KiB to a few MiB. In a worker,
+    # where tasks run on a thread of their own, glibc returned them to the kernel at each free,
+    # so the next point faulted them in again: 700 page faults and 1.1 ms of system CPU a
+    # point (+5%), against none in one process (measured on the 400-point grid of
+    # benchmarks/bench_explore.py). Up to 32 MiB (glibc's own ceiling for its adaptive
+    # threshold) they now stay in the heap; Dask's MALLOC_TRIM_THRESHOLD_ still trims it.
+    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 32 << 20,
 }
 REFERENCE = "on-demand"
 
