@@ -73,6 +73,9 @@ def test_samples_are_seeded(spec_file):
     (spec_text().replace("64e9", "-1.0"), "link_bandwidth: a log range needs positive start"),
     (spec_text().replace('"lru-cache"', '"warp"'), "systems: unknown system 'warp'"),
     (spec_text() + "[samples]\ncount = 2\n", "samples.seed: a whole number"),
+    (spec_text().replace("lookahead = [1, 2]", 'dataflow = ["os", "rs"]'), "parameters.dataflow: unknown dataflow 'rs'"),
+    (spec_text().replace("lookahead = [1, 2]", "batch = [1, 49]"), "parameters.batch: 49 is out of range 1..48"),
+    (spec_text().replace("lookahead = [1, 2]", "batch = [2.5]"), "parameters.batch: a whole number, got 2.5"),
 ])
 def test_spec_errors_name_file_field_and_value(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -464,3 +467,28 @@ def test_the_front_table_states_its_tolerance_in_human_units(tmp_path, capsys):
         assert "buffer MiB" in printed and "link GB/s" in printed and "64.000 " in printed
         assert "67108864" not in printed and "e+" not in printed
     assert counts["0"] != counts["0.001"]
+
+
+def test_dataflow_and_batch_are_a_points_machine_and_workload(tmp_path):
+    # each row is simulate on that PE array's dataflow and that many sequences in lockstep, and
+    # its speedup is against on-demand on the same dataflow and batch
+    path = tmp_path / "s.toml"
+    path.write_text(f'traces = ["{TRACE}"]\npresets = ["accelerator"]\nsystems = ["on-demand", "lru-cache"]\n'
+                    '[parameters]\nbuffer_bytes = [4194304]\ndataflow = ["os", "ws"]\nbatch = [1, 4]\n')
+    spec = read_spec(path)
+    assert len(spec.points) == 8 and len({p["key"] for p in spec.points}) == 8
+    assert {(p["dataflow"], p["batch"]) for p in spec.points} == {("os", 1), ("os", 4), ("ws", 1), ("ws", 4)}
+    trace = spec.traces[TRACE]
+    rows = run_batch(trace, [p for p in spec.points if p["system"] == "lru-cache"])
+    latencies = set()
+    for row in rows:
+        hw = preset("accelerator", buffer_bytes=4194304.0, dataflow=row["dataflow"])
+        r = simulate(trace, hw, "lru-cache", batch=row["batch"])
+        ref = simulate(trace, hw, "on-demand", batch=row["batch"])
+        assert row["latency_per_token_s"] == r.latency_per_token_s
+        assert row["speedup_vs_on_demand"] == pytest.approx(ref.latency_per_token_s / r.latency_per_token_s, rel=1e-12)
+        latencies.add(row["latency_per_token_s"])
+    assert len(latencies) == 4   # dataflow and batch each change the time
+    # the default point (no dataflow, batch 1 in the spec) is the preset's own machine
+    default = parse_spec({"traces": [TRACE], "presets": ["accelerator"], "systems": ["on-demand"]}).points[0]
+    assert (default["dataflow"], default["batch"]) == (preset("accelerator").dataflow, 1)

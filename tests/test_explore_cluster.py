@@ -18,7 +18,7 @@ import dask  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
 from stmoe.cli import main  # noqa: E402
-from stmoe.sim.explore import LOCAL_CLUSTER_CONFIG, explore, read_results  # noqa: E402
+from stmoe.sim.explore import LOCAL_CLUSTER_CONFIG, ExploreCancelled, explore, read_results  # noqa: E402
 from stmoe.sim.explore_spec import parse_spec, read_spec  # noqa: E402
 
 SPEC = """traces = ["tiny-moe-code"]
@@ -159,3 +159,23 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path, when):
         time.sleep(0.2)
     else:
         pytest.fail("a process of the interrupted run is still alive")
+
+
+def test_a_batch_the_cluster_cancels_ends_the_run_in_one_line(tmp_path):
+    # someone restarts the shared cluster mid-run: the batches in flight come back as
+    # cancellations, which the run names (it wrote a TypeError before), keeping what is written
+    spec = parse_spec({"traces": ["tiny-moe-code"], "presets": ["accelerator"], "systems": ["on-demand"],
+                       "parameters": {"buffer_bytes": [2 ** 20, 2 ** 21, 2 ** 22, 2 ** 23]}})
+    out = tmp_path / "out"
+    with dask.config.set(LOCAL_CLUSTER_CONFIG), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, \
+            Client(lc) as c:
+        def restart_after_the_first_batch(done, total, seconds):
+            if done == 1:
+                c.restart()
+        with pytest.raises(ExploreCancelled) as caught:
+            explore(spec, out, client=c, batch_size=1, progress=restart_after_the_first_batch)
+    message = str(caught.value)
+    assert "\n" not in message and "the cluster cancelled a batch (reason: scheduler-restart;" in message
+    assert "1 of 4 points are finished there" in message and "run again" in message
+    assert len(read_results(out)) == 1

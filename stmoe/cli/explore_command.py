@@ -80,15 +80,17 @@ def run(args) -> int:
     rows = [r for r in read_results(out) if r["key"] in keys]
     settings = [k for k in spec.points[0] if k not in ("key", "trace", "preset", "system")] if spec.points else []
     varied = [k for k in settings if len({repr(p[k]) for p in spec.points}) > 1]
-    # a front compares designs on one workload: one per trace and preset
-    for trace, preset in dict.fromkeys((r["trace"], r["preset"]) for r in rows):
-        group = [r for r in rows if (r["trace"], r["preset"]) == (trace, preset)]
+    # a front compares designs on one workload: one per trace, preset and batch (the sequences
+    # decoded together are the workload, not a design choice of the machine)
+    for trace, preset, batch in sorted({(r["trace"], r["preset"], r["batch"]) for r in rows}):
+        group = [r for r in rows if (r["trace"], r["preset"], r["batch"]) == (trace, preset, batch)]
         front = pareto_front(group, OBJECTIVES, args.tolerance)
-        print(f"\n{trace} on {preset}: Pareto front over latency, energy and buffer area, "
+        print(f"\n{trace} on {preset}{f', batch {batch}' if batch != 1 else ''}: Pareto front over "
+              "latency, energy and buffer area, "
               f"{len(front)} of {len(group)} points ("
               + (f"objectives within {args.tolerance:.2%} of each other count as equal)"
                  if args.tolerance else "strict: no tolerance)"))
-        print(format_table([{"system": r["system"], **dict(_setting(k, r.get(k)) for k in varied),
+        print(format_table([{"system": r["system"], **dict(_setting(k, r.get(k)) for k in varied if k != "batch"),
                              "µs / token": r["latency_per_token_s"] * 1e6,
                              "µJ / token": r["energy_per_token_j"] * 1e6, "area mm²": r["buffer_area_mm2"]}
                             for r in front]))

@@ -15,8 +15,8 @@ another worker; the client receives each batch's result once, so nothing is writ
 `read_results(out)` concatenates the parts. One run writes into a folder at a time (a lock,
 `OutputLock`).
 
-Each row's speedup and energy efficiency are against on-demand on the same tokens and machine:
-each worker simulates on-demand once per trace and machine setting (batches keep a machine's
+Each row's speedup and energy efficiency are against on-demand on the same tokens, machine and
+batch: each worker simulates on-demand once per trace and machine setting (batches keep a machine's
 points together, on-demand first) and keeps it, as it keeps each predictor setting's
 predictions, for the batches that follow.
 
@@ -41,10 +41,18 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stmoe.errors import ConfigError
+from stmoe.errors import ConfigError, StmoeError
 from stmoe.predictors import predict
 from stmoe.sim.comparison import dims_for
-from stmoe.sim.explore_spec import HARDWARE_PARAMETERS, MAX_POINTS, Spec, read_spec, run_digest, run_point
+from stmoe.sim.explore_spec import (
+    HARDWARE_PARAMETERS,
+    MACHINE_SETTINGS,
+    MAX_POINTS,
+    Spec,
+    read_spec,
+    run_digest,
+    run_point,
+)
 from stmoe.sim.hardware import buffer_area_mm2
 from stmoe.sim.systems import get_system, predictions_note
 from stmoe.sim.timing import decode_tokens
@@ -146,7 +154,7 @@ def _predictions(decode, point: dict, profile, digest: str):
 
 def _on_demand(decode, point: dict, dims, digest: str, result=None):
     """On-demand on the point's tokens and machine: `result` when the point is on-demand itself."""
-    key = (digest, point["preset"], *(point[k] for k in HARDWARE_PARAMETERS))
+    key = (digest, point["preset"], *(point[k] for k in MACHINE_SETTINGS))
     if key not in _ON_DEMAND:
         if result is None:
             ref = dict(point, system=REFERENCE, lookahead=None, budget=None, predictor=None)
@@ -180,7 +188,7 @@ def batches(points: list[dict], size: int) -> list[list[dict]]:
     """Points in batches of at most `size`, one trace per batch; a machine setting's points
     together, on-demand first (it is the others' reference), then by predictor setting."""
     def order(p):
-        machine = tuple(-1.0 if p[k] is None else p[k] for k in HARDWARE_PARAMETERS)
+        machine = tuple(-1.0 if p[k] is None else p[k] for k in HARDWARE_PARAMETERS) + (str(p["dataflow"]), p["batch"])
         return (p["trace"], p["preset"], machine, p["system"] != REFERENCE, str(p["predictor"]),
                 p["budget"] or 0, p["lookahead"] or 0)
     out = []
@@ -199,6 +207,7 @@ def part_name(rows: list[dict]) -> str:
 # settings that some points lack (a predictor's knobs, a profile, a preset's optional constants),
 # with their Arrow types
 NULLABLE_COLUMNS = {"lookahead": "int64", "budget": "int64", "predictor": "string", "profile": "string",
+                    "dataflow": "string",
                     **{k: "float64" for k in HARDWARE_PARAMETERS}}
 
 
@@ -307,6 +316,11 @@ class ExploreRun:
 
 class ExploreInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; the message says what is finished and how to resume."""
+
+
+class ExploreCancelled(StmoeError):
+    """The cluster cancelled a batch (restarted by someone, or it lost the scattered traces with
+    every worker that held them); the message says what is finished and how to resume."""
 
 
 class TerminalProgress:
@@ -496,7 +510,14 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
                                  spec.digests[b[0]["trace"]], spec.models.get(b[0]["trace"]), pure=False)
                    for b in batches(todo, size)]
         start = time.monotonic()
-        for _, rows in _require("distributed").as_completed(futures, with_results=True):
+        for future, rows in _require("distributed").as_completed(futures, with_results=True):
+            if not isinstance(rows, list):   # a cancelled batch comes back as its CancelledError
+                why = getattr(rows, "reason", None) or type(rows).__name__
+                raise ExploreCancelled(
+                    f"{out}: the cluster cancelled a batch (reason: {why}; a restart, or its workers lost "
+                    f"with the traces scattered to them); {run.skipped + run.computed} of "
+                    f"{run.points} points are finished there; run again with the same spec and output "
+                    "folder to resume (finished points are skipped)")
             write_part(out, rows)
             run.computed += len(rows)
             run.computed_keys += [r["key"] for r in rows]

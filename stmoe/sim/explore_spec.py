@@ -43,8 +43,11 @@ with each preset and system, so that a value that would fail on a worker (a buff
 bytes) is one line here; and a spec of more than `max_points` points (default 10^6) is refused
 before its grid is built.
 
-Parameters: any numeric `Hardware` field (an override of the preset), `lookahead`, `budget`
-and `predictor`. The PE array's `pe_rows`, `pe_cols` and `macs_per_cycle` are checked together,
+Parameters: any numeric `Hardware` field (an override of the preset), the PE array's
+`dataflow` (os, ws or is: every value is tried before the run), `batch` (sequences decoded in
+lockstep, `simulate(batch=)`: 1 to the number of sequences simulated; a row's speedups are
+against on-demand at the same batch, and the explore command draws one front per batch, the
+workload), `lookahead`, `budget` and `predictor`. The PE array's `pe_rows`, `pe_cols` and `macs_per_cycle` are checked together,
 every combination the grid holds (rows x cols must equal macs_per_cycle); a point with pe_rows
 or pe_cols and no macs_per_cycle of its own has macs_per_cycle = rows x cols (said in the notes). A system that does not use a knob (on-demand has no predictor) gets it as
 None, and the points that then coincide are run once; the run says how many collapsed.
@@ -72,7 +75,7 @@ from stmoe.predictors import PREDICTORS
 from stmoe.predictors.base import check_compatible, check_disjoint
 from stmoe.readers.catalog import PUBLIC, bundled, load_trace
 from stmoe.sim.comparison import dims_for
-from stmoe.sim.hardware import SIZE_FLAGS, Hardware, preset
+from stmoe.sim.hardware import DATAFLOWS, SIZE_FLAGS, Hardware, preset
 from stmoe.sim.models import MODELS, find_model
 from stmoe.sim.systems import get_system, missing_input
 from stmoe.sim.timing import decode_tokens, simulate
@@ -80,8 +83,12 @@ from stmoe.splits import split
 from stmoe.version import __version__
 
 HARDWARE_PARAMETERS = tuple(f.name for f in fields(Hardware) if f.name not in ("name", "notes", "dataflow"))
-PARAMETERS = HARDWARE_PARAMETERS + ("lookahead", "budget", "predictor")
-INTEGER_PARAMETERS = ("lookahead", "budget")
+# what a point's machine and workload are keyed by, beside its preset: the numeric overrides,
+# the PE array's dataflow, and the sequences decoded in lockstep
+MACHINE_SETTINGS = (*HARDWARE_PARAMETERS, "dataflow", "batch")
+PARAMETERS = (*MACHINE_SETTINGS, "lookahead", "budget", "predictor")
+CHOICE_PARAMETERS = ("dataflow", "predictor")   # names, not numbers: every value is tried
+INTEGER_PARAMETERS = ("lookahead", "budget", "batch")
 WHOLE_PARAMETERS = ("buffer_bytes", "macs_per_cycle")   # counts: a range's points are whole numbers
 ARRAY_PARAMETERS = ("pe_rows", "pe_cols", "macs_per_cycle")   # valid only together: rows x cols = macs
 SIGNIFICANT_DIGITS = 12
@@ -92,7 +99,7 @@ SPLIT = "split"
 SPEC_FIELDS = ("traces", "model", "presets", "systems", "parameters", "samples", "profiles")
 SAMPLE_FIELDS = ("count", "seed")
 RANGE_FIELDS = ("start", "stop", "num", "scale")
-DEFAULTS = {"lookahead": 1, "predictor": "st-moe"}   # budget: the trace's k
+DEFAULTS = {"lookahead": 1, "predictor": "st-moe", "batch": 1}   # budget: the trace's k
 
 
 @dataclass
@@ -217,6 +224,8 @@ def machine(preset_name: str, setting: dict) -> Hardware:
     """A point's machine: the preset with the setting's hardware values. pe_rows or pe_cols
     without macs_per_cycle: the array has rows x cols PEs (the other side from the preset)."""
     over = {k: float(v) for k, v in setting.items() if k in HARDWARE_PARAMETERS}
+    if "dataflow" in setting:
+        over["dataflow"] = setting["dataflow"]
     if over.keys() & {"pe_rows", "pe_cols"} and "macs_per_cycle" not in over:
         base = preset(preset_name)
         rows, cols = over.get("pe_rows", base.pe_rows), over.get("pe_cols", base.pe_cols)
@@ -242,10 +251,19 @@ def _check_arrays(where: str, grid: dict, presets: list[str]) -> None:
         _check_machine(where, dict(zip(names, combo)), presets)
 
 
+def _decode_sequences(trace) -> int:
+    return len(decode_tokens(trace, "decode")[0].sequence_ids())
+
+
 def _check_value(where: str, name: str, v, traces: dict, dims: dict, presets: list[str]) -> None:
     if name == "predictor":
         if v not in PREDICTORS:
             raise ConfigError(f"{where}: unknown predictor {v!r}; valid: {', '.join(PREDICTORS)}")
+        return
+    if name == "dataflow":
+        if v not in DATAFLOWS:
+            raise ConfigError(f"{where}: unknown dataflow {v!r}; valid: {', '.join(DATAFLOWS)}")
+        _check_machine(where.rsplit(".", 1)[0], {name: v}, presets)
         return
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ConfigError(f"{where}: a number, got {v!r}")
@@ -253,7 +271,7 @@ def _check_value(where: str, name: str, v, traces: dict, dims: dict, presets: li
         if not float(v).is_integer():
             raise ConfigError(f"{where}: a whole number, got {v!r}")
         for tname, t in traces.items():
-            top = t.num_layers if name == "lookahead" else t.num_experts
+            top = {"lookahead": t.num_layers, "budget": t.num_experts}.get(name) or _decode_sequences(t)
             if not 1 <= v <= top:
                 raise ConfigError(f"{where}: {v!r} is out of range 1..{top} for trace {tname!r}")
         return
@@ -485,7 +503,7 @@ def _tried(grid: dict) -> list[dict]:
     predictor), and for the PE array, which is valid only whole, the combinations that hold
     each of its parameters' smallest and largest values."""
     tried = [{n: v} for n, values in grid.items() if n not in ARRAY_PARAMETERS
-             for v in (values if n == "predictor" else dict.fromkeys([min(values), max(values)]))]
+             for v in (values if n in CHOICE_PARAMETERS else dict.fromkeys([min(values), max(values)]))]
     names = [n for n in ARRAY_PARAMETERS if n in grid]
     combos = [dict(zip(names, c)) for c in itertools.product(*(grid[n] for n in names))] if names else []
     for n in names:
@@ -502,8 +520,9 @@ def _try_values(path, grid: dict, traces: dict, dims: dict, profiles: dict, prof
     decode tokens of each trace, with each preset and system and the other parameters at
     their defaults: a value that would fail on a worker fails here, in one line, before the
     run. Values in between, and samples (drawn between a range's ends), pass if both ends do."""
+    sequences = max(grid.get("batch", [1]))
     for tname, trace in traces.items():
-        few, prof = _first(trace), None if profiles[tname] is None else _first(profiles[tname])
+        few, prof = _first(trace, sequences), None if profiles[tname] is None else _first(profiles[tname])
         for p, s in itertools.product(presets, systems):
             for setting in _tried(grid):
                 point = _point(tname, trace, p, s, setting, profile_names.get(tname))
@@ -515,24 +534,29 @@ def _try_values(path, grid: dict, traces: dict, dims: dict, profiles: dict, prof
                                       f"{tname!r}: {one_line(exc)}") from None
 
 
-def _first(trace):
-    """The first few decode tokens of a trace: enough to exercise a point's whole setup."""
+def _first(trace, sequences: int = 1):
+    """The first few decode tokens of the first `sequences` sequences of a trace (as many as the
+    largest batch decodes in lockstep): enough to exercise a point's whole setup."""
     decode = decode_tokens(trace, "decode")[0]
-    return decode.select(tokens=np.arange(decode.num_tokens) < TRIAL_TOKENS)
+    first = decode.sequence_ids()[:sequences]
+    starts = {s: int(np.flatnonzero(decode.sequence == s)[0]) for s in first}
+    position = np.arange(decode.num_tokens) - np.array([starts.get(s, 0) for s in decode.sequence])
+    return decode.select(tokens=np.isin(decode.sequence, first) & (position < TRIAL_TOKENS))
 
 
 def run_point(trace, point: dict, dims, predictions=None, profile=None, phase: str | None = "decode"):
     """The `SimulationResult` of one point on its (simulated) trace; `predictions`: the
     predictor's output for it, when the caller computed it already; `phase`: simulate's (None
     for a trace of decode tokens already selected)."""
-    hw = preset(point["preset"], **{k: point[k] for k in HARDWARE_PARAMETERS if point[k] is not None})
+    hw = machine(point["preset"], {k: point[k] for k in (*HARDWARE_PARAMETERS, "dataflow") if point[k] is not None})
     knobs = {}
     if get_system(point["system"]).prefetch == "predictor":
         knobs = dict(predictor=point["predictor"], budget=point["budget"], lookahead=point["lookahead"],
                      profile=profile)
     elif point["lookahead"] is not None:
         knobs = dict(lookahead=point["lookahead"])
-    return simulate(trace, hw, point["system"], dims=dims, predictions=predictions, phase=phase, **knobs)
+    return simulate(trace, hw, point["system"], dims=dims, predictions=predictions, phase=phase,
+                    batch=point["batch"], **knobs)
 
 
 def _point(tname: str, trace, preset_name: str, system: str, setting: dict, profile: str | None) -> dict:
@@ -546,4 +570,5 @@ def _point(tname: str, trace, preset_name: str, system: str, setting: dict, prof
     profile = profile if profile == SPLIT or "predictor" in used else None
     return {"trace": tname, "preset": preset_name, "system": system, "profile": profile,
             **{k: (int(v) if k in INTEGER_PARAMETERS else v) if k in used else None for k, v in knobs.items()},
-            **{k: (None if getattr(hw, k) is None else float(getattr(hw, k))) for k in HARDWARE_PARAMETERS}}
+            **{k: (None if getattr(hw, k) is None else float(getattr(hw, k))) for k in HARDWARE_PARAMETERS},
+            "dataflow": hw.dataflow, "batch": int(setting.get("batch", DEFAULTS["batch"]))}
