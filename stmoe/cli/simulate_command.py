@@ -97,8 +97,8 @@ def run(args) -> int:
         if any(get_system(n).tunable_predictor for n in names):
             notes.append(predictions_note(args.predictor, args.budget or trace.top_k, args.lookahead, profile))
         simulated = decode_tokens(trace, "decode")[0]
-        steps, _, _, units = lockstep(simulated, args.batch)
-        notes.append(describe(units))
+        steps, _, unit, units = lockstep(simulated, args.batch)
+        notes.append(describe(units, count=int(unit.max(initial=-1)) + 1))   # units are 0..U-1
         if args.batch > 1:
             notes += lockstep_notes(simulated, args.batch, steps)
         if args.json:
