@@ -62,14 +62,16 @@ def resampling_units(sequence: np.ndarray, block_tokens: int = BLOCK_TOKENS) -> 
     return unit, f"{blocks} blocks of {block} consecutive tokens (one sequence)"
 
 
-def describe(units: str, resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL) -> str:
-    """How an interval was made, in the one wording notes and info fields use; with a warning
-    when it rests on fewer than `MIN_RELIABLE_UNITS` units. `units` begins with their count, as
-    every wording of `resampling_units` and of `stmoe.sim.timing.lockstep` does."""
+def describe(units: str, *, count: int, resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL) -> str:
+    """How an interval was made, in the one wording notes and info fields use: `units` says
+    what was resampled, `count` is how many units the interval rests on (given, not read from
+    the text: a wording may hold other numbers, or count units left out). With a warning when
+    `count` is below `MIN_RELIABLE_UNITS`."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ConfigError(f"count: must be an integer >= 0, got {count!r}")
     text = (f"{level:.0%} intervals: percentile bootstrap over {units}, {resamples} resamples, "
             f"seed {seed} (stmoe.bootstrap)")
-    count = units.split(maxsplit=1)[0] if units else ""
-    if count.isdigit() and int(count) < MIN_RELIABLE_UNITS:
+    if count < MIN_RELIABLE_UNITS:
         text += (f"; unreliable: it rests on {count} units, fewer than {MIN_RELIABLE_UNITS} (so few "
                  "give few distinct resamples, and a percentile interval narrower than the truth)")
     return text

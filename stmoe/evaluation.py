@@ -159,4 +159,4 @@ def _recall_interval(tokens: list) -> tuple[tuple[float, float] | None, str]:
     unit, units = resampling_units(sequence)
     num, den = np.bincount(unit, hits), np.bincount(unit, routed)
     keep = den > 0
-    return ratio_interval(num[keep], den[keep]), describe(units)
+    return ratio_interval(num[keep], den[keep]), describe(units, count=int(keep.sum()))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import stmoe
-from stmoe.book.correlation import fitting_gap, recall_on
+from stmoe.book.correlation import fitting_gap, recall_on, recall_with_interval
 from stmoe.predictors import make
 from stmoe.splits import split
 
@@ -57,3 +57,16 @@ def test_bad_profile_sizes_are_named(trace):
         fitting_gap(trace, profile_sizes=[0])
     with pytest.raises(stmoe.ConfigError, match="profile_sizes"):
         fitting_gap(trace, profile_sizes=[7])
+
+
+def test_an_interval_is_judged_by_the_units_it_rests_on_not_those_named(trace):
+    """A one-sequence trace's 200 tokens make 25 blocks, but only the 3 holding its 20 prompt
+    tokens have prefill cells: the prefill interval rests on 3 units and is flagged unreliable,
+    whatever count the wording of the units starts with."""
+    single = trace.select(sequences=[trace.sequence_ids()[0]])
+    pred = make("cct", online=False).fit(single).predict_trace(single, 2)
+    row = recall_with_interval(single, pred, "recall", phase="prefill")
+    assert "over 25 blocks of 8 consecutive tokens" in row["recall_units"]
+    assert "(22 without routed prefill cells left out)" in row["recall_units"]
+    assert "unreliable: it rests on 3 units" in row["recall_units"]
+    assert "unreliable" not in recall_with_interval(single, pred, "recall")["recall_units"]   # 25 decode blocks

@@ -80,10 +80,31 @@ def test_an_interval_over_few_units_is_described_as_unreliable():
     rng = np.random.default_rng(0)
     picks = {tuple(sorted(p)) for p in rng.integers(0, 3, size=(1000, 3))}
     assert len(picks) == comb(2 * 3 - 1, 3) == 10
-    few = describe(resampling_units(np.array([0, 1, 1, 2]))[1])
+    unit, units = resampling_units(np.array([0, 1, 1, 2]))
+    few = describe(units, count=int(unit.max()) + 1)
     assert few.endswith(f"unreliable: it rests on 3 units, fewer than {MIN_RELIABLE_UNITS} (so few give few "
                         "distinct resamples, and a percentile interval narrower than the truth)")
-    assert "unreliable" in describe("3 groups of up to 8 sequences decoded in lockstep")
-    enough = describe(resampling_units(np.arange(MIN_RELIABLE_UNITS))[1])
+    unit, units = resampling_units(np.arange(MIN_RELIABLE_UNITS))
+    enough = describe(units, count=int(unit.max()) + 1)
     assert "unreliable" not in enough and enough.startswith(f"95% intervals: percentile bootstrap over {MIN_RELIABLE_UNITS} sequences")
 
+
+@pytest.mark.parametrize("units, count, unreliable", [
+    ("sequences", 3, True),                       # no number in the text
+    ("blocks of 8 consecutive tokens", 3, True),  # a number that is not the count
+    ("blocks of 8 consecutive tokens", 40, False),
+    ("3 groups of up to 8 sequences", 40, False),  # the text's leading number is not the count
+    ("40 sequences (37 left out)", 3, True),
+])
+def test_the_verdict_follows_the_count_given_not_the_text(units, count, unreliable):
+    from stmoe.bootstrap import describe
+    text = describe(units, count=count)
+    assert ("unreliable" in text) is unreliable
+    assert (f"it rests on {count} units" in text) is unreliable
+
+
+@pytest.mark.parametrize("count", [-1, 2.0, True, "3"])
+def test_describe_refuses_a_count_that_is_not_a_number_of_units(count):
+    from stmoe.bootstrap import describe
+    with pytest.raises(ConfigError, match=f"count: must be an integer >= 0, got {count!r}"):
+        describe("3 sequences", count=count)

@@ -154,6 +154,12 @@ def test_report_disk_full_is_one_line(monkeypatch, tmp_path, small, capsys):
     # the value as given, not as the float it was parsed to ("-5.0")
     (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "-5"],
      "context must be a number of tokens from 0 to 2147483647, got -5\n"),
+    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", " nan "],
+     "context must be a number of tokens from 0 to 2147483647, got nan\n"),
+    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "many"],
+     "context must be a number of tokens from 0 to 2147483647, got many\n"),
+    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", ""],
+     "context must be a number of tokens from 0 to 2147483647, got ''\n"),
 ])
 def test_bad_arguments_are_one_line(capsys, argv, words):
     assert main(argv) == 2
@@ -374,3 +380,20 @@ def test_lab_command_quotes_a_folder_with_spaces(tmp_path):
     import shlex
     words = shlex.split(out)
     assert f"--notebook-dir={tmp_path}" in words and "--LabApp.default_url=/lab/tree/nb sp;ace/00_tour.ipynb" in words
+
+
+def test_context_reaches_the_model_sizes_as_a_plain_float(monkeypatch, capsys):
+    """--context is checked where its text is at hand; the simulator gets a float, not a
+    subclass remembering the text."""
+    from stmoe.cli import simulate_command
+    from stmoe.sim.comparison import dims_for
+    seen = []
+
+    def spy(trace, **given):
+        seen.append(given["context"])
+        return dims_for(trace, **given)
+
+    monkeypatch.setattr(simulate_command, "dims_for", spy)
+    assert main(["simulate", "tiny-moe-code", "--system", "on-demand", "--context", " 4096 ", "--json"]) == 0
+    assert type(seen[0]) is float and seen[0] == 4096.0
+    assert "4096 tokens of context (given)" in capsys.readouterr().out

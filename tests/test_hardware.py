@@ -6,7 +6,7 @@ import pytest
 import stmoe
 import stmoe.sim.timing
 from stmoe.errors import ConfigError, HardwareError, StmoeError
-from stmoe.sim.hardware import PRESETS, model_dims, preset
+from stmoe.sim.hardware import MAX_CONTEXT, PRESETS, check_context, model_dims, preset
 
 
 def test_presets_are_valid_and_overridable():
@@ -120,3 +120,14 @@ def test_sram_leakage_is_cactis_low_standby_power_cell():
                                  * (3.965 * (8 / 13 * 6.42e-7 + 5 / 13 * 5.32e-7)
                                     + 1.655 * (8 / 13 * 3.59e-8 + 5 / 13 * 6.55e-8)))
     assert all(lo < SRAM_LEAKAGE_W_PER_MIB[n] < hi for n, (lo, hi) in SRAM_LEAKAGE_RANGE_W_PER_MIB.items())
+
+
+def test_context_is_checked_and_quoted_as_given():
+    assert type(check_context(np.int64(7))) is float and check_context(" 7 ") == 7.0
+    assert check_context(MAX_CONTEXT) == MAX_CONTEXT
+    with pytest.raises(ConfigError, match=r"from 0 to 2147483647, got -5\.0$"):
+        check_context(-5.0)
+    with pytest.raises(ConfigError, match=r"got -5$"):
+        check_context("-5", as_given="-5")
+    with pytest.raises(ConfigError, match=r"got None$"):
+        check_context(None)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stmoe.errors import ConfigError
-from stmoe.sim.pareto import pareto_front, pareto_mask
+from stmoe.sim.pareto import pareto_front, pareto_mask, tolerance_note
 
 
 def test_mask_on_a_hand_made_set():
@@ -79,3 +79,11 @@ def test_tolerant_front_matches_brute_force(tol):
 def test_tolerance_refused(bad):
     with pytest.raises(ConfigError, match="tolerance"):
         pareto_mask([[1.0, 2.0]], bad)
+
+
+def test_tolerance_note_says_the_tolerance_in_one_wording():
+    assert tolerance_note() == "objectives within 0.10% of each other count as equal"
+    assert tolerance_note(0.02) == "objectives within 2.00% of each other count as equal"
+    assert tolerance_note(0) == "strict: no tolerance"
+    with pytest.raises(ConfigError, match="got -0.1"):
+        tolerance_note(-0.1)

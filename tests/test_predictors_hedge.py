@@ -67,12 +67,25 @@ def test_profiled_on_prefill_scored_on_decode(name):
 @pytest.mark.parametrize("scored_name, profile_name", [("tiny-moe-prose", "tiny-moe-code"),
                                                        ("tiny-moe-code", "tiny-moe-prose")])
 def test_cross_domain(scored_name, profile_name):
+    """Profiled on one bundled domain, scored on the other's decode tokens: st-moe stays level
+    with the best member of its pool (the combination, here), within the regret bound and, as
+    measured, far within it."""
     scored, profile = load_trace(scored_name), load_trace(profile_name)
     r = decode_recalls(scored, profile)
+    combination = evaluate(scored, [make("st-moe", hedge=False)], profile=profile, phases="decode").rows[0]["recall"]
+    best = max(combination, *(r[n] for n in SINGLE))
     warm = min(make("st-moe").knobs["tune_tokens"], profile.num_tokens // 2)
     tol = tolerance(int((scored.phase == 1).sum()), scored.num_layers, warm_tokens=warm, runs=decode_runs(scored))
-    assert tol < 0.1  # enough tokens for the bound to say something (0.076 at the default 8-token rounds)
-    assert r["st-moe"] >= max(r[n] for n in SINGLE) - tol, (r, tol)
+    # The worst-case bound grows as sqrt(r) with rounds of r tokens (STMoE's docstring): on these
+    # 21504 decode tokens in 48 runs it is 0.0758 at the default r = 8, against 0.0391 at r = 1
+    # (why this guard was 0.05 before r = 8). It checks that the bound still says something
+    # (recall here is 0.54-0.55); the tight check is the measured one below.
+    assert tol < 0.1
+    assert r["st-moe"] >= best - tol, (r, combination, tol)
+    # Measured, best member - st-moe, seeds 0-3 (prose scored; code scored): r = 8, -0.00040 to
+    # +0.00024; -0.00045 to +0.00011. r = 1, 0.00000 to +0.00002; +0.00001 to +0.00004. The
+    # 8-token rounds cost no measurable recall; 0.002 is about 8 times the largest shortfall.
+    assert r["st-moe"] >= best - 0.002, (r, combination)
 
 
 @pytest.mark.parametrize("hedge_round", [1, 8])

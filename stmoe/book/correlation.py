@@ -41,7 +41,7 @@ def recall_with_interval(trace: Trace, pred: np.ndarray, field: str, phase: str 
     scored = r > 0     # a unit with no routed cells of the phase has nothing to resample
     left_out = f" ({int((~scored).sum())} without routed {phase} cells left out)" if not scored.all() else ""
     return {field: float(h.sum() / r.sum()), **interval_fields(field, ratio_interval(h[scored], r[scored])),
-            f"{field}_units": describe(units + left_out)}
+            f"{field}_units": describe(units + left_out, count=int(scored.sum()))}
 
 
 def _prefix(trace: Trace, n: int) -> Trace:

@@ -17,7 +17,7 @@ from stmoe.readers.catalog import DATA_DIR
 from stmoe.sim.explore import default_out, read_results
 from stmoe.sim.explore_spec import read_spec
 from stmoe.sim.hardware import preset
-from stmoe.sim.pareto import pareto_front
+from stmoe.sim.pareto import TOLERANCE, pareto_front, tolerance_note
 from stmoe.sim.sensitivity import Sensitivity, sensitivity
 from stmoe.sim.sweeps import sweep
 from stmoe.sim.systems import CACHE_BASELINES, predictions_note, runnable
@@ -163,10 +163,12 @@ def explored_designs(spec=EXPLORE_SPEC) -> list[dict]:
     return rows
 
 
-def front_headline(rows: list[dict], objectives=("buffer_area_mm2", "latency_per_token_s")) -> str:
-    """Who is on the Pareto front, along its first objective: each run of one system with the
-    buffer sizes it spans."""
-    front = pareto_front(rows, objectives)
+def front_headline(rows: list[dict], objectives=("buffer_area_mm2", "latency_per_token_s"),
+                   tolerance: float = TOLERANCE) -> str:
+    """Who is on the Pareto front (`stmoe.sim.pareto.pareto_front`, objectives within the
+    relative `tolerance` counting as equal; the headline says which), along its first
+    objective: each run of one system with the buffer sizes it spans."""
+    front = pareto_front(rows, objectives, tolerance)
     runs: list[list[dict]] = []
     for r in front:
         if not runs or runs[-1][0]["system"] != r["system"]:
@@ -177,4 +179,4 @@ def front_headline(rows: list[dict], objectives=("buffer_area_mm2", "latency_per
         sizes = sorted({r["buffer_bytes"] / 2 ** 20 for r in run})
         span = f"{sizes[0]:.3g} MiB" if len(sizes) == 1 else f"{sizes[0]:.3g}-{sizes[-1]:.3g} MiB"
         parts.append(f"{run[0]['system']} {span}")
-    return f"{len(front)} of {len(rows)} designs on the front: " + ", ".join(parts)
+    return f"{len(front)} of {len(rows)} designs on the front ({tolerance_note(tolerance)}): " + ", ".join(parts)

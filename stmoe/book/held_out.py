@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stmoe.book import DEFAULT_TRACE
-from stmoe.bootstrap import describe
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
 from stmoe.readers.catalog import load_trace
@@ -86,4 +85,4 @@ def gain(data: HeldOut, hardware, system: str = "st-moe", baseline: str = "lru-c
     return {"system": system, "baseline": baseline,
             "speedup": b.latency_per_token_s / s.latency_per_token_s,
             "energy_efficiency": b.energy_per_token_j / s.energy_per_token_j,
-            **s.per_unit.gain_intervals(b.per_unit), "intervals": describe(b.per_unit.units)}
+            **s.per_unit.gain_intervals(b.per_unit), "intervals": b.per_unit.describe()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from stmoe.charts import theme
 from stmoe.charts.base import rows_data
-from stmoe.sim.pareto import TOLERANCE, pareto_mask
+from stmoe.sim.pareto import TOLERANCE, pareto_mask, tolerance_note
 
 AXES = {"latency_per_token_s": ("latency per token (µs)", 1e6),
         "energy_per_token_j": ("energy per token (µJ)", 1e6),
@@ -41,10 +41,8 @@ def pareto_chart(rows: list[dict], x: str = "buffer_area_mm2", y: str = "latency
     front = base.transform_filter("datum.front").mark_line(
         color=theme.RULE_COLOR, strokeDash=theme.RULE_DASH, interpolate="step-after").encode(
         x="x:Q", y="y:Q", order="x:Q")
-    said = (f"values within {tolerance:.2%} of each other count as equal" if tolerance
-            else "strict: no tolerance")
     return (front + points).properties(
         title=alt.TitleParams(
             title or f"Pareto front: {AXES[y][0].split(' (')[0]} against {AXES[x][0].split(' (')[0]}",
-            subtitle=f"front points solid; {said}"),
+            subtitle=f"front points solid; {tolerance_note(tolerance)}"),
         width=420, height=260)

@@ -12,7 +12,7 @@ from stmoe.cli.output import format_table
 from stmoe.errors import ConfigError, StmoeError
 from stmoe.sim.explore import check_workers, default_out, explore, max_workers, read_results
 from stmoe.sim.explore_spec import MAX_POINTS, read_spec
-from stmoe.sim.pareto import OBJECTIVES, TOLERANCE, pareto_front
+from stmoe.sim.pareto import OBJECTIVES, TOLERANCE, pareto_front, tolerance_note
 
 
 def register(sub) -> None:
@@ -86,10 +86,8 @@ def run(args) -> int:
         group = [r for r in rows if (r["trace"], r["preset"], r["batch"]) == (trace, preset, batch)]
         front = pareto_front(group, OBJECTIVES, args.tolerance)
         print(f"\n{trace} on {preset}{f', batch {batch}' if batch != 1 else ''}: Pareto front over "
-              "latency, energy and buffer area, "
-              f"{len(front)} of {len(group)} points ("
-              + (f"objectives within {args.tolerance:.2%} of each other count as equal)"
-                 if args.tolerance else "strict: no tolerance)"))
+              f"latency, energy and buffer area, {len(front)} of {len(group)} points "
+              f"({tolerance_note(args.tolerance)})")
         print(format_table([{"system": r["system"], **dict(_setting(k, r.get(k)) for k in varied if k != "batch"),
                              "µs / token": r["latency_per_token_s"] * 1e6,
                              "µJ / token": r["energy_per_token_j"] * 1e6, "area mm²": r["buffer_area_mm2"]}

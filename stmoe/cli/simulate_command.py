@@ -11,7 +11,7 @@ from stmoe.cli.output import Progress, format_table, print_json
 from stmoe.errors import ConfigError
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import compare_systems, dims_for, readable, split_for_comparison
-from stmoe.sim.hardware import PRESETS, preset
+from stmoe.sim.hardware import PRESETS, check_context, preset
 from stmoe.sim.models import MODELS
 from stmoe.sim.sweeps import sweep
 from stmoe.sim.systems import SYSTEMS, get_system, predictions_note, runnable
@@ -36,8 +36,9 @@ def register(sub) -> None:
                         "(default: none)")
     p.add_argument("--model", help=f"the model's sizes from the registry ({', '.join(MODELS)}; or a Hugging "
                                    "Face id), whatever the trace records (default: the trace's model)")
-    p.add_argument("--context", type=tokens, help="tokens of KV cache each decoded token reads "
-                                                 "(default: the trace's mean)")
+    # kept as typed: `run` converts it (`check_context`), so an error quotes "-5", not "-5.0"
+    p.add_argument("--context", metavar="TOKENS", help="tokens of KV cache each decoded token reads "
+                                                      "(default: the trace's mean)")
     p.add_argument("--hidden", type=int, help="model hidden size, for models stmoe does not know "
                                               "(default: the model's)")
     p.add_argument("--ffn", type=int, help="expert FFN size, for models stmoe does not know (default: the model's)")
@@ -52,28 +53,12 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-class _AsGiven(float):
-    """A number that prints as the user wrote it: an error names "-5", not "-5.0"."""
-
-    def __new__(cls, text: str):
-        value = super().__new__(cls, text)
-        value.text = text.strip()   # float() ignores the whitespace around a number
-        return value
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def tokens(text: str) -> float:
-    """--context's type (argparse names it in "invalid tokens value: 'abc'")."""
-    return _AsGiven(text)
-
-
 def run(args) -> int:
     trace = load_trace(args.trace)
     hw = preset(args.hardware)
+    context = None if args.context is None else check_context(args.context, as_given=args.context.strip())
     dims, notes = dims_for(trace, model=args.model, hidden=args.hidden, ffn=args.ffn, dtype=args.dtype,
-                           context=args.context)
+                           context=context)
     profile, trace, split_notes = split_for_comparison(trace, load_trace(args.profile) if args.profile is not None else None)
     notes += split_notes
     knobs = dict(lookahead=args.lookahead, budget=args.budget, profile=profile,
@@ -97,8 +82,8 @@ def run(args) -> int:
         if any(get_system(n).tunable_predictor for n in names):
             notes.append(predictions_note(args.predictor, args.budget or trace.top_k, args.lookahead, profile))
         simulated = decode_tokens(trace, "decode")[0]
-        steps, _, _, units = lockstep(simulated, args.batch)
-        notes.append(describe(units))
+        steps, _, unit, units = lockstep(simulated, args.batch)
+        notes.append(describe(units, count=int(unit.max(initial=-1)) + 1))   # units are 0..U-1
         if args.batch > 1:
             notes += lockstep_notes(simulated, args.batch, steps)
         if args.json:

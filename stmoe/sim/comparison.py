@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stmoe.bootstrap import describe, with_interval
+from stmoe.bootstrap import with_interval
 from stmoe.errors import ConfigError
 from stmoe.predictors.base import check_compatible, check_disjoint
 from stmoe.sim.buffer import experts_held
@@ -83,7 +83,7 @@ def over_best(rows: list[dict], baselines=PURE_CACHES, system: str = "st-moe") -
            "energy_efficiency": best["energy_per_token_j"] / ours["energy_per_token_j"]}
     base = UnitTotals.from_dict(best["per_unit"])
     return (out | UnitTotals.from_dict(ours["per_unit"]).gain_intervals(base)
-            | {"intervals": describe(base.units)})
+            | {"intervals": base.describe()})
 
 
 def marked(row: dict) -> str:
@@ -144,7 +144,7 @@ def compare_systems(trace: Trace, hardware, systems=None, *, dims=None, predicti
     notes += skipped + [buffer_note(hw, dims, trace)]
     progress("simulating on-demand")
     base = simulate(trace, hw, "on-demand", dims=dims, batch=batch)
-    notes.append(describe(base.per_unit.units))
+    notes.append(base.per_unit.describe())
     other = None
     if baseline is not None:
         b_system, b_hardware = parse_baseline(baseline)

@@ -490,9 +490,7 @@ def model_dims(trace, *, model: str | None = None, hidden: int | None = None, ff
         kv_elem = 4.0 if dtype == "float32" else 2.0
     # KV cache in 16-bit floats unless the weights are float32 (llama.cpp's and vLLM's default
     # cache types are fp16/bf16 whatever the weights' quantisation)
-    ctx = mean_context(trace) if context is None else float(context)
-    if not 0 <= ctx <= MAX_CONTEXT:   # also refuses nan
-        raise ConfigError(f"context must be a number of tokens from 0 to {MAX_CONTEXT}, got {context!r}")
+    ctx = mean_context(trace) if context is None else check_context(context)
     kv_bytes = ctx * cfg.kv_elements_per_token() * kv_elem
     kv_macs = ctx * cfg.kv_macs_per_token()
     lm_head_params = cfg.vocab * h
@@ -513,6 +511,20 @@ def model_dims(trace, *, model: str | None = None, hidden: int | None = None, ff
                      expert_matrices=((h, f), (h, f), (f, h)), dense_matrices=(*attention, (h, E), *shared),
                      head_matrices=head,
                      notes=tuple(notes))
+
+
+def check_context(tokens, as_given: str | None = None) -> float:
+    """`tokens` of KV cache a decoded token reads, as a plain float, when it is a number from 0
+    to `MAX_CONTEXT`; else a ConfigError quoting `as_given`, the value as the user typed it
+    (a command line's "-5", not the float "-5.0"; default: repr of `tokens`)."""
+    try:
+        ctx = float(tokens)
+    except (TypeError, ValueError):
+        ctx = np.nan
+    if not 0 <= ctx <= MAX_CONTEXT:   # also refuses nan
+        shown = as_given or repr(tokens)   # an empty text shows as ''
+        raise ConfigError(f"context must be a number of tokens from 0 to {MAX_CONTEXT}, got {shown}")
+    return ctx
 
 
 def mean_context(trace) -> float:

@@ -77,6 +77,13 @@ def pareto_mask(values, tolerance: float = TOLERANCE) -> np.ndarray:
     return keep
 
 
+def tolerance_note(tolerance: float = TOLERANCE) -> str:
+    """The tolerance a front was computed with, in the one wording headlines, tables and charts
+    say it in."""
+    tolerance = _check_tolerance(tolerance)
+    return f"objectives within {tolerance:.2%} of each other count as equal" if tolerance else "strict: no tolerance"
+
+
 def pareto_front(rows: list[dict], objectives=OBJECTIVES, tolerance: float = TOLERANCE) -> list[dict]:
     """The rows on the Pareto front over `objectives` (fields of the rows, all minimised), values
     within a relative `tolerance` counting as equal (see `pareto_mask`), in increasing order of the

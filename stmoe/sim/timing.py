@@ -53,7 +53,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from stmoe.bootstrap import interval_fields, ratio_interval, resampling_units
+from stmoe.bootstrap import describe, interval_fields, ratio_interval, resampling_units
 from stmoe.errors import ConfigError
 from stmoe.files import bytes_from_env
 from stmoe.sim.batching import batch_routing, check_batch, lockstep_steps, step_union
@@ -507,6 +507,11 @@ class UnitTotals:
     @classmethod
     def from_dict(cls, d: dict) -> UnitTotals:
         return cls(d["units"], np.asarray(d["latency_s"], np.float64), np.asarray(d["energy_j"], np.float64))
+
+    def describe(self) -> str:
+        """How an interval over these units is made (`stmoe.bootstrap.describe`), resting on
+        as many units as there are totals."""
+        return describe(self.units, count=len(self.latency_s))
 
     def gain_intervals(self, base: UnitTotals, suffix: str = "") -> dict:
         """{speedup{suffix}_ci_low, _ci_high, energy_efficiency{suffix}_ci_low, _ci_high}: the
