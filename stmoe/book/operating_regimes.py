@@ -120,13 +120,13 @@ def step_times(hw, dims: ModelDims, routing: np.ndarray, tokens: int, kv_reads: 
     # The j-th expert of the union arrives j transfers and one latency after the layer's router;
     # computing in arrival order, the layer ends at the latest of arrival_j + the compute from j on.
     after = np.cumsum(work[:, :, ::-1], axis=2)[:, :, ::-1]
-    arrival = np.arange(1, routing.shape[2] + 1)[None, :] * xfer[:, None] + hw.link_latency          # [L, U]
-    fetched = np.where(used, arrival[None] + after, 0.0).max(axis=2, initial=0.0)            # [W, L]
+    arrival = np.arange(1, routing.shape[2] + 1)[None, :] * xfer[:, None] + hw.link_latency   # [L, U]
+    fetched = np.where(used, arrival[None] + after, 0.0).max(axis=2, initial=0.0)          # [W, L]
     fixed = t_attn + t_kv                                                                   # [L]
     resident = (fixed[None, :] + work.sum(axis=2)).sum(axis=1) + t_head
     streamed = (fixed[None, :] + fetched).sum(axis=1) + t_head
-    top_c = np.array([0.0, *(expert_time(hw, dims, m) for m in range(1, top + 1))])
-    compute = top_c[routing].sum(axis=2)
+    cycles = np.array([0.0, *(expert_time(hw, dims, m) for m in range(1, top + 1))])     # [M]
+    compute = cycles[routing].sum(axis=2)
     reads = used.sum(axis=2) * (dims.expert_bytes / hw.local_bandwidth)[None, :]
     return {"resident": resident, "streamed": streamed,
             "compute": (dense_time(hw, dims, tokens) + tokens * dims.kv_macs / hw.peak_macs + compute).sum(axis=1)
