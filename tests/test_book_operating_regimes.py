@@ -9,6 +9,7 @@ from stmoe.book import operating_regimes as op
 from stmoe.errors import ConfigError
 from stmoe.sim.hardware import preset
 from stmoe.sim.systolic import expert_time
+from stmoe.sim.timing import simulate
 from tests.prefetch_data import small_held_out
 
 
@@ -27,14 +28,32 @@ def test_windows_are_consecutive_decode_tokens_of_one_sequence(code):
         op.windows(code, 0)
 
 
-def test_counts_are_the_union_of_the_steps_routing(code):
+def test_routing_counts_the_union_of_the_steps_experts(code):
     steps = op.windows(code, 4)[:3]
-    counts = op.expert_counts(code, steps)
+    routing = op.step_routing(code, steps)
     for w, idx in enumerate(steps):
         for layer in (0, code.num_layers - 1):
             ids = code.expert_ids[idx, layer].ravel()
-            assert set(np.flatnonzero(counts[w, layer])) == set(ids)
-            assert counts[w, layer].sum() == len(ids)
+            _, per_expert = np.unique(ids, return_counts=True)
+            assert sorted(routing[w, layer][routing[w, layer] > 0]) == sorted(per_expert)
+            assert routing[w, layer].sum() == len(ids)
+
+
+@pytest.mark.parametrize("trace, batches", [("tiny-moe-code", (1, 4, 8)), ("qwen3-30b-a3b", (1,))])
+def test_step_times_are_the_simulators_all_resident_and_on_demand(trace, batches):
+    # the chapter's rows against the simulator on the same steps: every decode token in a full
+    # step of sequences in lockstep, so the totals per token must agree to rounding
+    t = stmoe.load_trace(trace)
+    rows, _ = op.batch_rows(t, op.MACHINES, ("bfloat16",), batches, across="sequences")
+    assert len(rows) == len(op.MACHINES) * len(batches)
+    for r in rows:
+        assert r["steps"] * r["batch"] == int((t.phase == stmoe.DECODE).sum())
+        kw = {"dims": op.sizes(t), "batch": r["batch"]}
+        resident = simulate(t, r["hardware"], "all-resident", **kw)
+        on_demand = simulate(t, r["hardware"], "on-demand", **kw)
+        assert on_demand.hit_rate == 0    # its buffer kept nothing from one step to the next
+        assert r["resident_us_per_token"] == pytest.approx(resident.latency_per_token_s * 1e6, rel=1e-9)
+        assert r["streamed_us_per_token"] == pytest.approx(on_demand.latency_per_token_s * 1e6, rel=1e-9)
 
 
 def test_batch_rows_union_grows_and_one_token_costs_as_the_simulator_says(code):
@@ -115,9 +134,9 @@ def test_sequences_in_lockstep_touch_more_experts_and_read_more_kv(code):
     lockstep, notes = op.batch_rows(code, "accelerator", ("bfloat16",), (8, 64), across="sequences")
     assert [r["batch"] for r in lockstep] == [8] and "batch 64" in notes[0]
     assert lockstep[0]["share_touched"] > tokens[0]["share_touched"]
-    counts = op.expert_counts(code, steps[:2])
-    one = op.step_times("accelerator", op.sizes(code), counts, 4)
-    four = op.step_times("accelerator", op.sizes(code), counts, 4, kv_reads=4)
+    routing = op.step_routing(code, steps[:2])
+    one = op.step_times("accelerator", op.sizes(code), routing, 4)
+    four = op.step_times("accelerator", op.sizes(code), routing, 4, kv_reads=4)
     assert (four["reads"] > one["reads"]).all()
     with pytest.raises(ConfigError, match="across"):
         op.windows(code, 4, across="layers")

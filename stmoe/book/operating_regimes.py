@@ -2,19 +2,22 @@
 token at a time, prefills a prompt, holds quantised experts, or computes a missing expert on the
 host CPU instead of fetching it.
 
-The step model (`step_times`) is the simulator's cost functions (`stmoe.sim.systolic` for the PE
-array with M tokens a step, the weight reads of `stmoe.sim.timing.layer_costs`) applied to a
-step of M tokens, without the event loop: per MoE layer, attention and router for the M tokens,
-the KV-cache reads, and each expert the step routes to computed once for the tokens
-routed to it; then the LM head for the M tokens. Its assumptions, which the notebook states:
+The step model (`step_times`) is the simulator's timing of a step of M tokens
+(`stmoe.sim.timing.layer_costs` and `expert_compute_time`: the PE array's cycles for M tokens,
+never faster than the weight reads) without the buffer: per MoE layer, attention and router for
+the M tokens, the KV-cache reads, and each expert the step routes to computed once for the
+tokens routed to it; then the LM head for the M tokens. Its assumptions, which the notebook
+states:
 
 - a step of B tokens is B consecutive decode tokens of one sequence (as speculative decoding
-  verifies B drafted tokens; the KV cache is read once a step), or the same position of B
-  sequences decoding in lockstep (each reads its own KV cache); the routing is the trace's;
-- "resident": every expert is in the buffer (compute and local reads only);
-  "streamed": every expert the step uses crosses the link, its transfers overlapping the
-  layer's expert compute perfectly (max of the two) and paying one link latency a layer (the
-  transfers issued together), so a lower bound on streaming;
+  verifies B drafted tokens; the KV cache is read once a step: the one thing the simulator,
+  whose steps are sequences, does not model), or the same position of B sequences decoding in
+  lockstep (each reads its own KV cache); the routing is the trace's;
+- "resident": every expert is in the buffer, `simulate`'s all-resident system;
+  "streamed": every expert the step uses crosses the link on demand, `simulate`'s on-demand
+  system when its buffer keeps no expert between steps (the union's experts one after another
+  on the link, each computed once it has arrived). On steps of sequences in lockstep both equal
+  the simulator's to rounding (tests/test_book_operating_regimes.py);
 - the Fiddler comparison (`cpu_or_fetch`) is analytical: a host CPU's GEMV at an assumed
   bandwidth against a PCIe copy of the expert, both from the constants below.
 """
@@ -32,7 +35,7 @@ from stmoe.sim import batching
 from stmoe.sim.batching import lockstep_steps
 from stmoe.sim.hardware import ModelDims, model_dims, preset
 from stmoe.sim.systolic import dense_time, expert_time, head_time
-from stmoe.sim.timing import roofline
+from stmoe.sim.timing import expert_compute_time, layer_costs
 from stmoe.trace import DECODE, PREFILL, Trace
 
 SIZES_MODEL = "qwen3-30b-a3b"      # every trace is timed with this model's expert sizes
@@ -82,38 +85,54 @@ def windows(trace: Trace, batch: int, phase: int = DECODE, across: str = "tokens
     return np.concatenate(out) if out else np.zeros((0, batch), dtype=np.int64)
 
 
-def expert_counts(trace: Trace, steps: np.ndarray) -> np.ndarray:
-    """[W, L, E]: how many of each step's tokens each layer routes to each expert
-    (`stmoe.sim.batching.expert_counts`, the simulator's count)."""
-    return batching.expert_counts(trace.expert_ids, steps, trace.num_experts)
+def step_routing(trace: Trace, steps: np.ndarray) -> np.ndarray:
+    """[W, L, U]: per step and layer, how many of the step's tokens each expert of the union of
+    their experts is routed to, in the order the simulator fetches them (0: padding after the
+    union); `stmoe.sim.batching.batch_routing`, the simulator's own."""
+    return batching.batch_routing(trace.expert_ids, steps, trace.num_experts)[1].astype(np.int64)
 
 
-def step_times(hw, dims: ModelDims, counts: np.ndarray, tokens: int, kv_reads: int = 1) -> dict:
-    """Per step of `tokens` tokens ([W] arrays of seconds): `resident` and `streamed` (module
-    docstring), and the resident step's `compute` (PE array cycles only) and `reads` (weight
-    and KV reads only), whose larger part says whether it is compute- or load-bound. kv_reads:
-    how many KV caches a step reads (1 for tokens of one sequence, B for B sequences)."""
+def step_times(hw, dims: ModelDims, routing: np.ndarray, tokens: int, kv_reads: int = 1) -> dict:
+    """Per step of `tokens` tokens ([W] arrays of seconds) routed as `routing` ([W, L, U],
+    `step_routing`), the simulator's timing of the step (`stmoe.sim.timing`: `layer_costs` and
+    `expert_compute_time` per layer, then the LM head) without its buffer:
+
+    - `resident`: every expert in the buffer, as `simulate`'s all-resident system;
+    - `streamed`: every expert of the union fetched on demand, as `simulate`'s on-demand system
+      when its buffer keeps no expert from one step to the next: one after another over the
+      link (link latency + bytes / bandwidth each, the latency overlapping the next transfer),
+      each computed once it has arrived and the one before it is done;
+    - `compute` (PE array cycles only) and `reads` (weight and KV reads only) of the resident
+      step, whose larger part says whether it is compute- or load-bound.
+
+    kv_reads: how many KV caches a step reads (1 for tokens of one sequence, B for B sequences;
+    the simulator's steps are sequences, so it reads B)."""
     hw = preset(hw)
     bw = hw.dense_read_bandwidth
-    dense_c, dense_r = dense_time(hw, dims, tokens), dims.dense_bytes / bw                  # [L]
-    kv_c, kv_r = tokens * dims.kv_macs / hw.peak_macs, kv_reads * dims.kv_bytes / bw
-    head_c, head_r = head_time(hw, dims, tokens), dims.head_bytes / bw
-    top = int(counts.max()) if counts.size else 0
-    exp_c = np.zeros(top + 1)
-    for n in range(1, top + 1):
-        exp_c[n] = expert_time(hw, dims, n)
-    exp_r = dims.expert_bytes / hw.local_bandwidth                                          # [L]
-    used = counts > 0
-    compute = (exp_c[counts]).sum(axis=2)                                                   # [W, L]
-    reads = used.sum(axis=2) * exp_r[None, :]
-    expert_res = (np.maximum(exp_c[counts], exp_r[None, :, None]) * used).sum(axis=2)
-    fetch = used.sum(axis=2) * (dims.expert_bytes / hw.link_bandwidth)[None, :] + hw.link_latency
-    fixed = np.maximum(dense_c, dense_r) + float(roofline(tokens * dims.kv_macs, kv_reads * dims.kv_bytes, hw, bw))
-    resident = (fixed[None, :] + expert_res).sum(axis=1) + max(head_c, head_r)
-    streamed = (fixed[None, :] + np.maximum(expert_res, fetch)).sum(axis=1) + max(head_c, head_r)
+    t_attn, t_kv, _, t_head, xfer, _ = layer_costs(hw, dims, tokens, kv_reads)
+    top = int(routing.max(initial=0))
+    t_exp = np.zeros((len(xfer), top + 1))                                                  # [L, M]
+    for m in range(1, top + 1):
+        t_exp[:, m] = expert_compute_time(hw, dims, m)
+    used = routing > 0                                                                      # [W, L, U]
+    layer = np.arange(len(xfer))[None, :, None]
+    work = t_exp[layer, routing]                                                            # 0 where unused
+    # The j-th expert of the union arrives j transfers and one latency after the layer's router;
+    # computing in arrival order, the layer ends at the latest of arrival_j + the compute from j on.
+    after = np.cumsum(work[:, :, ::-1], axis=2)[:, :, ::-1]
+    arrival = np.arange(1, routing.shape[2] + 1)[None, :] * xfer[:, None] + hw.link_latency   # [L, U]
+    fetched = np.where(used, arrival[None] + after, 0.0).max(axis=2, initial=0.0)          # [W, L]
+    fixed = t_attn + t_kv                                                                   # [L]
+    resident = (fixed[None, :] + work.sum(axis=2)).sum(axis=1) + t_head
+    streamed = (fixed[None, :] + fetched).sum(axis=1) + t_head
+    cycles = np.array([0.0, *(expert_time(hw, dims, m) for m in range(1, top + 1))])     # [M]
+    compute = cycles[routing].sum(axis=2)
+    reads = used.sum(axis=2) * (dims.expert_bytes / hw.local_bandwidth)[None, :]
     return {"resident": resident, "streamed": streamed,
-            "compute": (dense_c + kv_c + compute).sum(axis=1) + head_c,
-            "reads": (dense_r + kv_r + reads).sum(axis=1) + head_r}
+            "compute": (dense_time(hw, dims, tokens) + tokens * dims.kv_macs / hw.peak_macs + compute).sum(axis=1)
+            + head_time(hw, dims, tokens),
+            "reads": (dims.dense_bytes / bw + kv_reads * dims.kv_bytes / bw + reads).sum(axis=1)
+            + dims.head_bytes / bw}
 
 
 def batch_rows(trace: Trace, hardware=MACHINES, dtypes=("bfloat16",), batches=BATCHES,
@@ -131,11 +150,11 @@ def batch_rows(trace: Trace, hardware=MACHINES, dtypes=("bfloat16",), batches=BA
         if not len(steps):
             notes.append(f"batch {b}: {trace.label} has no step of {b} {ACROSS[across]}; left out")
             continue
-        counts = expert_counts(trace, steps)
-        union = float((counts > 0).sum(axis=2).mean())
+        routing = step_routing(trace, steps)
+        union = float((routing > 0).sum(axis=2).mean())
         for hw in machines:
             for dtype, d in dims.items():
-                t = step_times(hw, d, counts, b, kv_reads=b if across == "sequences" else 1)
+                t = step_times(hw, d, routing, b, kv_reads=b if across == "sequences" else 1)
                 rows.append({"trace": trace.label, "across": across, "hardware": preset(hw).name, "dtype": dtype,
                              "batch": int(b), "steps": len(steps), "union_per_layer": union,
                              "share_touched": union / trace.num_experts,
@@ -172,7 +191,7 @@ def prefill_decode(trace: Trace, hardware="accelerator", dims: ModelDims | None 
         steps = windows(trace, m, phase)
         if not len(steps):
             raise ConfigError(f"trace {trace.label} has no {name} tokens")
-        t = step_times(hardware, dims, expert_counts(trace, steps), m)
+        t = step_times(hardware, dims, step_routing(trace, steps), m)
         res, comp, reads = t["resident"].mean(), t["compute"].mean(), t["reads"].mean()
         out.append({"trace": trace.label, "phase": name, "tokens_per_step": m, "steps": len(steps),
                     "us_per_token": float(res / m * 1e6), "compute_us_per_token": float(comp / m * 1e6),

@@ -714,15 +714,17 @@ def expert_compute_time(hw: Hardware, dims: ModelDims, tokens: int = 1) -> np.nd
     return np.maximum(expert_time(hw, dims, tokens), dims.expert_bytes / hw.local_bandwidth)
 
 
-def layer_costs(hw: Hardware, dims: ModelDims, tokens: int = 1):
+def layer_costs(hw: Hardware, dims: ModelDims, tokens: int = 1, kv_reads: int | None = None):
     """(t_attn[L], t_kv, t_exp[L], t_head, xfer[L], nbytes[L]) of a step of `tokens` tokens of
     as many sequences: per layer the attention and router time (weights read once for them all),
     the KV-cache time (each token reads its sequence's cache), one expert's compute time for all
     of them, one expert's transfer time over the link and its bytes; t_head once per step (LM
-    head, embedding rows, non-MoE layers)."""
+    head, embedding rows, non-MoE layers). kv_reads: how many KV caches the step reads (default
+    `tokens`, one a sequence; chapter 08's steps of consecutive tokens of one sequence read 1)."""
     bw = hw.dense_read_bandwidth
+    kv_reads = tokens if kv_reads is None else kv_reads
     t_attn = np.maximum(dense_time(hw, dims, tokens), dims.dense_bytes / bw)
-    t_kv = float(roofline(tokens * dims.kv_macs, tokens * dims.kv_bytes, hw, bw))
+    t_kv = float(roofline(tokens * dims.kv_macs, kv_reads * dims.kv_bytes, hw, bw))
     t_head = max(head_time(hw, dims, tokens), dims.head_bytes / bw)
     return (t_attn, t_kv, expert_compute_time(hw, dims, tokens), t_head, dims.expert_bytes / hw.link_bandwidth,
             dims.expert_bytes.astype(np.float64))
