@@ -67,6 +67,9 @@ def test_cache_gains_on_hand_made_rows():
     text = R.cache_gains_text([g], digits=2)
     assert text.startswith(f"lru-cache 3.00 [{g['speedup_ci_low']:.2f}, {g['speedup_ci_high']:.2f}]x")
     assert "; intervals unreliable: it rests on 2 units, fewer than 10" in text
+    assert R.cache_gains_text([g], "energy_efficiency").startswith("lru-cache 0.500 [0.500, 0.500]x;")
+    with pytest.raises(ConfigError, match="measure: must be speedup or energy_efficiency, got 'latency'"):
+        R.cache_gains_text([g], "latency")
     many = [_row(s, [1.0 + i % 3 for i in range(12)], [1.0] * 12, "12 sequences") for s in ("lru-cache", "st-moe")]
     assert R.cache_gains_text(R.cache_gains(many)) == "lru-cache 1.000 [1.000, 1.000]x"
 

@@ -106,16 +106,18 @@ def cache_gains(rows: list[dict], system: str = "st-moe") -> list[dict]:
     report. One `stmoe.sim.comparison.gain_over` dict per baseline: speedup and energy
     efficiency, each with its paired bootstrap interval over the rows' `per_unit` totals, and
     intervals (how they were drawn, flagged unreliable on too few units)."""
-    by = {r["system"] for r in rows}
-    if system not in by:
-        raise ConfigError(f"system: {system!r} is not among the compared systems {sorted(by)}")
-    return [gain_over(rows, b, system) for b in CACHE_BASELINES if b in by]
+    present = {r["system"] for r in rows}
+    if system not in present:
+        raise ConfigError(f"system: {system!r} is not among the compared systems {sorted(present)}")
+    return [gain_over(rows, b, system) for b in CACHE_BASELINES if b in present]
 
 
 def cache_gains_text(gains: list[dict], measure: str = "speedup", digits: int = 3) -> str:
     """`cache_gains` as one line: "lru-cache 1.023 [1.023, 1.023]x, hot-set ..." for `measure`
     (speedup or energy_efficiency), followed by `stmoe.bootstrap.describe`'s warning when the
     intervals rest on too few units to be reliable."""
+    if measure not in ("speedup", "energy_efficiency"):
+        raise ConfigError(f"measure: must be speedup or energy_efficiency, got {measure!r}")
     text = ", ".join(f"{g['baseline']} {with_interval(g, measure, digits)}x" for g in gains)
     flagged = next((g["intervals"] for g in gains if "; unreliable" in g["intervals"]), "")
     return text + (f"; intervals unreliable{flagged.partition('; unreliable')[2]}" if flagged else "")
