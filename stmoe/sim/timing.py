@@ -534,17 +534,18 @@ class SimulationResult:
     Each expert request has one of three outcomes, shares of `requests`: hit_rate, in the
     buffer with its weights arrived; late_prefetch_rate, its prefetch still on the link (not a
     hit: the layer waits for the rest of the transfer); and the rest (1 - both) misses, fetched
-    on demand: never prefetched, or prefetched but not yet started when the router chose it (a
-    right prediction too late: the prefetch is cancelled and counted in
-    demanded_unstarted_prefetches). Prefetches of the other fate, dropped before the link
-    started them and never needed (their layer routed without them, evicted to make room, or
-    still queued at the end; no bytes moved), are unneeded_unstarted_prefetches; one the link
-    started that was never used is wasted (wasted_prefetches; preempted_prefetches of them
-    stopped on the wire), and one never issued because staging was full is dropped
-    (dropped_prefetches). So a system whose link cannot bring
-    the next layer's experts during one layer (pre-gated, which keeps no expert beyond two
-    layers, on gpu-pcie) hits nothing although every request was prefetched: `late_note` says
-    so in the notes.
+    on demand: never prefetched, or prefetched but not yet started when the router chose it. So
+    a system whose link cannot bring the next layer's experts during one layer (pre-gated, which
+    keeps no expert beyond two layers, on gpu-pcie) hits nothing although every request was
+    prefetched: `late_note` says so in the notes.
+
+    Each issued prefetch (prefetches_issued) ends one of four ways: useful_prefetches, used
+    (hit or late); demanded_unstarted_prefetches, a right prediction the link had not started
+    when the router chose its expert (cancelled and fetched on demand: a miss); wasted_prefetches,
+    moved over the link (wholly, or partly for preempted_prefetches, stopped on the wire) and
+    never used; unneeded_unstarted_prefetches, dropped before the link started them and never
+    needed (their layer routed without them, evicted to make room, or still queued at the end:
+    no byte moved). dropped_prefetches were never issued: staging was full of nearer ones.
 
     batch: the sequences decoded in lockstep (`simulate`), steps: the steps they took (tokens
     when batch is 1). requests count each expert of a step's union once (one load, one read
