@@ -33,12 +33,45 @@ def test_compare_with_reused_predictions_equals_fresh(trace, dims):
     assert any("profiled on" in n for n in notes)
 
 
-def test_cache_gains_are_latency_ratios(trace, dims):
+def test_cache_gains_are_latency_and_energy_ratios_with_paired_intervals(trace, dims):
     rows, _ = R.compare(trace, "gpu-pcie", dims=dims)
     by = {r["system"]: r for r in rows}
-    gains = R.cache_gains(rows)
-    assert set(gains) == {"lru-cache", "hot-set"}
-    assert gains["hot-set"] == by["hot-set"]["latency_per_token_s"] / by["st-moe"]["latency_per_token_s"]
+    gains = {g["baseline"]: g for g in R.cache_gains(rows)}
+    assert set(gains) == {"lru-cache", "hot-set"}   # speculative-gate needs a stale gate
+    hot, st = by["hot-set"], by["st-moe"]
+    assert gains["hot-set"]["speedup"] == hot["latency_per_token_s"] / st["latency_per_token_s"]
+    assert gains["hot-set"]["energy_efficiency"] == hot["energy_per_token_j"] / st["energy_per_token_j"]
+    assert (gains["hot-set"]["speedup_ci_low"], gains["hot-set"]["speedup_ci_high"]) == ratio_interval(
+        hot["per_unit"]["latency_s"], st["per_unit"]["latency_s"])
+    for g in gains.values():
+        for field in ("speedup", "energy_efficiency"):
+            assert g[f"{field}_ci_low"] <= g[field] <= g[f"{field}_ci_high"]
+        assert g["intervals"].startswith("95% intervals: percentile bootstrap over 4 sequences")
+    with pytest.raises(ConfigError, match="system: 'oracle'"):
+        R.cache_gains([r for r in rows if r["system"] != "oracle"], system="oracle")
+
+
+def _row(system, latency, energy, units):
+    return {"system": system, "latency_per_token_s": sum(latency), "energy_per_token_j": sum(energy),
+            "per_unit": {"units": units, "latency_s": latency, "energy_j": energy}}
+
+
+def test_cache_gains_on_hand_made_rows():
+    """Two units: st-moe takes 1 + 1 s where lru-cache takes 2 + 4, so 3x faster overall; a
+    resample of units {0,0}, {0,1} or {1,1} gives 2x, 3x or 4x, so the interval lies in [2, 4]."""
+    rows = [_row("lru-cache", [2.0, 4.0], [1.0, 1.0], "2 sequences"), _row("st-moe", [1.0, 1.0], [2.0, 2.0], "2 sequences")]
+    (g,) = R.cache_gains(rows)
+    assert g["baseline"] == "lru-cache" and g["speedup"] == pytest.approx(3.0) and g["energy_efficiency"] == 0.5
+    assert 2.0 <= g["speedup_ci_low"] < 3.0 < g["speedup_ci_high"] <= 4.0
+    assert g["energy_efficiency_ci_low"] == g["energy_efficiency_ci_high"] == 0.5
+    text = R.cache_gains_text([g], digits=2)
+    assert text.startswith(f"lru-cache 3.00 [{g['speedup_ci_low']:.2f}, {g['speedup_ci_high']:.2f}]x")
+    assert "; intervals unreliable: it rests on 2 units, fewer than 10" in text
+    assert R.cache_gains_text([g], "energy_efficiency").startswith("lru-cache 0.500 [0.500, 0.500]x;")
+    with pytest.raises(ConfigError, match="measure: must be speedup or energy_efficiency, got 'latency'"):
+        R.cache_gains_text([g], "latency")
+    many = [_row(s, [1.0 + i % 3 for i in range(12)], [1.0] * 12, "12 sequences") for s in ("lru-cache", "st-moe")]
+    assert R.cache_gains_text(R.cache_gains(many)) == "lru-cache 1.000 [1.000, 1.000]x"
 
 
 def test_compare_times_only_the_scored_half(trace, dims):

@@ -75,7 +75,9 @@ def test_bytes_are_conserved(qwen, system):
         r = simulate(tr, hw, system, predictions=pred, profile=profile, dims=dims)
         assert r.prefetch_bytes == pytest.approx(r.useful_bytes + r.wasted_bytes, rel=1e-9)
         assert r.moved_bytes == pytest.approx(r.demand_bytes + r.prefetch_bytes, rel=1e-9)
-        assert r.useful_prefetches + r.wasted_prefetches <= r.prefetches_issued
+        # every issued prefetch ends one way: used, wasted, or cancelled unstarted (demanded or not needed)
+        assert r.prefetches_issued == (r.useful_prefetches + r.wasted_prefetches + r.demanded_unstarted_prefetches
+                                       + r.unneeded_unstarted_prefetches)
         assert 0 <= r.hit_rate + r.late_prefetch_rate <= 1
         assert 0 <= r.stall_share < 1 and 0 <= r.link_utilisation <= 1
 
@@ -288,11 +290,38 @@ def test_speedup_interval_narrows_with_more_sequences():
     assert widths[1] < widths[0] / 2
 
 
+def test_unstarted_prefetches_are_told_apart_by_whether_they_were_needed():
+    """One layer, k = 2, each token its own two experts; the prediction for each token is its two
+    experts (right) and one never routed (wrong). On a link far slower than a layer, at each
+    routing the first right prefetch is on the wire (late, useful), the second right one not yet
+    started (demanded before the link started it: cancelled, fetched on demand) and the wrong one
+    not started either (never needed: dropped, no byte moved). On a fast link every right one
+    arrives in time and the wrong one too (wasted once, then kept in the buffer)."""
+    T = 50
+    ids = np.stack([np.arange(T) * 2, np.arange(T) * 2 + 1], axis=1).reshape(T, 1, 2)
+    trace = Trace(ids, num_experts=2 * T + 1, phase=np.full(T, stmoe.DECODE))
+    wrong = np.full((T, 1, 1), 2 * T)
+    pred = np.concatenate([ids, wrong], axis=2).astype(np.int16)
+    dims = model_dims(trace, hidden=64, ffn=128, dtype="bfloat16")
+    roomy = 4 * T * float(dims.expert_bytes.max())   # never evicts
+    slow = simulate(trace, stmoe.sim.hardware.preset("accelerator", link_bandwidth=1e6, buffer_bytes=roomy),
+                    "st-moe", dims=dims, predictions=pred)
+    assert (slow.prefetches_issued, slow.useful_prefetches, slow.demanded_unstarted_prefetches,
+            slow.unneeded_unstarted_prefetches, slow.wasted_prefetches) == (3 * T, T, T, T, 0)
+    assert slow.late_prefetch_rate == 0.5 and slow.hit_rate == 0
+    fast = simulate(trace, stmoe.sim.hardware.preset("accelerator", link_bandwidth=1e12, buffer_bytes=roomy),
+                    "st-moe", dims=dims, predictions=pred)
+    assert fast.hit_rate == 1 and fast.useful_prefetches == 2 * T
+    assert fast.demanded_unstarted_prefetches == fast.unneeded_unstarted_prefetches == 0
+    assert fast.wasted_prefetches == 1 and fast.prefetches_issued == 2 * T + 1
+
+
 def test_pre_gated_hits_nothing_when_its_prefetches_arrive_late_and_says_why():
     """pre-gated prefetches exactly the next layer's experts and keeps only two layers'. On the
     accelerator the link brings them during one layer: hits. On gpu-pcie it cannot: every
-    request finds its prefetch on the wire (late) or not yet started (cancelled and fetched on
-    demand: a miss), so the hit rate is 0 although every request was prefetched; the notes say so."""
+    request finds its prefetch on the wire (late) or not yet started (a right prediction too
+    late: cancelled and fetched on demand, a miss), so the hit rate is 0 although every request
+    was prefetched; the notes say so."""
     tr = stmoe.load_trace("tiny-moe-code")
     tr = tr.select(sequences=tr.sequence_ids()[:2])
     dims, _ = dims_for(tr)
@@ -302,7 +331,8 @@ def test_pre_gated_hits_nothing_when_its_prefetches_arrive_late_and_says_why():
     assert slow.prefetches_issued == slow.requests and slow.hit_rate == 0 and slow.late_prefetch_rate > 0
     # each prefetch was used late or, not yet started, cancelled for a demand fetch (a miss)
     assert slow.useful_prefetches == round(slow.late_prefetch_rate * slow.requests)
-    assert slow.cancelled_prefetches == slow.requests - slow.useful_prefetches and slow.wasted_prefetches == 0
+    assert slow.demanded_unstarted_prefetches == slow.requests - slow.useful_prefetches > 0
+    assert slow.wasted_prefetches == slow.unneeded_unstarted_prefetches == 0
     assert late_note("pre-gated", 0.0, slow.late_prefetch_rate, slow.link_utilisation, slow.requests,
                      slow.requests) in slow.notes
     assert readable(slow.row())["late"] == slow.late_prefetch_rate

@@ -32,8 +32,9 @@ def test_controls_drive_chart_and_readout(setup):
     assert f"vs pre-gated {want['pre-gated', 'speedup']:.2f}x" in ex.readout.value
     rows, _ = R.compare(trace, hw, systems=("on-demand", "lru-cache", "hot-set", "st-moe"), dims=dims,
                         max_scored_sequences=2)
-    for baseline, gain in R.cache_gains(rows).items():
-        assert f"{baseline} {gain:.2f}x" in ex.readout.value
+    caches = R.cache_gains(rows)
+    assert [g["baseline"] for g in caches] == ["lru-cache", "hot-set"]
+    assert R.cache_gains_text(caches, digits=2) in ex.readout.value
 
 
 def test_reference_expert_size_times_the_same_routing_with_larger_experts(setup):

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from stmoe.bootstrap import interval_fields
+from stmoe.bootstrap import interval_fields, with_interval
 from stmoe.errors import ConfigError
 from stmoe.evaluation import evaluate
 from stmoe.predictors import predict
 from stmoe.sim.buffer import experts_held
-from stmoe.sim.comparison import compare_systems, dims_for
+from stmoe.sim.comparison import compare_systems, dims_for, gain_over
 from stmoe.sim.hardware import preset
 from stmoe.sim.systems import CACHE_BASELINES, SYSTEMS, adap_gate, predictions_note, runnable
 from stmoe.sim.timing import UnitTotals
@@ -100,14 +100,27 @@ def gains(rows: list[dict], system: str = "st-moe", *, alternatives: bool = Fals
     return out
 
 
-def cache_gains(rows: list[dict], system: str = "st-moe") -> dict[str, float]:
-    """`system`'s speedup over each cache baseline present in `rows` (rows of `compare`): what
-    its prediction adds over caching, which the paper does not report."""
-    by = {r["system"]: r for r in rows}
-    if system not in by:
-        raise ConfigError(f"system: {system!r} is not among the compared systems {sorted(by)}")
-    return {b: by[b]["latency_per_token_s"] / by[system]["latency_per_token_s"]
-            for b in CACHE_BASELINES if b in by}
+def cache_gains(rows: list[dict], system: str = "st-moe") -> list[dict]:
+    """`system` over each cache baseline present in `rows` (rows of `compare`), in
+    `CACHE_BASELINES` order: what its prediction adds over caching, which the paper does not
+    report. One `stmoe.sim.comparison.gain_over` dict per baseline: speedup and energy
+    efficiency, each with its paired bootstrap interval over the rows' `per_unit` totals, and
+    intervals (how they were drawn, flagged unreliable on too few units)."""
+    present = {r["system"] for r in rows}
+    if system not in present:
+        raise ConfigError(f"system: {system!r} is not among the compared systems {sorted(present)}")
+    return [gain_over(rows, b, system) for b in CACHE_BASELINES if b in present]
+
+
+def cache_gains_text(gains: list[dict], measure: str = "speedup", digits: int = 3) -> str:
+    """`cache_gains` as one line: "lru-cache 1.023 [1.023, 1.023]x, hot-set ..." for `measure`
+    (speedup or energy_efficiency), followed by `stmoe.bootstrap.describe`'s warning when the
+    intervals rest on too few units to be reliable."""
+    if measure not in ("speedup", "energy_efficiency"):
+        raise ConfigError(f"measure: must be speedup or energy_efficiency, got {measure!r}")
+    text = ", ".join(f"{g['baseline']} {with_interval(g, measure, digits)}x" for g in gains)
+    flagged = next((g["intervals"] for g in gains if "; unreliable" in g["intervals"]), "")
+    return text + (f"; intervals unreliable{flagged.partition('; unreliable')[2]}" if flagged else "")
 
 
 def buffer_share(trace: Trace, hardware="accelerator", dims=None) -> tuple[int, int]:

@@ -66,24 +66,32 @@ def split_for_comparison(trace: Trace, profile: Trace | None = None) -> tuple[Tr
     return parts.profile, parts.scored, [note]
 
 
-def over_best(rows: list[dict], baselines=PURE_CACHES, system: str = "st-moe") -> dict | None:
-    """`system` against the fastest of `baselines` in the same comparison (by default the pure
-    caches, `PURE_CACHES`: what the same buffer does with no prefetching; `OTHER_PREFETCHERS`
-    for the other prefetcher): {baseline, speedup, energy_efficiency, their _ci_low and
-    _ci_high, intervals}, ratios of per-token latency and energy, each with its paired
-    bootstrap interval over the rows' `per_unit` totals (rows of `compare_systems`; intervals
-    says how they were drawn); None when `system` or every baseline is missing."""
+def gain_over(rows: list[dict], baseline: str, system: str = "st-moe") -> dict | None:
+    """`system` against `baseline` in the same comparison: {baseline, speedup, energy_efficiency,
+    their _ci_low and _ci_high, intervals}, ratios of per-token latency and energy, each with its
+    paired bootstrap interval over the rows' `per_unit` totals (rows of `compare_systems`;
+    intervals says how they were drawn, and that they are unreliable on fewer than
+    `stmoe.bootstrap.MIN_RELIABLE_UNITS` units); None when either row is missing."""
     by = {r["system"]: r for r in rows}
-    candidates = [by[n] for n in baselines if n in by]
-    if system not in by or not candidates:
+    if system not in by or baseline not in by:
         return None
-    best, ours = min(candidates, key=lambda r: r["latency_per_token_s"]), by[system]
-    out = {"baseline": best["system"],
-           "speedup": best["latency_per_token_s"] / ours["latency_per_token_s"],
-           "energy_efficiency": best["energy_per_token_j"] / ours["energy_per_token_j"]}
-    base = UnitTotals.from_dict(best["per_unit"])
-    return (out | UnitTotals.from_dict(ours["per_unit"]).gain_intervals(base)
-            | {"intervals": base.describe()})
+    base, ours = by[baseline], by[system]
+    out = {"baseline": baseline,
+           "speedup": base["latency_per_token_s"] / ours["latency_per_token_s"],
+           "energy_efficiency": base["energy_per_token_j"] / ours["energy_per_token_j"]}
+    units = UnitTotals.from_dict(base["per_unit"])
+    return (out | UnitTotals.from_dict(ours["per_unit"]).gain_intervals(units)
+            | {"intervals": units.describe()})
+
+
+def over_best(rows: list[dict], baselines=PURE_CACHES, system: str = "st-moe") -> dict | None:
+    """`gain_over` the fastest of `baselines` in the same comparison (by default the pure
+    caches, `PURE_CACHES`: what the same buffer does with no prefetching; `OTHER_PREFETCHERS`
+    for the other prefetcher); None when `system` or every baseline is missing."""
+    candidates = [r for r in rows if r["system"] in baselines]
+    if not candidates:
+        return None
+    return gain_over(rows, min(candidates, key=lambda r: r["latency_per_token_s"])["system"], system)
 
 
 def marked(row: dict) -> str:

@@ -14,9 +14,9 @@ Then per MoE layer, one helper per phase:
 3. each chosen expert is looked up in the buffer (hit, late prefetch, or miss), missing ones
    are fetched on demand, ahead of any queued prefetch (`_serve_routed_experts`); a prefetch
    of a chosen expert that the link has not started yet is cancelled and fetched on demand
-   instead, a miss;
+   instead, a miss (a right prediction issued too late: demanded_unstarted_prefetches);
 4. queued prefetches for this layer that the router did not choose are cancelled, before a
-   byte of them moved (`_cancel_unchosen_prefetches`);
+   byte of them moved (`_cancel_unchosen_prefetches`; unneeded_unstarted_prefetches);
 5. the predictor's experts for the layer `lookahead` layers ahead are queued on the link (this
    is when the contract says a prediction is issued; `_issue_predictions`);
 6. the experts are computed in arrival order, so compute stalls on late data
@@ -25,8 +25,8 @@ Then per MoE layer, one helper per phase:
 After its last layer a token computes its LM head (with its embedding row and the model's
 non-MoE layers, `ModelDims.head_*`) while the link keeps moving queued prefetches.
 
-At the end, prefetches never used count as wasted, or as cancelled if they never left the
-queue (`_count_unused_prefetches`); so does a prefetched expert evicted before its use
+At the end, prefetches never used count as wasted, or as unneeded unstarted ones if they never
+left the queue (`_count_unused_prefetches`); so does a prefetched expert evicted before its use
 (`_evict_for`).
 
 The link is one FIFO queue: latency + bytes / bandwidth per expert, demand fetches jumping the
@@ -107,10 +107,10 @@ drop_stale_compilations(Path(__file__).with_name("buffer.py"),
                         "timing.")
 
 # indices of the kernel's statistics vector
-(S_REQ, S_HIT, S_LATE, S_MISS, S_ISSUED, S_USEFUL, S_WASTED, S_CANCELLED, S_PF_BYTES,
+(S_REQ, S_HIT, S_LATE, S_MISS, S_ISSUED, S_USEFUL, S_WASTED, S_UNNEEDED_UNSTARTED, S_PF_BYTES,
  S_USEFUL_BYTES, S_WASTED_BYTES, S_DEMAND_BYTES, S_LINK_BUSY, S_TIME, S_STALL, S_ATTN,
- S_EXPERT, S_PREEMPTED, S_DROPPED) = range(19)
-N_STATS = 19
+ S_EXPERT, S_PREEMPTED, S_DROPPED, S_DEMANDED_UNSTARTED) = range(20)
+N_STATS = 20
 INF = np.inf
 
 
@@ -130,10 +130,10 @@ def _evict_for(S, H, r, p, policy, cell, E, nbytes, queue, stats):
     if H[CNT, r, p] < H[CAP, r, p]:
         return
     v = victim(S, H, r, p, policy, cell)
-    if S[QPOS, v] >= 0:                   # queued, never started: no bytes moved
+    if S[QPOS, v] >= 0:                   # queued, never started, not needed yet: no bytes moved
         queue[0, S[QPOS, v] % queue.shape[1]] = -1
         S[QPOS, v] = -1
-        stats[S_CANCELLED] += 1
+        stats[S_UNNEEDED_UNSTARTED] += 1
     elif S[PREFETCHED, v]:                # fetched but never used
         stats[S_WASTED] += 1
         stats[S_WASTED_BYTES] += nbytes[v // E]
@@ -240,11 +240,11 @@ def _look_up(S, H, o, l, g, i, now, part, policy, next_req, E, nbytes, ready, qu
     stats[S_REQ] += 1
     demand = False
     if S[WHERE, o] != 0:
-        if S[QPOS, o] >= 0:     # prefetch still queued: fetch it as a demand
+        if S[QPOS, o] >= 0:     # a right prediction the link has not started: fetch it as a demand
             queue[0, S[QPOS, o] % queue.shape[1]] = -1
             S[QPOS, o] = -1
             S[PREFETCHED, o] = 0
-            stats[S_CANCELLED] += 1
+            stats[S_DEMANDED_UNSTARTED] += 1
             demand = True
         elif ready[o] <= now:
             stats[S_HIT] += 1
@@ -312,7 +312,7 @@ def _cancel_unchosen_prefetches(S, H, queue, qh, qt, g, part, stats):
             S[QPOS, q] = -1
             S[PREFETCHED, q] = 0
             unlink(S, H, q, part[q])
-            stats[S_CANCELLED] += 1
+            stats[S_UNNEEDED_UNSTARTED] += 1
 
 
 @njit(cache=True, inline="always")
@@ -379,12 +379,12 @@ def _compute_batched(ids, tokens, t, l, rt, ct, nd, now, t_exp, stats):
 
 @njit(cache=True, inline="always")
 def _count_unused_prefetches(S, E, nbytes, stats):
-    """At the end: prefetched experts never used are wasted, or cancelled if still queued (then
-    they never moved a byte)."""
+    """At the end: prefetched experts never used are wasted, or unneeded unstarted ones if still
+    queued (then they never moved a byte)."""
     for o in range(S.shape[1]):
         if S[PREFETCHED, o]:
             if S[QPOS, o] >= 0:
-                stats[S_CANCELLED] += 1
+                stats[S_UNNEEDED_UNSTARTED] += 1
             else:
                 stats[S_WASTED] += 1
                 stats[S_WASTED_BYTES] += nbytes[o // E]
@@ -539,11 +539,18 @@ class SimulationResult:
     Each expert request has one of three outcomes, shares of `requests`: hit_rate, in the
     buffer with its weights arrived; late_prefetch_rate, its prefetch still on the link (not a
     hit: the layer waits for the rest of the transfer); and the rest (1 - both) misses, fetched
-    on demand: never prefetched, or prefetched but not yet started when the router chose it (the
-    prefetch is then cancelled, in cancelled_prefetches). So a system whose link cannot bring
-    the next layer's experts during one layer (pre-gated, which keeps no expert beyond two
-    layers, on gpu-pcie) hits nothing although every request was prefetched: `late_note` says
-    so in the notes.
+    on demand: never prefetched, or prefetched but not yet started when the router chose it. So
+    a system whose link cannot bring the next layer's experts during one layer (pre-gated, which
+    keeps no expert beyond two layers, on gpu-pcie) hits nothing although every request was
+    prefetched: `late_note` says so in the notes.
+
+    Each issued prefetch (prefetches_issued) ends one of four ways: useful_prefetches, used
+    (hit or late); demanded_unstarted_prefetches, a right prediction the link had not started
+    when the router chose its expert (cancelled and fetched on demand: a miss); wasted_prefetches,
+    moved over the link (wholly, or partly for preempted_prefetches, stopped on the wire) and
+    never used; unneeded_unstarted_prefetches, dropped before the link started them and never
+    needed (their layer routed without them, evicted to make room, or still queued at the end:
+    no byte moved). dropped_prefetches were never issued: staging was full of nearer ones.
 
     batch: the sequences decoded in lockstep (`simulate`), steps: the steps they took (tokens
     when batch is 1). requests count each expert of a step's union once (one load, one read
@@ -571,7 +578,8 @@ class SimulationResult:
     prefetches_issued: int
     useful_prefetches: int
     wasted_prefetches: int
-    cancelled_prefetches: int
+    demanded_unstarted_prefetches: int
+    unneeded_unstarted_prefetches: int
     dropped_prefetches: int
     preempted_prefetches: int
     energy_breakdown_j: dict = field(default_factory=dict)
@@ -804,7 +812,8 @@ def summarise(stats: np.ndarray, *, system: str, hardware: Hardware, dims: Model
         moved_bytes=moved, demand_bytes=s[S_DEMAND_BYTES], prefetch_bytes=s[S_PF_BYTES],
         useful_bytes=s[S_USEFUL_BYTES], wasted_bytes=s[S_WASTED_BYTES],
         prefetches_issued=int(s[S_ISSUED]), useful_prefetches=int(s[S_USEFUL]),
-        wasted_prefetches=int(s[S_WASTED]), cancelled_prefetches=int(s[S_CANCELLED]),
+        wasted_prefetches=int(s[S_WASTED]), demanded_unstarted_prefetches=int(s[S_DEMANDED_UNSTARTED]),
+        unneeded_unstarted_prefetches=int(s[S_UNNEEDED_UNSTARTED]),
         dropped_prefetches=int(s[S_DROPPED]), preempted_prefetches=int(s[S_PREEMPTED]),
         energy_breakdown_j={k: float(v) for k, v in energy.items()},
         energy_by_work_j={k: float(v) for k, v in by_work.items()},

@@ -7,7 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stmoe.book import DEFAULT_TRACE
-from stmoe.book.reproduction import BASELINES, PAPER_GAINS, cache_gains, compare, gains, st_moe_predictions
+from stmoe.book.reproduction import (
+    BASELINES,
+    PAPER_GAINS,
+    cache_gains,
+    cache_gains_text,
+    compare,
+    gains,
+    st_moe_predictions,
+)
 from stmoe.charts.reproduction import paper_gap_chart
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import dims_for, reference_dims
@@ -78,7 +86,7 @@ def paper_explorer(trace=None, *, dims=None, max_scored_sequences: int = EXPLORE
         parts = [f"vs {g['baseline']} {g['measured']:.2f}x (paper {g['paper']:.1f}x)"
                  for g in r.gains if g["measure"] == "speedup"]
         eff = r.gain("on-demand", "energy efficiency")
-        caches = ", ".join(f"{b} {g:.2f}x" for b, g in cache_gains(r.rows).items())
+        caches = cache_gains_text(cache_gains(r.rows), digits=2)
         return (f"{r.trace_label} on {r.hardware} with {r.experts} expert sizes, link {r.link_bandwidth / 1e9:.3g} GB/s. "
                 f"st-moe speedup " + ", ".join(parts) + f"; energy efficiency vs on-demand {eff:.2f}x; "
                 f"speedup over the cache baselines the paper leaves out: {caches}")
