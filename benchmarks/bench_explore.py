@@ -25,12 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import dask
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from stmoe.readers.catalog import load_trace
 from stmoe.sim.comparison import dims_for
-from stmoe.sim.explore import LOCAL_CLUSTER_CONFIG, explore, read_results, run_batch
+from stmoe.sim.explore import _local_cluster, _starting, explore, read_results, run_batch
 from stmoe.sim.explore_spec import HARDWARE_PARAMETERS, parse_spec
 from stmoe.sim.hardware import preset
 from stmoe.sim.timing import decode_tokens, simulate
@@ -73,15 +72,15 @@ def in_process(spec) -> dict:
 
 def on_cluster(spec, workers: int, repeat: int, alongside: dict | None = None) -> tuple[float, dict]:
     """(start-up seconds, {name: (wall, CPU) seconds}) of the spec on a fresh local cluster of
-    `workers` ("explore": CPU of the workers, the scheduler and this client), with the Dask
-    settings `stmoe explore` gives its own local cluster. The functions `alongside` are timed in
+    `workers` ("explore": CPU of the workers, the scheduler and this client), started as
+    `stmoe explore` starts its own. The functions `alongside` are timed in
     this process in turn with the cluster's runs, so that other jobs on the machine disturb
     both alike; each figure is the least of `repeat` rounds."""
     alongside = alongside or {}
     start = time.perf_counter()
-    with dask.config.set(LOCAL_CLUSTER_CONFIG), \
-            LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
+    with _starting():   # the command's own local cluster: its settings and fork server
+        cluster = _local_cluster(workers)
+    with cluster, Client(cluster) as client:
         client.wait_for_workers(workers)
         trace = load_trace(TRACE)
         client.run(lambda: simulate(trace, "accelerator", "on-demand") and None)   # warm each worker

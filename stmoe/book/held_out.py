@@ -13,6 +13,7 @@ from stmoe.book import DEFAULT_TRACE
 from stmoe.errors import ConfigError
 from stmoe.predictors import predict
 from stmoe.readers.catalog import load_trace
+from stmoe.sim.comparison import gain_over
 from stmoe.sim.hardware import ModelDims, model_dims
 from stmoe.sim.systems import get_system
 from stmoe.sim.timing import simulate
@@ -81,8 +82,5 @@ def gain(data: HeldOut, hardware, system: str = "st-moe", baseline: str = "lru-c
         pred = data.predictions_for(lookahead) if get_system(name).prefetch == "predictor" else None
         runs[name] = simulate(data.scored, hardware, name, predictions=pred, dims=data.dims, lookahead=lookahead,
                               profile=data.profile)   # hot-set counts its experts on the profile
-    b, s = runs[baseline], runs[system]
-    return {"system": system, "baseline": baseline,
-            "speedup": b.latency_per_token_s / s.latency_per_token_s,
-            "energy_efficiency": b.energy_per_token_j / s.energy_per_token_j,
-            **s.per_unit.gain_intervals(b.per_unit), "intervals": b.per_unit.describe()}
+    rows = [r.row() | {"system": name, "per_unit": r.per_unit.as_dict()} for name, r in runs.items()]
+    return {"system": system} | gain_over(rows, baseline, system)

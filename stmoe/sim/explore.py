@@ -79,13 +79,16 @@ LOCAL_CLUSTER_CONFIG = {
     "distributed.worker.memory.monitor-interval": "1s",
     # workers forked from a fork server that ignores SIGINT (`_starting`)
     "distributed.worker.multiprocessing-method": "forkserver",
-    # A simulation allocates numpy temporaries of hundreds of KiB to a few MiB. In a worker,
-    # where tasks run on a thread of their own, glibc returned them to the kernel at each free,
-    # so the next point faulted them in again: 700 page faults and 1.1 ms of system CPU a
-    # point (+5%), against none in one process (measured on the 400-point grid of
-    # benchmarks/bench_explore.py). Up to 32 MiB (glibc's own ceiling for its adaptive
-    # threshold) they now stay in the heap; Dask's MALLOC_TRIM_THRESHOLD_ still trims it.
+    # A simulation allocates and frees numpy temporaries of hundreds of KiB to a few MiB. In a
+    # worker, whose tasks run on a thread of their own (glibc gives it its own heap) and where
+    # Dask sets MALLOC_TRIM_THRESHOLD_=64 KiB (which also fixes glibc's mmap threshold at 128
+    # KiB), each free returned them to the kernel and the next point faulted them in again:
+    # 430-700 page faults and 1.0-1.35 ms of system CPU a point (+5-6%), against none in one
+    # process (measured on benchmarks/bench_explore.py's grids). Up to 32 MiB (glibc's own
+    # ceiling for its adaptive mmap threshold) they now come from the heap, and a trim leaves
+    # 64 MiB free at its top: 0-3 faults a point. Dask's trimming still returns what is beyond.
     "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 32 << 20,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TOP_PAD_": 64 << 20,
 }
 REFERENCE = "on-demand"
 
@@ -390,13 +393,31 @@ def _local_cluster(workers: int | None):
 
 
 @contextlib.contextmanager
+def _environ(values: dict):
+    """os.environ with `values` while the block runs, as it was after."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
 def _starting():
     """While the local cluster starts, a Ctrl-C is noted and raised as KeyboardInterrupt once
     the cluster is assigned (so that the caller closes it), and the workers never see it. They
     fork from multiprocessing's fork server (`LOCAL_CLUSTER_CONFIG`), which is started here
     with SIGINT ignored: the server keeps the ignored signal (Python installs its handler only
     over the default) and gives it to every worker it forks, so that no worker breaks
-    mid-import into a traceback. Only that start, milliseconds, ignores a Ctrl-C: ignoring it
+    mid-import into a traceback. The server starts with the workers' environment
+    (`distributed.nanny.pre-spawn-environ`), since a forked worker keeps the allocator its
+    server set up from it: Dask's nanny sets those variables only when it spawns a worker, which
+    is too late for a server already running. Only that start, milliseconds, ignores a Ctrl-C: ignoring it
     for the whole start-up would lose it, since Linux gives a process's signal to any thread
     that does not block it (numpy's BLAS threads, Dask's event loop), and an ignored one is
     dropped there."""
@@ -411,10 +432,12 @@ def _starting():
     mp_context = _require("distributed.utils").get_mp_context
     with _require("dask").config.set(LOCAL_CLUSTER_CONFIG):
         mp_context()
+        environ = {k: str(v) for k, v in _require("dask").config.get("distributed.nanny.pre-spawn-environ").items()}
     pressed = []
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        multiprocessing.forkserver.ensure_running()
+        with _environ(environ):
+            multiprocessing.forkserver.ensure_running()
     finally:
         signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
     try:
