@@ -2,6 +2,7 @@
 file (exit 2, `--debug` for the traceback); a report over good and bad traces studies the good
 ones and exits 1; written files follow the umask; a failed write leaves no temporary file."""
 
+import argparse
 import errno
 import json
 import os
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from stmoe import Trace, synthetic_trace
-from stmoe.cli import main
+from stmoe.cli import build_parser, main
 from stmoe.errors import StmoeError
 from stmoe.readers import catalog
 
@@ -397,3 +398,14 @@ def test_context_reaches_the_model_sizes_as_a_plain_float(monkeypatch, capsys):
     assert main(["simulate", "tiny-moe-code", "--system", "on-demand", "--context", " 4096 ", "--json"]) == 0
     assert type(seen[0]) is float and seen[0] == 4096.0
     assert "4096 tokens of context (given)" in capsys.readouterr().out
+
+
+def test_every_commands_help_prints(capsys):
+    # a `%` in a help text is a format code to argparse: explore's --help once died on "0.1%"
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert len(sub.choices) >= 10
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0, name
+        assert capsys.readouterr().out.startswith(f"usage: stmoe {name}"), name

@@ -1,5 +1,7 @@
 """`stmoe.sim.explore`: the spec's errors and points, rows equal to `simulate`'s, resume."""
 
+import time
+
 import pytest
 
 pytest.importorskip("distributed")
@@ -438,7 +440,9 @@ def test_trace_paths_are_the_specs_and_special_files_are_named(tmp_path, monkeyp
 
 @pytest.mark.parametrize("args, message", [(["--batch-size", "-3"], "--batch-size: a whole number >= 1, got -3"),
                                            (["--tolerance", "1"], "--tolerance: a relative difference"),
-                                           (["--tolerance", "nan"], "--tolerance: a relative difference")])
+                                           (["--tolerance", "nan"], "--tolerance: a relative difference"),
+                                           (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"],
+                                            "--workers 2 sizes a local cluster; the scheduler")])
 def test_bad_arguments_print_nothing_before_their_error(tmp_path, capsys, args, message):
     spec = tmp_path / "s.toml"
     spec.write_text(spec_text())
@@ -492,3 +496,39 @@ def test_dataflow_and_batch_are_a_points_machine_and_workload(tmp_path):
     # the default point (no dataflow, batch 1 in the spec) is the preset's own machine
     default = parse_spec({"traces": [TRACE], "presets": ["accelerator"], "systems": ["on-demand"]}).points[0]
     assert (default["dataflow"], default["batch"]) == (preset("accelerator").dataflow, 1)
+
+
+def test_hot_set_pins_the_experts_its_profile_counts(tmp_path):
+    # hot-set needs a profile: the spec's [profiles] gives it one, which keys and times its points
+    # (it was accepted by the spec and then dropped, so every point failed)
+    path = tmp_path / "h.toml"
+    path.write_text(f'traces = ["{TRACE}"]\npresets = ["accelerator"]\nsystems = ["hot-set"]\n'
+                    '[parameters]\nbuffer_bytes = [4194304]\n[profiles]\n"tiny-moe-code" = "tiny-moe-prose"\n')
+    spec = read_spec(path)
+    (point,) = spec.points
+    assert point["profile"] == "tiny-moe-prose"
+    (row,) = run_batch(spec.traces[TRACE], spec.points, spec.profiles[TRACE])
+    hw = preset("accelerator", buffer_bytes=4194304.0)
+    own = simulate(load_trace(TRACE), hw, "hot-set", profile=load_trace("tiny-moe-prose"))
+    assert row["latency_per_token_s"] == own.latency_per_token_s
+    path.write_text(path.read_text().replace('"tiny-moe-prose"', '"split"'))
+    assert read_spec(path).points[0]["key"] != point["key"]
+    path.write_text(path.read_text().split("[profiles]")[0])
+    with pytest.raises(ConfigError, match=r"hot-set needs a profile .*give one in the spec's \[profiles\] table"):
+        read_spec(path)
+
+
+def test_a_slow_spec_check_says_what_it_is_doing(tmp_path, capsys, monkeypatch):
+    # a fresh install compiles the simulator while the spec is checked: ~40 s of silence before
+    import stmoe.cli.explore_command as command
+
+    def slow(*args, **kwargs):
+        time.sleep(2.5)
+        raise ConfigError("stop here")
+    monkeypatch.setattr(command, "read_spec", slow)
+    spec = tmp_path / "s.toml"
+    spec.write_text(spec_text())
+    assert main(["explore", str(spec)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].endswith("checking each parameter's extremes on a few tokens (a fresh install compiles the "
+                           "simulator first, about a minute)") and err[1] == "stmoe: error: stop here"

@@ -7,6 +7,8 @@ how many points are finished and how to resume."""
 from __future__ import annotations
 
 import errno
+import sys
+import threading
 
 from stmoe.cli.output import format_table
 from stmoe.errors import ConfigError, StmoeError
@@ -28,7 +30,7 @@ def register(sub) -> None:
                    help=f"refuse a spec of more points than this, before building it (default {MAX_POINTS:,})")
     p.add_argument("--tolerance", type=float, default=TOLERANCE, metavar="FRACTION",
                    help="objectives within this relative difference count as equal on the front; "
-                   f"0 is the strict front (default {TOLERANCE:g}, i.e. {TOLERANCE:.1%})")
+                   f"0 is the strict front (default {TOLERANCE:g}, i.e. {TOLERANCE * 100:.1f}%%)")
     p.set_defaults(run=run)
 
 
@@ -54,13 +56,24 @@ def run(args) -> int:
         raise ConfigError(f"--batch-size: a whole number >= 1, got {args.batch_size}")
     if not 0 <= args.tolerance < 1:   # also refuses nan
         raise ConfigError(f"--tolerance: a relative difference, 0 <= FRACTION < 1, got {args.tolerance}")
+    if args.out is not None and not args.out.strip():
+        raise ConfigError(f"--out: an empty folder name ({args.out!r})")
+    if args.scheduler is not None and args.workers is not None:
+        raise ConfigError(f"--workers {args.workers} sizes a local cluster; the scheduler {args.scheduler!r} has its own workers")
+    # trying the parameters' extremes is seconds, but a fresh install first compiles the
+    # simulator's kernels (about 40 s on two cores): say so rather than seem to hang
+    slow = threading.Timer(2.0, lambda: print(
+        f"{args.spec}: checking each parameter's extremes on a few tokens (a fresh install compiles "
+        "the simulator first, about a minute)", file=sys.stderr, flush=True))
+    slow.daemon = True
+    slow.start()
     try:
         spec = read_spec(args.spec, max_points=args.max_points)
     except RecursionError:   # tomllib recurses once per level of nesting
         raise ConfigError(f"{args.spec}: nested too deeply to read (deeper than Python's recursion "
                           "limit; a spec is a few flat tables)") from None
-    if args.out is not None and not args.out.strip():
-        raise ConfigError(f"--out: an empty folder name ({args.out!r})")
+    finally:
+        slow.cancel()
     out = args.out or default_out(args.spec)
     print(f"{args.spec}: {len(spec.points)} points on {', '.join(spec.traces)}; results in {out}", flush=True)
     try:
@@ -78,17 +91,18 @@ def run(args) -> int:
               f"({result.computed / max(result.seconds, 1e-9):.1f} points/s)")
     keys = {p["key"] for p in spec.points}
     rows = [r for r in read_results(out) if r["key"] in keys]
-    settings = [k for k in spec.points[0] if k not in ("key", "trace", "preset", "system")] if spec.points else []
-    varied = [k for k in settings if len({repr(p[k]) for p in spec.points}) > 1]
+    settings = [k for k in spec.points[0] if k not in ("key", "trace", "preset", "system", "batch")] if spec.points else []
     # a front compares designs on one workload: one per trace, preset and batch (the sequences
     # decoded together are the workload, not a design choice of the machine)
     for trace, preset, batch in sorted({(r["trace"], r["preset"], r["batch"]) for r in rows}):
         group = [r for r in rows if (r["trace"], r["preset"], r["batch"]) == (trace, preset, batch)]
         front = pareto_front(group, OBJECTIVES, args.tolerance)
+        # the settings that tell this table's designs apart (a preset's constants do not)
+        varied = [k for k in settings if len({repr(r.get(k)) for r in group}) > 1]
         print(f"\n{trace} on {preset}{f', batch {batch}' if batch != 1 else ''}: Pareto front over "
               f"latency, energy and buffer area, {len(front)} of {len(group)} points "
               f"({tolerance_note(args.tolerance)})")
-        print(format_table([{"system": r["system"], **dict(_setting(k, r.get(k)) for k in varied if k != "batch"),
+        print(format_table([{"system": r["system"], **dict(_setting(k, r.get(k)) for k in varied),
                              "µs / token": r["latency_per_token_s"] * 1e6,
                              "µJ / token": r["energy_per_token_j"] * 1e6, "area mm²": r["buffer_area_mm2"]}
                             for r in front]))

@@ -158,6 +158,12 @@ def knobs_used(system) -> set[str]:
     return set()
 
 
+def uses_profile(system) -> bool:
+    """Whether a system's result depends on the profile: st-moe's tables learn from it, and
+    hot-set counts its pinned experts on it."""
+    return "predictor" in knobs_used(system) or bool(get_system(system).pinned_share)
+
+
 def _rounded(name: str, v: float):
     """A range point without numpy's float noise: a whole number for a count, else 12
     significant digits."""
@@ -448,7 +454,8 @@ def parse_spec(raw: dict, path=Path("<spec>"), *, max_points: int = MAX_POINTS) 
         for n, t in traces.items():
             missing = missing_input(system, t, profiles.get(n))
             if missing:
-                raise ConfigError(f"{path}: systems: {missing} (trace {n})")
+                hint = "; give one in the spec's [profiles] table" if "profile" in missing else ""
+                raise ConfigError(f"{path}: systems: {missing} (trace {n}){hint}")
     no_weights = [n for n, t in traces.items() if t.weights is None]
     if "adap-gating" in systems and no_weights:
         raise ConfigError(f"{path}: systems: adap-gating needs gate weights, and trace {no_weights[0]!r} has none")
@@ -480,7 +487,7 @@ def parse_spec(raw: dict, path=Path("<spec>"), *, max_points: int = MAX_POINTS) 
     points, seen, collapsed = [], set(), 0
     for tname, p, s, setting in itertools.product(traces, presets, systems, settings):
         point = _point(tname, traces[tname], p, s, setting, profile_names.get(tname))
-        key = point_key(digests[tname] if "predictor" in knobs_used(s) else plain[tname], point)
+        key = point_key(digests[tname] if uses_profile(s) else plain[tname], point)
         if key in seen:
             collapsed += 1
             continue
@@ -555,6 +562,8 @@ def run_point(trace, point: dict, dims, predictions=None, profile=None, phase: s
                      profile=profile)
     elif point["lookahead"] is not None:
         knobs = dict(lookahead=point["lookahead"])
+    if get_system(point["system"]).pinned_share:   # hot-set counts its experts on the profile
+        knobs["profile"] = profile
     return simulate(trace, hw, point["system"], dims=dims, predictions=predictions, phase=phase,
                     batch=point["batch"], **knobs)
 
@@ -567,7 +576,8 @@ def _point(tname: str, trace, preset_name: str, system: str, setting: dict, prof
     # changes the key, so its old results are not reused
     hw = machine(preset_name, setting)
     # "split" changes what every system simulates; a profile trace only what a predictor learns
-    profile = profile if profile == SPLIT or "predictor" in used else None
+    # and which experts hot-set pins
+    profile = profile if profile == SPLIT or uses_profile(system) else None
     return {"trace": tname, "preset": preset_name, "system": system, "profile": profile,
             **{k: (int(v) if k in INTEGER_PARAMETERS else v) if k in used else None for k, v in knobs.items()},
             **{k: (None if getattr(hw, k) is None else float(getattr(hw, k))) for k in HARDWARE_PARAMETERS},
