@@ -161,6 +161,11 @@ def test_report_disk_full_is_one_line(monkeypatch, tmp_path, small, capsys):
      "context must be a number of tokens from 0 to 2147483647, got many\n"),
     (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", ""],
      "context must be a number of tokens from 0 to 2147483647, got ''\n"),
+    # float() reads these; a typed context is a plain ASCII decimal
+    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "1_000"],
+     "context must be a number of tokens from 0 to 2147483647, got 1_000\n"),
+    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "\u0663"],
+     "context must be a number of tokens from 0 to 2147483647, got \u0663\n"),
 ])
 def test_bad_arguments_are_one_line(capsys, argv, words):
     assert main(argv) == 2

@@ -78,6 +78,8 @@ def test_samples_are_seeded(spec_file):
     (spec_text().replace("lookahead = [1, 2]", 'dataflow = ["os", "rs"]'), "parameters.dataflow: unknown dataflow 'rs'"),
     (spec_text().replace("lookahead = [1, 2]", "batch = [1, 49]"), "parameters.batch: 49 is out of range 1..48"),
     (spec_text().replace("lookahead = [1, 2]", "batch = [2.5]"), "parameters.batch: a whole number, got 2.5"),
+    (spec_text().replace('presets = ["accelerator"]', 'presets = ["accelerator", "gpu-pcie"]').replace(
+        "lookahead = [1, 2]", 'dataflow = ["ws"]'), "parameters.dataflow: preset 'gpu-pcie' has no PE array"),
 ])
 def test_spec_errors_name_file_field_and_value(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -441,6 +443,7 @@ def test_trace_paths_are_the_specs_and_special_files_are_named(tmp_path, monkeyp
 @pytest.mark.parametrize("args, message", [(["--batch-size", "-3"], "--batch-size: a whole number >= 1, got -3"),
                                            (["--tolerance", "1"], "--tolerance: a relative difference"),
                                            (["--tolerance", "nan"], "--tolerance: a relative difference"),
+                                           (["--out", __file__], "is not a folder; the results go in a folder"),
                                            (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"],
                                             "--workers 2 sizes a local cluster; the scheduler")])
 def test_bad_arguments_print_nothing_before_their_error(tmp_path, capsys, args, message):

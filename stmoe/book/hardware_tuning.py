@@ -166,17 +166,23 @@ def explored_designs(spec=EXPLORE_SPEC) -> list[dict]:
 def front_headline(rows: list[dict], objectives=("buffer_area_mm2", "latency_per_token_s"),
                    tolerance: float = TOLERANCE) -> str:
     """Who is on the Pareto front (`stmoe.sim.pareto.pareto_front`, objectives within the
-    relative `tolerance` counting as equal; the headline says which), along its first
-    objective: each run of one system with the buffer sizes it spans."""
+    relative `tolerance` counting as equal; the headline says which). Over two objectives, along
+    the first: each run of one system with the buffer sizes it spans. Over more, where the front
+    has no order: each system with the sizes it spans and how many of its designs are there
+    (designs that differ in settings other than the buffer would repeat a size)."""
     front = pareto_front(rows, objectives, tolerance)
     runs: list[list[dict]] = []
     for r in front:
-        if not runs or runs[-1][0]["system"] != r["system"]:
-            runs.append([])
-        runs[-1].append(r)
+        if len(objectives) == 2 and runs and runs[-1][0]["system"] == r["system"]:
+            runs[-1].append(r)
+        elif len(objectives) != 2 and any(run[0]["system"] == r["system"] for run in runs):
+            next(run for run in runs if run[0]["system"] == r["system"]).append(r)
+        else:
+            runs.append([r])
     parts = []
     for run in runs:
         sizes = sorted({r["buffer_bytes"] / 2 ** 20 for r in run})
         span = f"{sizes[0]:.3g} MiB" if len(sizes) == 1 else f"{sizes[0]:.3g}-{sizes[-1]:.3g} MiB"
-        parts.append(f"{run[0]['system']} {span}")
+        count = f" ({len(run)} design{'s' if len(run) > 1 else ''})" if len(objectives) != 2 else ""
+        parts.append(f"{run[0]['system']} {span}{count}")
     return f"{len(front)} of {len(rows)} designs on the front ({tolerance_note(tolerance)}): " + ", ".join(parts)

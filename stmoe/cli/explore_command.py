@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import sys
 import threading
+from pathlib import Path
 
 from stmoe.cli.output import format_table
 from stmoe.errors import ConfigError, StmoeError
@@ -58,6 +59,8 @@ def run(args) -> int:
         raise ConfigError(f"--tolerance: a relative difference, 0 <= FRACTION < 1, got {args.tolerance}")
     if args.out is not None and not args.out.strip():
         raise ConfigError(f"--out: an empty folder name ({args.out!r})")
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out: {args.out} is not a folder; the results go in a folder of Parquet parts")
     if args.scheduler is not None and args.workers is not None:
         raise ConfigError(f"--workers {args.workers} sizes a local cluster; the scheduler {args.scheduler!r} has its own workers")
     # trying the parameters' extremes is seconds, but a fresh install first compiles the

@@ -501,6 +501,8 @@ def explore(spec, out=None, *, scheduler: str | None = None, workers: int | None
     log = log or print
     progress = progress or TerminalProgress()
     run = ExploreRun(out, len(spec.points), notes=list(spec.notes))
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: not a folder; the results go in a folder of Parquet parts (give another --out)")
     if not {p["key"] for p in spec.points} - finished_keys(out):
         run.skipped = run.points
         run.notes.append(f"{run.skipped} of {run.points} points already in {out}: skipped")

@@ -33,7 +33,7 @@ Range points are rounded: whole numbers for `lookahead`, `budget`, `buffer_bytes
 points, is said in the notes.
 
 Profiles: without one, st-moe's tables learn online only, from the simulated trace's earlier
-sequences. "split" applies `stmoe.splits.split`: st-moe is profiled on the trace's first half
+sequences, and hot-set, which pins the experts a profile uses most, cannot run. "split" applies `stmoe.splits.split`: st-moe is profiled on the trace's first half
 and every system on that trace simulates the second half. A trace given as profile must hold
 other tokens of the same model (checked as `stmoe simulate --profile` checks it). The row's
 `profile` column says which (None, "split" or the trace's name).
@@ -222,7 +222,8 @@ def _grid_size(path, params: dict, runs: int, samples: int, max_points: int) -> 
     if total > max_points:
         raise ConfigError(f"{path}: the grid has {total:,} points ({runs} trace x preset x system runs of "
                           f"{settings:,} settings{f' + {samples:,} samples' if samples else ''}), more than "
-                          f"the maximum of {max_points:,} (max_points; stmoe explore --max-points)")
+                          f"the maximum of {max_points:,} (max_points; stmoe explore --max-points), counted before "
+                          "the points of systems that ignore a knob are merged")
     return total
 
 
@@ -269,6 +270,10 @@ def _check_value(where: str, name: str, v, traces: dict, dims: dict, presets: li
     if name == "dataflow":
         if v not in DATAFLOWS:
             raise ConfigError(f"{where}: unknown dataflow {v!r}; valid: {', '.join(DATAFLOWS)}")
+        for p in presets:
+            if preset(p).pe_array is None:
+                raise ConfigError(f"{where}: preset {p!r} has no PE array, so no dataflow to choose "
+                                  "(give it pe_rows and pe_cols, or leave dataflow out)")
         _check_machine(where.rsplit(".", 1)[0], {name: v}, presets)
         return
     if isinstance(v, bool) or not isinstance(v, (int, float)):

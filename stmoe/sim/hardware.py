@@ -18,6 +18,7 @@ A token's sizes come from the model (`model_dims` -> `ModelDims`): the shape fro
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from math import isqrt
 
@@ -513,12 +514,16 @@ def model_dims(trace, *, model: str | None = None, hidden: int | None = None, ff
                      notes=tuple(notes))
 
 
+PLAIN_DECIMAL = re.compile(r"\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*", re.ASCII)
+
+
 def check_context(tokens, as_given: str | None = None) -> float:
     """`tokens` of KV cache a decoded token reads, as a plain float, when it is a number from 0
     to `MAX_CONTEXT`; else a ConfigError quoting `as_given`, the value as the user typed it
     (a command line's "-5", not the float "-5.0"; default: repr of `tokens`)."""
     try:
-        ctx = float(tokens)
+        # float() also reads "1_000" and non-ASCII digits; a typed value is a plain decimal
+        ctx = np.nan if isinstance(tokens, str) and not PLAIN_DECIMAL.fullmatch(tokens) else float(tokens)
     except (TypeError, ValueError):
         ctx = np.nan
     if not 0 <= ctx <= MAX_CONTEXT:   # also refuses nan
