@@ -535,3 +535,15 @@ def test_a_slow_spec_check_says_what_it_is_doing(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.splitlines()
     assert err[0].endswith("checking each parameter's extremes on a few tokens (a fresh install compiles the "
                            "simulator first, about a minute)") and err[1] == "stmoe: error: stop here"
+
+
+def test_the_front_marks_systems_that_change_routing(tmp_path, capsys):
+    # adapmoe skips experts, so it can top a front it is not comparable on; the table says so
+    spec = tmp_path / "g.toml"
+    spec.write_text(f'traces = ["{TRACE}"]\npresets = ["accelerator"]\nsystems = ["on-demand", "adapmoe"]\n'
+                    "[parameters]\nbuffer_bytes = [4194304]\n")
+    assert main(["explore", str(spec), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "\nadapmoe *" in out and "\non-demand " in out
+    assert out.rstrip().endswith("* changes the model's routing (replayed here on the trace's routing): not the "
+                                 "same model output as the others")

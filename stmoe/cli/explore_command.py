@@ -13,6 +13,7 @@ from pathlib import Path
 
 from stmoe.cli.output import format_table
 from stmoe.errors import ConfigError, StmoeError
+from stmoe.sim.comparison import marked
 from stmoe.sim.explore import check_workers, default_out, explore, max_workers, read_results
 from stmoe.sim.explore_spec import MAX_POINTS, read_spec
 from stmoe.sim.pareto import OBJECTIVES, TOLERANCE, pareto_front, tolerance_note
@@ -105,8 +106,11 @@ def run(args) -> int:
         print(f"\n{trace} on {preset}{f', batch {batch}' if batch != 1 else ''}: Pareto front over "
               f"latency, energy and buffer area, {len(front)} of {len(group)} points "
               f"({tolerance_note(args.tolerance)})")
-        print(format_table([{"system": r["system"], **dict(_setting(k, r.get(k)) for k in varied),
+        print(format_table([{"system": marked(r), **dict(_setting(k, r.get(k)) for k in varied),
                              "µs / token": r["latency_per_token_s"] * 1e6,
                              "µJ / token": r["energy_per_token_j"] * 1e6, "area mm²": r["buffer_area_mm2"]}
                             for r in front]))
+        if any(r["changes_routing"] for r in front):
+            print("* changes the model's routing (replayed here on the trace's routing): not the same model "
+                  "output as the others")
     return 0
