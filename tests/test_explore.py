@@ -444,6 +444,7 @@ def test_trace_paths_are_the_specs_and_special_files_are_named(tmp_path, monkeyp
                                            (["--tolerance", "1"], "--tolerance: a relative difference"),
                                            (["--tolerance", "nan"], "--tolerance: a relative difference"),
                                            (["--out", __file__], "is not a folder; the results go in a folder"),
+                                           (["--out", f"{__file__}/sub"], "is not a folder; the results go in a folder"),
                                            (["--workers", "2", "--scheduler", "tcp://127.0.0.1:9"],
                                             "--workers 2 sizes a local cluster; the scheduler")])
 def test_bad_arguments_print_nothing_before_their_error(tmp_path, capsys, args, message):
@@ -533,8 +534,8 @@ def test_a_slow_spec_check_says_what_it_is_doing(tmp_path, capsys, monkeypatch):
     spec.write_text(spec_text())
     assert main(["explore", str(spec)]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0].endswith("checking each parameter's extremes on a few tokens (a fresh install compiles the "
-                           "simulator first, about a minute)") and err[1] == "stmoe: error: stop here"
+    assert err[0].endswith("checking each parameter's extremes on a few tokens (on a fresh install this also "
+                           "compiles the simulator, about a minute)") and err[1] == "stmoe: error: stop here"
 
 
 def test_the_front_marks_systems_that_change_routing(tmp_path, capsys):

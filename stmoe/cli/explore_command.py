@@ -60,15 +60,17 @@ def run(args) -> int:
         raise ConfigError(f"--tolerance: a relative difference, 0 <= FRACTION < 1, got {args.tolerance}")
     if args.out is not None and not args.out.strip():
         raise ConfigError(f"--out: an empty folder name ({args.out!r})")
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ConfigError(f"--out: {args.out} is not a folder; the results go in a folder of Parquet parts")
+    if args.out is not None:   # the folder, or the first of its parents that exists, must be a folder
+        there = next((p for p in (Path(args.out), *Path(args.out).parents) if p.exists()), Path("."))
+        if not there.is_dir():
+            raise ConfigError(f"--out: {there} is not a folder; the results go in a folder of Parquet parts")
     if args.scheduler is not None and args.workers is not None:
         raise ConfigError(f"--workers {args.workers} sizes a local cluster; the scheduler {args.scheduler!r} has its own workers")
     # trying the parameters' extremes is seconds, but a fresh install first compiles the
     # simulator's kernels (about 40 s on two cores): say so rather than seem to hang
     slow = threading.Timer(2.0, lambda: print(
-        f"{args.spec}: checking each parameter's extremes on a few tokens (a fresh install compiles "
-        "the simulator first, about a minute)", file=sys.stderr, flush=True))
+        f"{args.spec}: checking each parameter's extremes on a few tokens (on a fresh install this "
+        "also compiles the simulator, about a minute)", file=sys.stderr, flush=True))
     slow.daemon = True
     slow.start()
     try:
@@ -102,8 +104,10 @@ def run(args) -> int:
         group = [r for r in rows if (r["trace"], r["preset"], r["batch"]) == (trace, preset, batch)]
         front = pareto_front(group, OBJECTIVES, args.tolerance)
         # the settings that tell this table's designs apart (a preset's constants do not)
-        varied = [k for k in settings if len({repr(r.get(k)) for r in group}) > 1]
-        print(f"\n{trace} on {preset}{f', batch {batch}' if batch != 1 else ''}: Pareto front over "
+        varied = [k for k in settings if len({repr(r.get(k)) for r in group}) > 1
+                  and any(r.get(k) is not None for r in front)]
+        named = batch != 1 or len({r["batch"] for r in rows}) > 1
+        print(f"\n{trace} on {preset}{f', batch {batch}' if named else ''}: Pareto front over "
               f"latency, energy and buffer area, {len(front)} of {len(group)} points "
               f"({tolerance_note(args.tolerance)})")
         print(format_table([{"system": marked(r), **dict(_setting(k, r.get(k)) for k in varied),

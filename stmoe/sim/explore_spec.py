@@ -503,7 +503,7 @@ def parse_spec(raw: dict, path=Path("<spec>"), *, max_points: int = MAX_POINTS) 
                      "that told them apart (e.g. on-demand has no lookahead, budget or predictor)")
     for n, value in profile_names.items():
         if value == SPLIT:
-            notes.append(f"profiles.{n}: split (stmoe.splits.split): st-moe profiled on "
+            notes.append(f"profiles.{n}: split (stmoe.splits.split): the profile is "
                          f"{profiles[n].num_tokens} tokens, every system simulated on the other "
                          f"{traces[n].num_tokens}")
     return Spec(str(path), traces, digests, points, profiles=profiles, models=models, collapsed=collapsed,
