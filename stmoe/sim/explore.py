@@ -83,7 +83,7 @@ LOCAL_CLUSTER_CONFIG = {
     # worker, whose tasks run on a thread of their own (glibc gives it its own heap) and where
     # Dask sets MALLOC_TRIM_THRESHOLD_=64 KiB (which also fixes glibc's mmap threshold at 128
     # KiB), each free returned them to the kernel and the next point faulted them in again:
-    # 430-700 page faults and 1.0-1.35 ms of system CPU a point (+5-6%), against none in one
+    # 430-880 page faults and 1.0-1.35 ms of system CPU a point (+5-6%), against none in one
     # process (measured on benchmarks/bench_explore.py's grids). Up to 32 MiB (glibc's own
     # ceiling for its adaptive mmap threshold) they now come from the heap, and a trim leaves
     # 64 MiB free at its top: 0-3 faults a point. Dask's trimming still returns what is beyond.
