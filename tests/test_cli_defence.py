@@ -139,6 +139,10 @@ def test_report_disk_full_is_one_line(monkeypatch, tmp_path, small, capsys):
 
 
 # ---------------------------------------------------------------- arguments that used to crash or mislead
+CONTEXT = ["simulate", "tiny-moe-code", "--system", "on-demand", "--context"]
+BAD_CONTEXT = "context must be a number of tokens from 0 to 2147483647, got "
+
+
 @pytest.mark.parametrize("argv,words", [
     (["simulate", "tiny-moe-code", "--system", "st-moe", "--sweep", "buffer_bytes=1e30"],
      "buffer of 1e+30 bytes holds"),
@@ -150,22 +154,11 @@ def test_report_disk_full_is_one_line(monkeypatch, tmp_path, small, capsys):
     (["record", "m", "-o", "x.npz", "--text", "t.txt", "--max-sequences", "-1"], "--max-sequences must be >= 1"),
     (["info", "x" * 300 + ".npz"], "File name too long"),
     # inf in the KV-cache bytes made every latency inf and the error named no field
-    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "1e306"],
-     "context must be a number of tokens from 0 to 2147483647, got 1e306"),
-    # the value as given, not as the float it was parsed to ("-5.0")
-    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "-5"],
-     "context must be a number of tokens from 0 to 2147483647, got -5\n"),
-    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", " nan "],
-     "context must be a number of tokens from 0 to 2147483647, got nan\n"),
-    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "many"],
-     "context must be a number of tokens from 0 to 2147483647, got many\n"),
-    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", ""],
-     "context must be a number of tokens from 0 to 2147483647, got ''\n"),
-    # float() reads these; a typed context is a plain ASCII decimal
-    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "1_000"],
-     "context must be a number of tokens from 0 to 2147483647, got 1_000\n"),
-    (["simulate", "tiny-moe-code", "--system", "on-demand", "--context", "\u0663"],
-     "context must be a number of tokens from 0 to 2147483647, got \u0663\n"),
+    (CONTEXT + ["1e306"], BAD_CONTEXT + "1e306"),
+    # the value as given, not as the float it was parsed to ("-5.0"); and float() reads "1_000"
+    # and non-ASCII digits, where a typed context is a plain ASCII decimal
+    *[(CONTEXT + [given], f"{BAD_CONTEXT}{shown}\n") for given, shown in
+      [("-5", "-5"), (" nan ", "nan"), ("many", "many"), ("", "''"), ("1_000", "1_000"), ("\u0663", "\u0663")]],
 ])
 def test_bad_arguments_are_one_line(capsys, argv, words):
     assert main(argv) == 2
